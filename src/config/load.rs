@@ -1,0 +1,340 @@
+//! Reading configuration files: TOML syntax → spanned tree → one serde pass per entry.
+//!
+//! Each `[upstreams.X]`, `[apis.A.routes."K"]`, `[stages.S]`, … is deserialized on its
+//! own from the spanned tree, so every broken entry is reported, each with its exact
+//! position. `include` globs are expanded relative to the including file.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::errors::{Errors, Pos, SourceFile, Sources};
+use super::model;
+
+/// A named entry of a map (`[upstreams.users]`) with where its name was written.
+#[derive(Debug)]
+pub struct Entry<T> {
+    pub name: String,
+    pub at: Pos,
+    pub value: T,
+}
+
+impl<T> Entry<T> {
+    /// The position of a span inside this entry's file.
+    pub fn pos(&self, span: Range<usize>) -> Pos {
+        Pos {
+            file: self.at.file,
+            span,
+        }
+    }
+}
+
+/// The whole configuration, merged across includes, not yet validated.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub sources: Sources,
+    pub gateway: Option<Entry<model::Gateway>>,
+    pub access_log: Option<Entry<model::AccessLog>>,
+    pub upstreams: Vec<Entry<model::Upstream>>,
+    /// Routes with the name of the API they belong to.
+    pub routes: Vec<(String, Entry<model::Route>)>,
+    pub apis: Vec<Entry<()>>,
+    pub stages: Vec<Entry<model::Stage>>,
+    pub usage_plans: Vec<Entry<model::UsagePlan>>,
+    pub api_keys: Vec<Entry<model::ApiKey>>,
+}
+
+/// Reads `path` and everything it includes. Errors are collected, not returned early.
+pub fn load_file(path: &Path) -> Result<Config, Errors> {
+    let mut cfg = Config::default();
+    let mut errors = Errors::default();
+    match std::fs::read_to_string(path) {
+        Ok(text) => read_into(&mut cfg, &mut errors, path.to_path_buf(), text, 0),
+        Err(e) => errors.push_plain(format!("cannot read {}: {e}", path.display())),
+    }
+    finish(cfg, errors)
+}
+
+/// Reads a configuration from text (the built-in quickstart, tests, fuzzing).
+/// `name` is what error messages call the file; includes resolve against the cwd.
+pub fn load_str(name: &str, text: &str) -> Result<Config, Errors> {
+    let mut cfg = Config::default();
+    let mut errors = Errors::default();
+    read_into(&mut cfg, &mut errors, PathBuf::from(name), text.to_string(), 0);
+    finish(cfg, errors)
+}
+
+fn finish(cfg: Config, mut errors: Errors) -> Result<Config, Errors> {
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        errors.sources = cfg.sources;
+        Err(errors)
+    }
+}
+
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String, depth: usize) {
+    let file = cfg.sources.files.len();
+    cfg.sources.files.push(SourceFile {
+        path: path.clone(),
+        text,
+    });
+    // The tree borrows the text; take a copy so `cfg` stays mutable while we walk it.
+    let text = cfg.sources.files[file].text.clone();
+    let (root, syntax) = DeTable::parse_recoverable(&text);
+    let had_syntax_errors = !syntax.is_empty();
+    for e in syntax {
+        errors.push_toml(file, &e);
+    }
+    if had_syntax_errors {
+        // A tree recovered from broken syntax would produce confusing follow-on errors.
+        return;
+    }
+    let mut includes = Vec::new();
+    for (key, value) in root.get_ref().iter() {
+        let at = Pos {
+            file,
+            span: key.span(),
+        };
+        match &**key.get_ref() {
+            "include" => match de::<Vec<Spanned<String>>>(value) {
+                Ok(list) => includes = list,
+                Err(e) => errors.push_toml(file, &e),
+            },
+            "gateway" => single(&mut cfg.gateway, errors, "gateway", at, value),
+            "access_log" => single(&mut cfg.access_log, errors, "access_log", at, value),
+            "upstreams" => entries(&mut cfg.upstreams, errors, file, value),
+            "stages" => entries(&mut cfg.stages, errors, file, value),
+            "usage_plans" => entries(&mut cfg.usage_plans, errors, file, value),
+            "api_keys" => entries(&mut cfg.api_keys, errors, file, value),
+            "apis" => apis(cfg, errors, file, value),
+            other => errors.push(
+                at,
+                format!("unknown key `{other}`"),
+                Some("top-level tables are include, gateway, access_log, upstreams, apis, stages, usage_plans, api_keys"),
+            ),
+        }
+    }
+    for inc in includes {
+        if depth >= MAX_INCLUDE_DEPTH {
+            errors.push(Pos { file, span: inc.span() }, "includes nested too deeply".into(), None);
+            continue;
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        match expand_glob(base, inc.get_ref()) {
+            Ok(paths) if paths.is_empty() => errors.push(
+                Pos { file, span: inc.span() },
+                format!("include `{}` matches no file", inc.get_ref()),
+                None,
+            ),
+            Ok(paths) => {
+                for p in paths {
+                    match std::fs::read_to_string(&p) {
+                        Ok(t) => read_into(cfg, errors, p, t, depth + 1),
+                        Err(e) => errors.push(
+                            Pos { file, span: inc.span() },
+                            format!("cannot read included {}: {e}", p.display()),
+                            None,
+                        ),
+                    }
+                }
+            }
+            Err(msg) => errors.push(Pos { file, span: inc.span() }, msg, None),
+        }
+    }
+}
+
+fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
+    T::deserialize(ValueDeserializer::from(value.clone()))
+}
+
+fn single<T: DeserializeOwned>(
+    slot: &mut Option<Entry<T>>,
+    errors: &mut Errors,
+    name: &str,
+    at: Pos,
+    value: &Spanned<DeValue<'_>>,
+) {
+    if slot.is_some() {
+        errors.push(at, format!("[{name}] is defined in more than one file"), None);
+        return;
+    }
+    match de::<T>(value) {
+        Ok(v) => {
+            *slot = Some(Entry {
+                name: name.to_string(),
+                at,
+                value: v,
+            })
+        }
+        Err(e) => errors.push_toml(at.file, &e),
+    }
+}
+
+fn table<'a, 'i>(
+    errors: &mut Errors,
+    file: usize,
+    value: &'a Spanned<DeValue<'i>>,
+) -> Option<&'a DeTable<'i>> {
+    let t = value.get_ref().as_table();
+    if t.is_none() {
+        errors.push(
+            Pos {
+                file,
+                span: value.span(),
+            },
+            format!("expected a table, found {}", value.get_ref().type_str()),
+            None,
+        );
+    }
+    t
+}
+
+fn entries<T: DeserializeOwned>(
+    out: &mut Vec<Entry<T>>,
+    errors: &mut Errors,
+    file: usize,
+    value: &Spanned<DeValue<'_>>,
+) {
+    let Some(t) = table(errors, file, value) else {
+        return;
+    };
+    for (key, v) in t.iter() {
+        let at = Pos {
+            file,
+            span: key.span(),
+        };
+        let name = key.get_ref().to_string();
+        if out.iter().any(|e| e.name == name) {
+            errors.push(at, format!("`{name}` is defined more than once"), None);
+            continue;
+        }
+        match de::<T>(v) {
+            Ok(value) => out.push(Entry { name, at, value }),
+            Err(e) => errors.push_toml(file, &e),
+        }
+    }
+}
+
+fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeValue<'_>>) {
+    let Some(t) = table(errors, file, value) else {
+        return;
+    };
+    for (api_key, api_value) in t.iter() {
+        let api = api_key.get_ref().to_string();
+        let at = Pos {
+            file,
+            span: api_key.span(),
+        };
+        if !cfg.apis.iter().any(|e| e.name == api) {
+            cfg.apis.push(Entry {
+                name: api.clone(),
+                at: at.clone(),
+                value: (),
+            });
+        }
+        let Some(api_table) = table(errors, file, api_value) else {
+            continue;
+        };
+        for (k, v) in api_table.iter() {
+            if &**k.get_ref() != "routes" {
+                errors.push(
+                    Pos { file, span: k.span() },
+                    format!("unknown key `{}` in api `{api}`", k.get_ref()),
+                    Some("an API holds only `routes`"),
+                );
+                continue;
+            }
+            let mut routes = Vec::new();
+            entries::<model::Route>(&mut routes, errors, file, v);
+            for r in routes {
+                if cfg.routes.iter().any(|(a, e)| *a == api && e.name == r.name) {
+                    errors.push(r.at, format!("route `{}` is defined more than once", r.name), None);
+                } else {
+                    cfg.routes.push((api.clone(), r));
+                }
+            }
+        }
+    }
+}
+
+/// Expands `dir/*.toml`-style patterns: `*` and `?` in the last component only.
+fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let full = base.join(pattern);
+    let name = full
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("include `{pattern}` has no file name"))?;
+    if !name.contains(['*', '?']) {
+        return Ok(vec![full.clone()]);
+    }
+    let dir = full.parent().unwrap_or(Path::new("."));
+    if dir.to_string_lossy().contains(['*', '?']) {
+        return Err(format!("include `{pattern}`: wildcards are allowed in the file name only"));
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("include `{pattern}`: {}: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| wildcard_match(name.as_bytes(), n.as_bytes())))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn wildcard_match(pat: &[u8], s: &[u8]) -> bool {
+    match (pat.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => wildcard_match(&pat[1..], s) || (!s.is_empty() && wildcard_match(pat, &s[1..])),
+        (Some(b'?'), Some(_)) => wildcard_match(&pat[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => wildcard_match(&pat[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match(b"*.toml", b"a.toml"));
+        assert!(!wildcard_match(b"*.toml", b"a.tom"));
+        assert!(wildcard_match(b"a?c", b"abc"));
+        assert!(!wildcard_match(b"a?c", b"ac"));
+    }
+
+    #[test]
+    fn every_broken_entry_is_reported_with_its_position() {
+        let text = r#"
+[upstreams.a]
+targets = ["127.0.0.1:1"]
+bogus = 1
+
+[upstreams.b]
+targets = 5
+
+[apis.shop.routes."GET /x"]
+integration = { type = "mock", body = "x" }
+tmeout = "5s"
+"#;
+        let errs = load_str("t.toml", text).unwrap_err();
+        let rendered = errs.to_string();
+        assert_eq!(errs.len(), 3, "{rendered}");
+        assert!(rendered.contains("t.toml:4:1"), "{rendered}");
+        assert!(rendered.contains("t.toml:7:11"), "{rendered}");
+        assert!(rendered.contains("t.toml:11:1"), "{rendered}");
+        assert!(rendered.contains("tmeout"), "{rendered}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let errs = load_str("s.toml", "[gateway]\nlisten = [\"a\"\n").unwrap_err();
+        assert!(errs.to_string().contains("s.toml:2:"), "{errs}");
+    }
+}

@@ -1,0 +1,206 @@
+//! The TOML model of DESIGN §3, one struct per table, `deny_unknown_fields` everywhere.
+//!
+//! Values an operator can get wrong in ways serde cannot see (durations, sizes,
+//! addresses, route keys, references between tables) are kept as `Spanned` so that
+//! validation can point at them. The loader (`load.rs`) deserializes each map entry on
+//! its own, so a broken route does not hide the errors of the next one.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    pub listen: Option<Vec<Spanned<String>>>,
+    pub admin: Option<Spanned<String>>,
+    pub workers: Option<usize>,
+    pub state_dir: Option<String>,
+    pub throttle: Option<Throttle>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_body: Option<Spanned<String>>,
+    /// Largest request head (request line + headers) accepted; larger → 431.
+    pub max_header_size: Option<Spanned<String>>,
+    /// How long a client may take to send a complete request head.
+    pub header_timeout: Option<Spanned<String>>,
+    /// How long an idle keep-alive connection is kept open.
+    pub idle_timeout: Option<Spanned<String>>,
+    /// How long SIGTERM waits for in-flight requests before exiting.
+    pub drain_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls: Vec<Tls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub listen: Spanned<String>,
+    pub certs: Vec<TlsCert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCert {
+    pub hosts: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    pub path: String,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub targets: Vec<Spanned<Target>>,
+    pub balance: Option<Spanned<String>>,
+    pub health: Option<Health>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Target {
+    Addr(String),
+    Weighted(WeightedTarget),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedTarget {
+    pub addr: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub path: String,
+    pub interval: Option<Spanned<String>>,
+    pub unhealthy_after: Option<u32>,
+    pub healthy_after: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub integration: Spanned<Integration>,
+    #[serde(default)]
+    pub api_key_required: bool,
+    pub cache: Option<RouteCache>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Integration {
+    // Internally tagged enums are buffered by serde, which loses spans: errors in
+    // an integration point at the integration itself.
+    HttpProxy {
+        uri: String,
+    },
+    Mock {
+        #[serde(default = "default_status")]
+        status: u16,
+        #[serde(default)]
+        body: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCache {
+    #[serde(default)]
+    pub key: Vec<String>,
+    pub ttl: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub api: Spanned<String>,
+    #[serde(default = "any_host")]
+    pub hosts: Vec<Spanned<String>>,
+    pub base_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    pub throttle: Option<Throttle>,
+    #[serde(default)]
+    pub routes: BTreeMap<Spanned<String>, StageRoute>,
+    pub cache: Option<StageCache>,
+    pub canary: Option<Canary>,
+}
+
+fn any_host() -> Vec<Spanned<String>> {
+    vec![Spanned::new(0..0, "*".to_string())]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRoute {
+    pub throttle: Option<Throttle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageCache {
+    pub capacity: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<String>>,
+    pub invalidation: Option<String>,
+    pub unauthorized: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub percent: f64,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePlan {
+    #[serde(default)]
+    pub stages: Vec<Spanned<String>>,
+    pub throttle: Option<Throttle>,
+    pub quota: Option<Quota>,
+    #[serde(default)]
+    pub invalidate_cache: bool,
+    #[serde(default)]
+    pub routes: BTreeMap<String, Throttle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub key: Option<Spanned<String>>,
+    pub key_sha256: Option<Spanned<String>>,
+    pub plan: Spanned<String>,
+}

@@ -1,0 +1,131 @@
+//! The admin listener (DESIGN §6): `/healthz`, `/ready`, `/config`, `POST /reload`.
+//! One plain thread with blocking sockets: admin traffic is rare and must never
+//! compete with workers. Loopback by default; never put it on a public address.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::reload::{self, ConfigSource, ReloadStats};
+use crate::plan::PlanHandle;
+use crate::proto::h1::{parse_request, RequestHead};
+use crate::worker::Shutdown;
+
+pub struct Admin {
+    pub plan: PlanHandle,
+    pub source: ConfigSource,
+    pub shutdown: Arc<Shutdown>,
+    pub stats: Arc<ReloadStats>,
+}
+
+pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
+    crate::worker::listener::ensure_free(addr)?;
+    let l = TcpListener::bind(addr)?;
+    let bound = l.local_addr()?;
+    std::thread::Builder::new()
+        .name("turnpike-admin".into())
+        .spawn(move || {
+            for s in l.incoming().flatten() {
+                let _ = serve(s, &admin);
+            }
+        })?;
+    Ok(bound)
+}
+
+fn serve(mut s: TcpStream, admin: &Admin) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut head = RequestHead::default();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match parse_request(&buf, 16 << 10, &mut head) {
+            Ok(Some(_)) => break,
+            Ok(None) => {}
+            Err(_) => return respond(&mut s, 400, r#"{"message":"Bad Request"}"#),
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let (status, body) = route(head.method(), head.path(), admin);
+    respond(&mut s, status, &body)
+}
+
+fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
+    match (method, path) {
+        (b"GET" | b"HEAD", "/healthz") => (200, r#"{"status":"ok"}"#.into()),
+        (b"GET" | b"HEAD", "/ready") => {
+            if admin.shutdown.is_draining() {
+                (503, r#"{"ready":false,"reason":"draining"}"#.into())
+            } else {
+                (200, r#"{"ready":true}"#.into())
+            }
+        }
+        (b"GET", "/config") => {
+            let p = admin.plan.load();
+            let loaded = p.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let sources: Vec<String> = p.sources.iter().map(|s| json_str(&s.display().to_string())).collect();
+            (
+                200,
+                format!(
+                    r#"{{"hash":"{:016x}","loaded_at":{loaded},"sources":[{}],"routes":{},"reloads_ok":{},"reloads_failed":{}}}"#,
+                    p.hash,
+                    sources.join(","),
+                    p.routes.len(),
+                    admin.stats.ok.load(Ordering::Relaxed),
+                    admin.stats.failed.load(Ordering::Relaxed),
+                ),
+            )
+        }
+        (b"POST", "/reload") => match reload::reload(&admin.plan, &admin.source, &admin.stats) {
+            Ok(p) => (200, format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash)),
+            Err(e) => {
+                let list: Vec<String> = e
+                    .list
+                    .iter()
+                    .map(|x| {
+                        let at = x.pos.as_ref().map(|p| e.sources.locate(p)).unwrap_or_default();
+                        json_str(&format!("{at}: {}", x.message))
+                    })
+                    .collect();
+                (400, format!(r#"{{"message":"reload failed","errors":[{}]}}"#, list.join(",")))
+            }
+        },
+        (_, "/healthz" | "/ready" | "/config" | "/reload") => (405, r#"{"message":"Method Not Allowed"}"#.into()),
+        _ => (404, r#"{"message":"Not Found"}"#.into()),
+    }
+}
+
+fn respond(s: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        crate::proto::h1::encode::reason(status),
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body.as_bytes())
+}
+
+/// A JSON string literal with everything that needs escaping escaped.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,75 @@
+//! Loading a plan and swapping it in. A reload that fails changes nothing and says why.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::{self, Errors};
+use crate::plan::{self, Plan, PlanHandle};
+use crate::{error, info, warn};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The built-in quickstart.
+    Builtin,
+}
+
+impl ConfigSource {
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Builtin => "built-in quickstart".into(),
+        }
+    }
+}
+
+/// Reads and compiles a plan.
+pub fn load(source: &ConfigSource) -> Result<Plan, Errors> {
+    let cfg = match source {
+        ConfigSource::File(p) => config::load_file(p)?,
+        ConfigSource::Builtin => config::load_str("quickstart.toml", config::QUICKSTART)?,
+    };
+    let cores = crate::worker::allowed_cores().len().max(1);
+    plan::compile(cfg, cores)
+}
+
+/// Counts of reloads, for the admin listener.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Recompiles and publishes. Settings that need new sockets or threads (listen,
+/// admin, workers) keep their running values and say so.
+pub fn reload(handle: &PlanHandle, source: &ConfigSource, stats: &ReloadStats) -> Result<Arc<Plan>, Errors> {
+    match load(source) {
+        Ok(mut next) => {
+            let current = handle.load();
+            if next.gateway.listen != current.gateway.listen
+                || next.gateway.admin != current.gateway.admin
+                || next.gateway.workers != current.gateway.workers
+            {
+                warn!("reload: listen, admin and workers changes take effect at the next restart");
+                next.gateway.listen = current.gateway.listen.clone();
+                next.gateway.admin = current.gateway.admin;
+                next.gateway.workers = current.gateway.workers;
+            }
+            for w in &next.warnings {
+                warn!("{w}");
+            }
+            let next = Arc::new(next);
+            handle.store(next.clone());
+            stats.ok.fetch_add(1, Ordering::Relaxed);
+            info!("reload: plan {:016x} active ({} routes)", next.hash, next.routes.len());
+            Ok(next)
+        }
+        Err(e) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            error!("reload failed, the previous plan keeps serving:\n{e}");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `turnpike run`: load, bind, start workers and the admin listener, then serve
+//! signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::admin::{self, Admin};
+use super::reload::{self, ConfigSource, ReloadStats};
+use crate::worker::{self, listener, Shutdown, WorkerSpec};
+use crate::{error, info, warn};
+
+pub fn run(source: ConfigSource) -> i32 {
+    let plan = match reload::load(&source) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    for w in &plan.warnings {
+        warn!("{w}");
+    }
+    let g = plan.gateway.clone();
+    // Signals are blocked in every thread (inherited) and taken synchronously here.
+    let signals = block_signals();
+
+    let (per_worker, bound) = match listener::bind_all(&g.listen, g.workers) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    let handle = Arc::new(ArcSwap::from_pointee(plan));
+    let shutdown = Arc::new(Shutdown::default());
+    let stats = Arc::new(ReloadStats::default());
+
+    let admin_addr = match g.admin {
+        Some(addr) => {
+            let a = Admin {
+                plan: handle.clone(),
+                source: source.clone(),
+                shutdown: shutdown.clone(),
+                stats: stats.clone(),
+            };
+            match admin::start(addr, a) {
+                Ok(bound) => Some(bound),
+                Err(e) => {
+                    error!("admin listener: {e}");
+                    return 1;
+                }
+            }
+        }
+        None => None,
+    };
+
+    let cores = worker::allowed_cores();
+    let mut threads = Vec::new();
+    for (id, listeners) in per_worker.into_iter().enumerate() {
+        let spec = WorkerSpec {
+            id,
+            core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
+            listeners,
+            plan: handle.clone(),
+            shutdown: shutdown.clone(),
+        };
+        match worker::spawn(spec) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                error!("cannot start worker {id}: {e}");
+                return 1;
+            }
+        }
+    }
+    for a in &bound {
+        info!("listening on {a} ({} workers, config: {})", g.workers, source.describe());
+    }
+    if let Some(a) = admin_addr {
+        info!("admin listening on {a}");
+    }
+
+    loop {
+        match wait_signal(&signals) {
+            libc::SIGHUP => {
+                info!("SIGHUP: reloading {}", source.describe());
+                let _ = reload::reload(&handle, &source, &stats);
+            }
+            libc::SIGTERM | libc::SIGINT => {
+                info!("draining: no new connections, finishing in-flight requests");
+                shutdown.start();
+                break;
+            }
+            _ => {}
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    info!("drained; exiting");
+    0
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: the set is initialised by sigemptyset before use; pthread_sigmask only
+    // reads it. Blocking before any thread starts makes every thread inherit the mask,
+    // so these signals are delivered to `sigwait` here and nowhere else.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is a valid initialised set and `sig` a valid out pointer.
+    let rc = unsafe { libc::sigwait(set, &mut sig) };
+    if rc != 0 {
+        return 0;
+    }
+    sig
+}

@@ -1,0 +1,102 @@
+//! What went wrong on a request, which side caused it, and what that means for the
+//! response, the connection and a retry. One place decides status, message and
+//! whether the connection survives (STYLE: errors say which side failed).
+
+/// Who failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we refuse.
+    Downstream,
+    /// The upstream refused, reset, timed out or answered badly.
+    Upstream,
+    /// The gateway itself (no route, no target, draining).
+    Gateway,
+}
+
+/// A failure the gateway answers itself (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Malformed request; framing may be in doubt, so the connection closes.
+    BadRequest,
+    HeadersTooLarge,
+    BodyTooLarge,
+    NotFound,
+    /// Allowed methods as router bits.
+    MethodNotAllowed(u16),
+    Forbidden,
+    /// Connect refused or timed out: nothing was sent, a retry elsewhere is safe.
+    UpstreamConnect,
+    /// The upstream closed or reset before any response byte.
+    UpstreamReset,
+    /// The upstream's response could not be parsed or framed.
+    UpstreamMalformed,
+    UpstreamTimeout,
+    Unavailable,
+}
+
+impl Error {
+    pub fn status(self) -> u16 {
+        match self {
+            Error::BadRequest => 400,
+            Error::HeadersTooLarge => 431,
+            Error::BodyTooLarge => 413,
+            Error::NotFound => 404,
+            Error::MethodNotAllowed(_) => 405,
+            Error::Forbidden => 403,
+            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => 502,
+            Error::UpstreamTimeout => 504,
+            Error::Unavailable => 503,
+        }
+    }
+
+    /// AWS's wording where AWS has one.
+    pub fn message(self) -> &'static str {
+        match self {
+            Error::BadRequest => "Bad Request",
+            Error::HeadersTooLarge => "Request Header Fields Too Large",
+            Error::BodyTooLarge => "Request Entity Too Large",
+            Error::NotFound => "Not Found",
+            Error::MethodNotAllowed(_) => "Method Not Allowed",
+            Error::Forbidden => "Forbidden",
+            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => "Bad Gateway",
+            Error::UpstreamTimeout => "Endpoint request timed out",
+            Error::Unavailable => "Service Unavailable",
+        }
+    }
+
+    pub fn side(self) -> Side {
+        match self {
+            Error::BadRequest | Error::HeadersTooLarge | Error::BodyTooLarge => Side::Downstream,
+            Error::UpstreamConnect
+            | Error::UpstreamReset
+            | Error::UpstreamMalformed
+            | Error::UpstreamTimeout => Side::Upstream,
+            Error::NotFound | Error::MethodNotAllowed(_) | Error::Forbidden | Error::Unavailable => Side::Gateway,
+        }
+    }
+
+    /// Whether the client connection must close after this answer: the request's
+    /// framing is in doubt, or part of its body is still unread.
+    pub fn closes_connection(self) -> bool {
+        matches!(self, Error::BadRequest | Error::HeadersTooLarge | Error::BodyTooLarge)
+    }
+
+    /// Whether the request may be sent again to another target.
+    pub fn retry_safe(self) -> bool {
+        matches!(self, Error::UpstreamConnect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_design() {
+        assert_eq!(Error::UpstreamTimeout.status(), 504);
+        assert_eq!(Error::UpstreamTimeout.message(), "Endpoint request timed out");
+        assert!(Error::BadRequest.closes_connection());
+        assert!(!Error::NotFound.closes_connection());
+        assert_eq!(Error::UpstreamReset.side(), Side::Upstream);
+    }
+}

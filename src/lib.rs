@@ -1,0 +1,35 @@
+//! turnpike: a thread-per-core API gateway and edge proxy on io_uring.
+//!
+//! The modules follow the request's path, and data flows one way through them:
+//!
+//! ```text
+//! config ─► plan ─► worker ─► proto ─► pipeline ─► upstream ─► observe
+//!  TOML      compiled  per-core  h1        route →      pools,     logs,
+//!  model,    Plan,     runtime,  framing,  integrate →  connect,   request
+//!  spans,    router    listener, bodies    respond      balance    ids
+//!  errors    trie      conn loop
+//!                         ▲
+//!                      control: reload (SIGHUP, admin), drain, admin listener
+//! ```
+//!
+//! - [`config`]: reads TOML with positions; every error has file:line:column.
+//! - [`plan`]: compiles the config into an immutable [`plan::Plan`] (router trie,
+//!   per-stage integrations) published through `arc-swap`.
+//! - [`worker`]: one monoio runtime per core, pinned, with its own `SO_REUSEPORT`
+//!   listener, connection pools and state; io_uring first, epoll fallback.
+//! - [`proto`]: HTTP/1.1 framing on `httparse`: request heads, body framing, encoding.
+//! - [`pipeline`]: the stages a request goes through, in order.
+//! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools.
+//! - [`observe`]: request ids and the gateway's own log lines.
+//! - [`control`]: reload, graceful drain, the admin listener.
+//! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
+
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod observe;
+pub mod pipeline;
+pub mod plan;
+pub mod proto;
+pub mod upstream;
+pub mod worker;

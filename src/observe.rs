@@ -1,0 +1,6 @@
+//! What the gateway tells its operator: its own log lines (`log`) and request ids
+//! (`request_id`). Never logs per request; never allocates on the request path for a
+//! line nobody reads.
+
+pub mod log;
+pub mod request_id;

@@ -1,0 +1,491 @@
+//! The `http_proxy` integration: rewrite the request for the upstream, stream bodies
+//! both ways, and frame the response for the client.
+//!
+//! The route's timeout covers connecting, sending the request and receiving the
+//! response head (AWS's integration timeout); while the body streams, each read
+//! must make progress within that same timeout. A request on a pooled connection
+//! that fails before any response byte is sent once more on a fresh connection when
+//! it is idempotent and fully buffered.
+
+use std::time::Duration;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+use crate::error::Error;
+use crate::plan::{Params, Plan, Proxy, Route, Target};
+use crate::proto::h1::{encode, is_hop_by_hop, parse_response, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
+use crate::proto::io::flush;
+use crate::upstream::{connect, UpConn};
+
+use super::body::{BodyError, BodyReader, PIECE};
+use super::respond::write_error;
+use super::{Downstream, Outcome, WorkerCtx};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 << 10;
+
+/// Why an exchange stopped.
+enum Fail {
+    /// Answer the client with this error.
+    Respond(Error),
+    /// The client is gone or the response was already under way: close.
+    Close,
+}
+
+impl From<BodyError> for Fail {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Gone => Fail::Close,
+            BodyError::Malformed => Fail::Respond(Error::BadRequest),
+            BodyError::TooLarge => Fail::Respond(Error::BodyTooLarge),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    plan: &Plan,
+    route: &Route,
+    params: &Params,
+    p: &Proxy,
+    rid: &[u8],
+    w: &WorkerCtx,
+) -> Outcome {
+    let (addr, connect_timeout) = match p.target {
+        Target::Addr(a) => (Some(a), Duration::from_secs(1)),
+        Target::Upstream(u) => (
+            w.balancers.pick(plan, u),
+            plan.upstreams[u as usize].connect_timeout,
+        ),
+    };
+    let Some(addr) = addr else {
+        return super::respond::error(ds, head, Error::Unavailable, rid).await;
+    };
+    let mut body = match BodyReader::new(head, plan.gateway.max_body) {
+        Ok(b) => b,
+        Err(e) => return fail(ds, head, e.into(), rid),
+    };
+    let mut req = Vec::with_capacity(1024);
+    write_request_head(&mut req, head, plan, route, params, p, rid, ds.peer);
+    // A body already in our buffer goes out with the head, and can be resent.
+    let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
+    if body.fully_buffered(ds) && !body.is_done() {
+        body.read(ds, &mut req).await.ok();
+    }
+
+    let exchange = send_and_receive(ds, head, &mut body, &mut req, addr, connect_timeout, replayable, w);
+    let (mut conn, resp) = match monoio::time::timeout(route.timeout, exchange).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(f)) => return fail(ds, head, f, rid),
+        Err(_) => return fail(ds, head, Fail::Respond(Error::UpstreamTimeout), rid),
+    };
+    // The client's body must be fully read for its connection to be reusable; an
+    // upstream that answered early leaves the rest unread, so the client must go.
+    let client_clean = body.is_done();
+    let mut keep = head.keep_alive && !ds.draining && client_clean;
+    let framing = write_response_head(ds.wbuf, head, &conn, &resp, rid, &mut keep);
+    conn.rbuf.consume(resp.head_len);
+    match stream_response(ds, &mut conn, framing, head.version, route.timeout).await {
+        Ok(()) => {
+            if resp.keep_alive {
+                w.pools.put(conn);
+            }
+            Outcome { keep_alive: keep }
+        }
+        Err(_) => {
+            let _ = flush(ds.io, ds.wbuf).await;
+            Outcome { keep_alive: false }
+        }
+    }
+}
+
+fn fail(ds: &mut Downstream<'_>, head: &RequestHead, f: Fail, rid: &[u8]) -> Outcome {
+    match f {
+        Fail::Respond(e) => {
+            // The request body may be partly unread: never reuse the connection
+            // unless the request had none.
+            let keep = head.keep_alive
+                && !ds.draining
+                && !e.closes_connection()
+                && head.body == BodyFraming::Empty;
+            write_error(ds.wbuf, head.is_head(), e, rid, !keep);
+            Outcome { keep_alive: keep }
+        }
+        Fail::Close => Outcome { keep_alive: false },
+    }
+}
+
+fn is_idempotent(method: &[u8]) -> bool {
+    matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_request_head(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    plan: &Plan,
+    route: &Route,
+    params: &Params,
+    p: &Proxy,
+    rid: &[u8],
+    peer: std::net::SocketAddr,
+) {
+    let path = head.path();
+    out.extend_from_slice(head.method());
+    out.push(b' ');
+    match &p.path {
+        Some(t) => t.render(out, |i| params.get(path, i)),
+        None => {
+            let base = &plan.stages[route.stage as usize].base_path;
+            let rest = path.get(base.len()..).unwrap_or("");
+            if !rest.starts_with('/') {
+                out.push(b'/');
+            }
+            out.extend_from_slice(rest.as_bytes());
+        }
+    }
+    if let Some(q) = head.query() {
+        out.push(b'?');
+        out.extend_from_slice(q);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    encode::header(out, b"host", p.host.as_bytes());
+
+    let connection_tokens = head.header(b"connection").unwrap_or(b"");
+    let mut xff: Option<&[u8]> = None;
+    for (name, value) in head.headers() {
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"host")
+            || name.eq_ignore_ascii_case(b"content-length")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"x-request-id")
+            || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+            || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            || crate::proto::h1::has_token(connection_tokens, name)
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            xff = Some(value);
+            continue;
+        }
+        encode::header(out, name, value);
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(prev) = xff {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(peer.ip().to_string().as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    if !head.host_header().is_empty() {
+        encode::header(out, b"x-forwarded-host", head.host_header());
+    }
+    encode::header(out, b"x-request-id", rid);
+    match head.body {
+        BodyFraming::Length(n) => encode::content_length(out, n),
+        BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        BodyFraming::Empty | BodyFraming::UntilClose => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_and_receive(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    body: &mut BodyReader,
+    req: &mut Vec<u8>,
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+    replayable: bool,
+    w: &WorkerCtx,
+) -> Result<(UpConn, ResponseHead), Fail> {
+    let mut fresh_only = false;
+    loop {
+        let mut conn = match (!fresh_only).then(|| w.pools.take(addr)).flatten() {
+            Some(c) => c,
+            None => {
+                let io = connect(addr, connect_timeout).await.map_err(Fail::Respond)?;
+                UpConn::new(io, addr)
+            }
+        };
+        let owned = std::mem::take(req);
+        let (res, owned) = conn.io.write_all(owned).await;
+        *req = owned;
+        let mut sent = res.is_ok();
+        if sent && !body.is_done() {
+            sent = stream_request_body(ds, body, &mut conn).await?;
+        }
+        let got = if sent { read_response_head(&mut conn, head.is_head()).await } else { Err(Error::UpstreamReset) };
+        match got {
+            Ok(resp) => return Ok((conn, resp)),
+            // A pooled connection the upstream had already closed: try once more.
+            Err(Error::UpstreamReset) if conn.reused && replayable && !fresh_only => fresh_only = true,
+            Err(e) => return Err(Fail::Respond(e)),
+        }
+    }
+}
+
+/// Sends the rest of the client's body. `Ok(false)`: the upstream stopped reading.
+async fn stream_request_body(ds: &mut Downstream<'_>, body: &mut BodyReader, conn: &mut UpConn) -> Result<bool, Fail> {
+    let chunked = body.framing() == BodyFraming::Chunked;
+    let mut piece = Vec::with_capacity(PIECE + 32);
+    while !body.is_done() {
+        piece.clear();
+        if chunked {
+            // room for the chunk-size line, filled in below
+            piece.extend_from_slice(&[0u8; 18]);
+        }
+        let start = piece.len();
+        body.read(ds, &mut piece).await.map_err(Fail::from)?;
+        let n = piece.len() - start;
+        let data = if chunked {
+            if n == 0 && !body.is_done() {
+                continue;
+            }
+            let mut size = Vec::with_capacity(18);
+            if n > 0 {
+                encode::chunk_head(&mut size, n);
+            }
+            let off = start - size.len();
+            piece[off..start].copy_from_slice(&size);
+            if n > 0 {
+                piece.extend_from_slice(b"\r\n");
+            }
+            if body.is_done() {
+                piece.extend_from_slice(b"0\r\n\r\n");
+            }
+            piece.slice(off..)
+        } else {
+            piece.slice(0..)
+        };
+        let (res, s) = conn.io.write_all(data).await;
+        piece = s.into_inner();
+        if res.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn read_response_head(conn: &mut UpConn, is_head: bool) -> Result<ResponseHead, Error> {
+    let mut resp = ResponseHead::default();
+    let mut received = false;
+    loop {
+        if !conn.rbuf.is_empty() {
+            match parse_response(conn.rbuf.data(), MAX_RESPONSE_HEAD, is_head, &mut resp) {
+                Ok(Some(n)) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                    // interim response (100 Continue, 103 Early Hints): skip it
+                    conn.rbuf.consume(n);
+                    continue;
+                }
+                Ok(Some(n)) => {
+                    if resp.status == 101 {
+                        // Protocol upgrades are not proxied (yet): the bytes after
+                        // this head would not be HTTP.
+                        return Err(Error::UpstreamMalformed);
+                    }
+                    debug_assert_eq!(resp.head_len, n);
+                    return Ok(resp);
+                }
+                Ok(None) => {}
+                Err(()) => return Err(Error::UpstreamMalformed),
+            }
+        }
+        match conn.rbuf.fill(&mut conn.io).await {
+            Ok(0) | Err(_) if !received => return Err(Error::UpstreamReset),
+            Ok(0) | Err(_) => return Err(Error::UpstreamMalformed),
+            Ok(_) => received = true,
+        }
+    }
+}
+
+/// How the response body is framed towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    None,
+    Length(u64),
+    /// Upstream chunked → client chunked (re-framed).
+    Rechunk,
+    /// Upstream until-close → client chunked.
+    ChunkFromClose,
+    /// Upstream chunked → HTTP/1.0 client, close-delimited.
+    DechunkToClose,
+    /// Upstream until-close → HTTP/1.0 client, close-delimited.
+    CloseToClose,
+}
+
+fn write_response_head(out: &mut Vec<u8>, head: &RequestHead, conn: &UpConn, resp: &ResponseHead, rid: &[u8], keep: &mut bool) -> Out {
+    let buf = conn.rbuf.data();
+    let s = |r: (usize, usize)| &buf[r.0..r.1];
+    encode::status_line(out, resp.status);
+    let mut has_rid = false;
+    let pass_length = head.is_head() || resp.status == 304;
+    let conn_tokens = resp
+        .headers
+        .iter()
+        .find(|(n, _)| s(*n).eq_ignore_ascii_case(b"connection"))
+        .map_or(&b""[..], |(_, v)| s(*v));
+    for (n, v) in &resp.headers {
+        let name = s(*n);
+        if is_hop_by_hop(name)
+            || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
+            || crate::proto::h1::has_token(conn_tokens, name)
+        {
+            continue;
+        }
+        has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
+        encode::header(out, name, s(*v));
+    }
+    if !has_rid {
+        encode::header(out, b"x-request-id", rid);
+    }
+    let http11 = head.version == 1;
+    let framing = match resp.body {
+        BodyFraming::Empty => {
+            let bodiless = pass_length || resp.status == 204 || resp.status < 200;
+            if !bodiless {
+                encode::content_length(out, 0);
+            }
+            Out::None
+        }
+        BodyFraming::Length(n) => {
+            encode::content_length(out, n);
+            Out::Length(n)
+        }
+        BodyFraming::Chunked if http11 => Out::Rechunk,
+        BodyFraming::UntilClose if http11 => Out::ChunkFromClose,
+        BodyFraming::Chunked => Out::DechunkToClose,
+        BodyFraming::UntilClose => Out::CloseToClose,
+    };
+    match framing {
+        Out::Rechunk | Out::ChunkFromClose => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Out::DechunkToClose | Out::CloseToClose => *keep = false,
+        Out::None | Out::Length(_) => {}
+    }
+    if !*keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// Copies the response body from the upstream to the client. Any error means the
+/// response is cut short, and the client connection must close.
+async fn stream_response(ds: &mut Downstream<'_>, conn: &mut UpConn, framing: Out, _version: u8, idle: Duration) -> Result<(), ()> {
+    match framing {
+        Out::None => Ok(()),
+        Out::Length(n) => copy_length(ds, conn, n, idle).await,
+        Out::Rechunk | Out::DechunkToClose => copy_chunked(ds, conn, framing == Out::Rechunk, idle).await,
+        Out::ChunkFromClose | Out::CloseToClose => copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await,
+    }
+}
+
+async fn read_some(conn: &mut UpConn, buf: Vec<u8>, want: usize, idle: Duration) -> (Result<usize, ()>, Vec<u8>) {
+    match monoio::time::timeout(idle, conn.io.read(buf.slice_mut(0..want))).await {
+        Ok((Ok(n), b)) => (Ok(n), b.into_inner()),
+        Ok((Err(_), b)) => (Err(()), b.into_inner()),
+        // The buffer went with the cancelled read; hand back a fresh one.
+        Err(_) => (Err(()), Vec::new()),
+    }
+}
+
+async fn copy_length(ds: &mut Downstream<'_>, conn: &mut UpConn, mut remaining: u64, idle: Duration) -> Result<(), ()> {
+    let have = (conn.rbuf.data().len() as u64).min(remaining) as usize;
+    ds.wbuf.extend_from_slice(&conn.rbuf.data()[..have]);
+    conn.rbuf.consume(have);
+    remaining -= have as u64;
+    if remaining == 0 {
+        // Small responses leave the connection loop to flush (batched with pipelining).
+        return Ok(());
+    }
+    flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+    let mut buf = Vec::with_capacity(PIECE);
+    while remaining > 0 {
+        let want = remaining.min(PIECE as u64) as usize;
+        if buf.capacity() < want {
+            buf.reserve(want);
+        }
+        let (res, b) = read_some(conn, buf, want, idle).await;
+        let n = res?;
+        if n == 0 {
+            return Err(());
+        }
+        remaining -= n as u64;
+        let (res, b) = ds.io.write_all(b).await;
+        res.map_err(|_| ())?;
+        buf = b;
+        buf.clear();
+    }
+    Ok(())
+}
+
+async fn copy_chunked(ds: &mut Downstream<'_>, conn: &mut UpConn, rechunk: bool, idle: Duration) -> Result<(), ()> {
+    let mut dec = ChunkedDecoder::default();
+    let mut data = Vec::with_capacity(PIECE);
+    loop {
+        if !conn.rbuf.is_empty() {
+            data.clear();
+            let avail = conn.rbuf.data();
+            let avail = &avail[..avail.len().min(PIECE)];
+            let used = dec.decode(avail, &mut data).map_err(|_| ())?;
+            conn.rbuf.consume(used);
+            if !data.is_empty() {
+                if rechunk {
+                    encode::chunk_head(ds.wbuf, data.len());
+                }
+                ds.wbuf.extend_from_slice(&data);
+                if rechunk {
+                    ds.wbuf.extend_from_slice(b"\r\n");
+                }
+            }
+            if dec.is_done() {
+                if rechunk {
+                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(());
+            }
+            if ds.wbuf.len() >= PIECE {
+                flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+            }
+            continue;
+        }
+        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
+        }
+    }
+}
+
+async fn copy_until_close(ds: &mut Downstream<'_>, conn: &mut UpConn, chunk: bool, idle: Duration) -> Result<(), ()> {
+    loop {
+        let data = conn.rbuf.data();
+        if !data.is_empty() {
+            if chunk {
+                encode::chunk_head(ds.wbuf, data.len());
+            }
+            ds.wbuf.extend_from_slice(data);
+            if chunk {
+                ds.wbuf.extend_from_slice(b"\r\n");
+            }
+            let n = data.len();
+            conn.rbuf.consume(n);
+        }
+        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(0)) => {
+                if chunk {
+                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(());
+            }
+            Ok(Ok(_)) => {}
+            _ => return Err(()),
+        }
+    }
+}

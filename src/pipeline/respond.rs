@@ -1,0 +1,103 @@
+//! Responses the gateway writes itself: errors (DESIGN §5) and mock integrations.
+
+use crate::error::Error;
+use crate::plan::{Method, Mock};
+use crate::proto::h1::encode;
+use crate::proto::h1::RequestHead;
+
+use super::body::{BodyError, BodyReader};
+use super::{Downstream, Outcome};
+
+/// Appends a JSON error response `{"message": …}` to `out`.
+pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], close: bool) {
+    let msg = err.message();
+    encode::status_line(out, err.status());
+    out.extend_from_slice(b"content-type: application/json\r\n");
+    encode::content_length(out, (msg.len() + 14) as u64);
+    encode::header(out, b"x-request-id", rid);
+    if let Error::MethodNotAllowed(bits) = err {
+        encode::header(out, b"allow", Method::allow_header(bits).as_bytes());
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !is_head {
+        out.extend_from_slice(b"{\"message\":\"");
+        out.extend_from_slice(msg.as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// Reads and drops the request body so the connection stays usable. Returns the
+/// error to answer instead, or `Err(None)` when the client is gone.
+async fn drain_body(ds: &mut Downstream<'_>, head: &RequestHead, max: u64) -> Result<(), Option<Error>> {
+    let mut body = BodyReader::new(head, max).map_err(|_| Some(Error::BodyTooLarge))?;
+    body.discard(ds).await.map_err(|e| match e {
+        BodyError::Gone => None,
+        BodyError::Malformed => Some(Error::BadRequest),
+        BodyError::TooLarge => Some(Error::BodyTooLarge),
+    })
+}
+
+/// Answers `err`. The connection stays open only when the request's body (if any)
+/// could be skipped cheaply and the error leaves framing intact.
+pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid: &[u8]) -> Outcome {
+    // Don't read a large body only to refuse it: close instead (as nginx does for
+    // bodies it will not use), but skip a small one already on its way.
+    const SKIP_AT_MOST: u64 = 64 << 10;
+    let mut keep = head.keep_alive && !ds.draining && !err.closes_connection();
+    if keep {
+        let cheap = !head.expect_continue || !ds.rbuf.is_empty();
+        keep = cheap && drain_body(ds, head, SKIP_AT_MOST).await.is_ok();
+    }
+    write_error(ds.wbuf, head.is_head(), err, rid, !keep);
+    Outcome { keep_alive: keep }
+}
+
+/// Answers with a mock integration's fixed response.
+pub async fn mock(ds: &mut Downstream<'_>, head: &RequestHead, m: &Mock, rid: &[u8], max_body: u64) -> Outcome {
+    match drain_body(ds, head, max_body).await {
+        Ok(()) => {}
+        Err(Some(e)) => {
+            write_error(ds.wbuf, head.is_head(), e, rid, true);
+            return Outcome { keep_alive: false };
+        }
+        Err(None) => return Outcome { keep_alive: false },
+    }
+    let keep = head.keep_alive && !ds.draining;
+    let out = &mut *ds.wbuf;
+    encode::status_line(out, m.status);
+    out.extend_from_slice(&m.headers);
+    if m.status != 204 && m.status != 304 && m.status >= 200 {
+        encode::content_length(out, m.body.len() as u64);
+    }
+    encode::header(out, b"x-request-id", rid);
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head.is_head() && m.status >= 200 && m.status != 204 && m.status != 304 {
+        out.extend_from_slice(&m.body);
+    }
+    Outcome { keep_alive: keep }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_json_with_request_id() {
+        let mut out = Vec::new();
+        write_error(&mut out, false, Error::MethodNotAllowed(0b101), b"rid-1", true);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{s}");
+        assert!(s.contains("allow: GET, POST\r\n"), "{s}");
+        assert!(s.contains("x-request-id: rid-1\r\n"));
+        assert!(s.contains("connection: close\r\n"));
+        let (head, body) = s.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, r#"{"message":"Method Not Allowed"}"#);
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+}

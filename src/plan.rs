@@ -1,0 +1,169 @@
+//! The compiled, immutable form of the configuration, and the handle that publishes it.
+//!
+//! A [`Plan`] holds everything a worker needs to serve a request: the router, each
+//! route's integration with its URI template already expanded for its stage, the
+//! upstreams with resolved addresses, the limits. All parsing and allocation happen in
+//! [`compile`]; the request path only reads. A reload builds a new plan and swaps it
+//! in with `arc-swap`; a request keeps the `Arc` it started with until it finishes.
+//! Tested by unit tests here and by `turnpike check`/`routes` end-to-end tests.
+
+pub mod compile;
+pub mod route_key;
+pub mod router;
+pub mod template;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+pub use compile::compile;
+pub use route_key::Method;
+pub use router::{Lookup, Params, RouteId, Router};
+pub use template::PathTemplate;
+
+/// Listener, limits and timeouts from `[gateway]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    pub listen: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    /// Number of worker threads; already resolved from `workers = 0`.
+    pub workers: usize,
+    pub timeout: Duration,
+    pub max_body: u64,
+    pub max_header_size: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// Hash of every source file's text, shown by the admin `/config`.
+    pub hash: u64,
+    pub loaded_at: SystemTime,
+    pub sources: Vec<PathBuf>,
+    pub gateway: Gateway,
+    pub router: Router,
+    pub routes: Vec<Route>,
+    pub stages: Vec<Stage>,
+    pub upstreams: Vec<Upstream>,
+    /// Things that compiled but that the operator should know (features not enforced yet).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Stage {
+    pub name: String,
+    pub api: String,
+    pub hosts: Vec<String>,
+    /// `""` for `/`, else `/v1`-style without a trailing slash.
+    pub base_path: String,
+}
+
+/// One route of one stage: the same API route mounted on two stages is two `Route`s.
+#[derive(Debug)]
+pub struct Route {
+    /// `"GET /users/{id}"`, as written.
+    pub key: Arc<str>,
+    pub stage: u32,
+    pub param_names: Vec<String>,
+    pub integration: Integration,
+    pub timeout: Duration,
+    pub api_key_required: bool,
+}
+
+#[derive(Debug)]
+pub enum Integration {
+    Mock(Mock),
+    HttpProxy(Proxy),
+}
+
+#[derive(Debug)]
+pub struct Mock {
+    pub status: u16,
+    /// Header lines, each `name: value\r\n`, validated at compile time.
+    pub headers: Bytes,
+    pub has_content_type: bool,
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    pub target: Target,
+    /// `None`: forward the request's path after the stage's base path.
+    pub path: Option<PathTemplate>,
+    /// The `Host` header sent upstream.
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Upstream(u32),
+    Addr(SocketAddr),
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub targets: Vec<WeightedAddr>,
+    pub connect_timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WeightedAddr {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// The published plan. Readers load it lock-free; reloads store a new one.
+pub type PlanHandle = Arc<ArcSwap<Plan>>;
+
+impl Plan {
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id as usize]
+    }
+
+    /// The routing table as `turnpike routes` prints it.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str("STAGE\tHOSTS\tROUTE\tINTEGRATION\tTIMEOUT\n");
+        for r in &self.routes {
+            let stage = &self.stages[r.stage as usize];
+            let integ = match &r.integration {
+                Integration::Mock(m) => format!("mock {}", m.status),
+                Integration::HttpProxy(p) => {
+                    let target = match p.target {
+                        Target::Upstream(u) => self.upstreams[u as usize].name.clone(),
+                        Target::Addr(a) => a.to_string(),
+                    };
+                    let path = match &p.path {
+                        Some(t) => t.to_string(),
+                        None => "(request path)".into(),
+                    };
+                    format!("http_proxy http://{target}{path}")
+                }
+            };
+            let key = match r.key.split_once(' ') {
+                Some((m, p)) if !stage.base_path.is_empty() => {
+                    let p = if p == "/" { "" } else { p };
+                    format!("{m} {}{p}", stage.base_path)
+                }
+                _ => r.key.to_string(),
+            };
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{:?}\n",
+                stage.name,
+                stage.hosts.join(","),
+                key,
+                integ,
+                r.timeout
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,79 @@
+//! Per-worker keep-alive pools of upstream connections, keyed by target address.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::proto::io::ReadBuf;
+
+/// An idle connection older than this is closed rather than reused: upstreams
+/// commonly close idle keep-alive connections after 60–75 s, and a request sent on a
+/// connection the peer is closing is lost.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Most idle connections kept per target per worker.
+const MAX_IDLE_PER_TARGET: usize = 512;
+
+/// An upstream connection and the bytes read from it but not yet consumed.
+#[derive(Debug)]
+pub struct UpConn {
+    pub io: TcpStream,
+    pub rbuf: ReadBuf,
+    pub addr: SocketAddr,
+    /// True when it came from the pool (it may have been closed by the peer meanwhile).
+    pub reused: bool,
+    idle_since: Instant,
+}
+
+impl UpConn {
+    pub fn new(io: TcpStream, addr: SocketAddr) -> Self {
+        UpConn {
+            io,
+            rbuf: ReadBuf::with_capacity(16 << 10),
+            addr,
+            reused: false,
+            idle_since: Instant::now(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Pools {
+    idle: RefCell<HashMap<SocketAddr, Vec<UpConn>>>,
+}
+
+impl Pools {
+    /// The most recently used idle connection to `addr`, if one is fresh enough.
+    pub fn take(&self, addr: SocketAddr) -> Option<UpConn> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(mut c) = list.pop() {
+            if now.duration_since(c.idle_since) < MAX_IDLE {
+                c.reused = true;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose last exchange ended cleanly.
+    pub fn put(&self, mut conn: UpConn) {
+        if !conn.rbuf.is_empty() {
+            // The upstream sent bytes nobody asked for: the connection is not clean.
+            return;
+        }
+        conn.idle_since = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(conn.addr).or_default();
+        if list.len() < MAX_IDLE_PER_TARGET {
+            list.push(conn);
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,165 @@
+//! Workers: one monoio runtime per core, pinned, each with its own `SO_REUSEPORT`
+//! listeners, connection pools and per-request state (`state`). The connection loop
+//! (`conn`) reads request heads and hands them to the pipeline.
+//!
+//! io_uring first, with COOP_TASKRUN + SINGLE_ISSUER + DEFER_TASKRUN where the kernel
+//! offers them (measured 20–30% more req/s here), plain io_uring next, and the epoll
+//! driver where io_uring is refused; the choice is logged once. Must never block:
+//! anything slow (config loading, signals, the admin listener) lives on other threads.
+
+pub mod conn;
+pub mod drain;
+pub mod listener;
+pub mod state;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+use crate::plan::PlanHandle;
+use crate::{info, warn};
+
+pub use drain::Shutdown;
+use state::WorkerState;
+
+/// Which event driver a worker ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUringTuned,
+    IoUring,
+    Legacy,
+}
+
+pub struct WorkerSpec {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub listeners: Vec<std::net::TcpListener>,
+    pub plan: PlanHandle,
+    pub shutdown: Arc<Shutdown>,
+}
+
+pub fn spawn(spec: WorkerSpec) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("turnpike-w{}", spec.id))
+        .spawn(move || run(spec))
+}
+
+fn run(spec: WorkerSpec) {
+    if let Some(core) = spec.core {
+        pin_to_core(core);
+    }
+    let id = spec.id;
+    let driver = match tuned_uring() {
+        Ok(mut rt) => {
+            rt.block_on(serve(spec, Driver::IoUringTuned));
+            return;
+        }
+        Err(e) => {
+            if id == 0 {
+                warn!("io_uring with COOP_TASKRUN/SINGLE_ISSUER/DEFER_TASKRUN refused ({e}); trying plain io_uring");
+            }
+            match RuntimeBuilder::<IoUringDriver>::new().with_entries(1024).enable_timer().build() {
+                Ok(mut rt) => {
+                    rt.block_on(serve(spec, Driver::IoUring));
+                    return;
+                }
+                Err(e) => {
+                    if id == 0 {
+                        warn!("io_uring refused by the kernel ({e}); using the epoll driver");
+                    }
+                    Driver::Legacy
+                }
+            }
+        }
+    };
+    match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
+        Ok(mut rt) => rt.block_on(serve(spec, driver)),
+        Err(e) => crate::error!("worker {id}: no event driver could start: {e}"),
+    }
+}
+
+fn tuned_uring() -> std::io::Result<monoio::Runtime<monoio::time::TimeDriver<IoUringDriver>>> {
+    if std::env::var_os("TURNPIKE_NO_URING_FLAGS").is_some() {
+        return Err(std::io::Error::other("disabled by TURNPIKE_NO_URING_FLAGS"));
+    }
+    let mut b = io_uring::IoUring::builder();
+    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
+    RuntimeBuilder::<IoUringDriver>::new()
+        .with_entries(1024)
+        .uring_builder(b)
+        .enable_timer()
+        .build()
+}
+
+async fn serve(spec: WorkerSpec, driver: Driver) {
+    if spec.id == 0 {
+        info!("worker driver: {driver:?}");
+    }
+    let st = Rc::new(WorkerState::new(spec.id, spec.plan.clone()));
+    monoio::spawn(drain::watch(spec.shutdown.clone(), st.clone()));
+    for l in spec.listeners {
+        match monoio::net::TcpListener::from_std(l) {
+            Ok(l) => {
+                monoio::spawn(accept_loop(l, st.clone()));
+            }
+            Err(e) => crate::error!("worker {}: cannot adopt listener: {e}", spec.id),
+        }
+    }
+    st.drain.wait().await;
+    let deadline = Instant::now() + st.plan.current().gateway.drain_timeout;
+    while st.active.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if st.active.get() > 0 {
+        warn!("worker {}: drain deadline passed with {} connections open", spec.id, st.active.get());
+    }
+}
+
+async fn accept_loop(listener: monoio::net::TcpListener, st: Rc<WorkerState>) {
+    loop {
+        let accepted = match drain::race(listener.accept(), st.drain.wait()).await {
+            drain::Either::Left(r) => r,
+            drain::Either::Right(()) => return,
+        };
+        match accepted {
+            Ok((io, peer)) => {
+                let _ = io.set_nodelay(true);
+                monoio::spawn(conn::serve(io, peer, st.clone()));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("accept failed: {e}");
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set, CPU_SET writes
+    // within it for core < CPU_SETSIZE (checked), and sched_setaffinity(0, …) only
+    // reads the set for the calling thread.
+    unsafe {
+        if core >= libc::CPU_SETSIZE as usize {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Cores this process may run on, in order (respects taskset and cgroups).
+pub fn allowed_cores() -> Vec<usize> {
+    // SAFETY: as in `pin_to_core`; sched_getaffinity fills the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! One client connection: read a head, run the pipeline, repeat while keep-alive.
+//!
+//! Pipelined requests are answered in order; responses are batched in the write
+//! buffer and flushed when no complete request is left to parse, so a pipelined burst
+//! costs one write. The header timeout runs from the first byte of a head to its end
+//! (slow-header clients are cut off); the idle timeout runs between requests; a drain
+//! wakes idle connections so they close at once.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+
+use crate::error::Error;
+use crate::pipeline::respond::write_error;
+use crate::pipeline::{self, Downstream};
+use crate::proto::h1::{parse_request, HeadError, RequestHead};
+use crate::proto::io::{flush, ReadBuf};
+
+use super::drain::{race, Either};
+use super::state::WorkerState;
+
+/// Past this much buffered output, flush even if more pipelined requests wait.
+const MAX_PENDING_OUTPUT: usize = 64 << 10;
+
+struct ActiveGuard<'a>(&'a WorkerState);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get() - 1);
+    }
+}
+
+pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
+    st.active.set(st.active.get() + 1);
+    let _guard = ActiveGuard(&st);
+    let mut rbuf = ReadBuf::with_capacity(8 << 10);
+    let mut wbuf = Vec::with_capacity(8 << 10);
+    let mut head = RequestHead::default();
+    loop {
+        let plan = st.plan.current();
+        let g = &plan.gateway;
+        let mut deadline: Option<Instant> = None;
+        // 1. a complete request head
+        loop {
+            if !rbuf.is_empty() {
+                match parse_request(rbuf.data(), g.max_header_size, &mut head) {
+                    Ok(Some(n)) => {
+                        rbuf.consume(n);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let err = match e {
+                            HeadError::Malformed => Error::BadRequest,
+                            HeadError::TooLarge => Error::HeadersTooLarge,
+                        };
+                        let mut rid = [0u8; 36];
+                        st.ctx.ids.write(&mut rid);
+                        write_error(&mut wbuf, false, err, &rid, true);
+                        let _ = flush(&mut io, &mut wbuf).await;
+                        return;
+                    }
+                }
+            }
+            if flush(&mut io, &mut wbuf).await.is_err() {
+                return;
+            }
+            let read = if rbuf.is_empty() {
+                if st.drain.is_draining() {
+                    return;
+                }
+                let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(&mut io));
+                match race(idle, st.drain.wait()).await {
+                    Either::Left(r) => r,
+                    Either::Right(()) => return,
+                }
+            } else {
+                let d = *deadline.get_or_insert_with(|| Instant::now() + g.header_timeout);
+                monoio::time::timeout_at(d.into(), rbuf.fill(&mut io)).await
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                // end of stream, reset, idle or header timeout: close quietly
+                _ => return,
+            }
+        }
+
+        // 2. the pipeline
+        let mut ds = Downstream {
+            io: &mut io,
+            rbuf: &mut rbuf,
+            wbuf: &mut wbuf,
+            peer,
+            draining: st.drain.is_draining(),
+        };
+        let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
+        if !outcome.keep_alive {
+            let _ = flush(&mut io, &mut wbuf).await;
+            return;
+        }
+        if wbuf.len() >= MAX_PENDING_OUTPUT && flush(&mut io, &mut wbuf).await.is_err() {
+            return;
+        }
+    }
+}

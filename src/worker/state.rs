@@ -1,0 +1,65 @@
+//! Everything one worker mutates: no locks, no atomics on the request path.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::observe::request_id::IdGen;
+use crate::pipeline::WorkerCtx;
+use crate::plan::{Plan, PlanHandle};
+use crate::upstream::balance::Balancers;
+use crate::upstream::Pools;
+
+use super::drain::LocalDrain;
+
+pub struct WorkerState {
+    pub ctx: WorkerCtx,
+    pub plan: PlanView,
+    pub drain: LocalDrain,
+    /// Open client connections, for the drain.
+    pub active: Cell<usize>,
+}
+
+impl WorkerState {
+    pub fn new(id: usize, plan: PlanHandle) -> Self {
+        WorkerState {
+            ctx: WorkerCtx {
+                pools: Pools::default(),
+                balancers: Balancers::default(),
+                ids: IdGen::from_entropy(id),
+            },
+            plan: PlanView::new(plan),
+            drain: LocalDrain::default(),
+            active: Cell::new(0),
+        }
+    }
+}
+
+/// The worker's view of the published plan. Checking for a new plan is one atomic
+/// load (arc-swap's `Cache`); handing it to a request is a non-atomic `Rc` clone, so
+/// cores never write to a shared reference count per request.
+pub struct PlanView {
+    cache: RefCell<arc_swap::Cache<PlanHandle, Arc<Plan>>>,
+    local: RefCell<Rc<Arc<Plan>>>,
+}
+
+impl PlanView {
+    pub fn new(handle: PlanHandle) -> Self {
+        let first = handle.load_full();
+        PlanView {
+            cache: RefCell::new(arc_swap::Cache::new(handle)),
+            local: RefCell::new(Rc::new(first)),
+        }
+    }
+
+    /// The plan a new request should use; it keeps it until it finishes.
+    pub fn current(&self) -> Rc<Arc<Plan>> {
+        let mut cache = self.cache.borrow_mut();
+        let latest = cache.load();
+        let mut local = self.local.borrow_mut();
+        if !Arc::ptr_eq(latest, &local) {
+            *local = Rc::new(latest.clone());
+        }
+        local.clone()
+    }
+}
