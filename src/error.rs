@@ -58,7 +58,9 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::MethodNotAllowed(_) => "Method Not Allowed",
             Error::Forbidden => "Forbidden",
-            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => "Bad Gateway",
+            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => {
+                "Bad Gateway"
+            }
             Error::UpstreamTimeout => "Endpoint request timed out",
             Error::Unavailable => "Service Unavailable",
         }
@@ -71,14 +73,20 @@ impl Error {
             | Error::UpstreamReset
             | Error::UpstreamMalformed
             | Error::UpstreamTimeout => Side::Upstream,
-            Error::NotFound | Error::MethodNotAllowed(_) | Error::Forbidden | Error::Unavailable => Side::Gateway,
+            Error::NotFound
+            | Error::MethodNotAllowed(_)
+            | Error::Forbidden
+            | Error::Unavailable => Side::Gateway,
         }
     }
 
     /// Whether the client connection must close after this answer: the request's
     /// framing is in doubt, or part of its body is still unread.
     pub fn closes_connection(self) -> bool {
-        matches!(self, Error::BadRequest | Error::HeadersTooLarge | Error::BodyTooLarge)
+        matches!(
+            self,
+            Error::BadRequest | Error::HeadersTooLarge | Error::BodyTooLarge
+        )
     }
 
     /// Whether the request may be sent again to another target.
@@ -94,7 +102,10 @@ mod tests {
     #[test]
     fn statuses_follow_design() {
         assert_eq!(Error::UpstreamTimeout.status(), 504);
-        assert_eq!(Error::UpstreamTimeout.message(), "Endpoint request timed out");
+        assert_eq!(
+            Error::UpstreamTimeout.message(),
+            "Endpoint request timed out"
+        );
         assert!(Error::BadRequest.closes_connection());
         assert!(!Error::NotFound.closes_connection());
         assert_eq!(Error::UpstreamReset.side(), Side::Upstream);

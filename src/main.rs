@@ -72,7 +72,9 @@ fn config_arg(rest: &[String]) -> Result<ConfigSource, String> {
                 ConfigSource::Builtin
             })
         }
-        [flag, path] if flag == "-c" || flag == "--config" => Ok(ConfigSource::File(PathBuf::from(path))),
+        [flag, path] if flag == "-c" || flag == "--config" => {
+            Ok(ConfigSource::File(PathBuf::from(path)))
+        }
         _ => Err(format!("unexpected arguments: {}", rest.join(" "))),
     }
 }

@@ -47,7 +47,12 @@ pub struct Outcome {
 }
 
 /// Serves one request whose head has been parsed.
-pub async fn handle(ds: &mut Downstream<'_>, head: &RequestHead, plan: &Plan, w: &WorkerCtx) -> Outcome {
+pub async fn handle(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    plan: &Plan,
+    w: &WorkerCtx,
+) -> Outcome {
     let mut generated = [0u8; 36];
     let rid: &[u8] = match head.header(b"x-request-id") {
         Some(v) if is_sane(v) => v,
@@ -60,11 +65,17 @@ pub async fn handle(ds: &mut Downstream<'_>, head: &RequestHead, plan: &Plan, w:
     // route
     let mut host_buf = [0u8; 256];
     let host = lower_host(head.host(), &mut host_buf);
-    let (route, params) = match plan.router.lookup(host, Method::from_bytes(head.method()), head.path()) {
-        Lookup::Found(id, params) => (plan.route(id), params),
-        Lookup::MethodNotAllowed(allow) => return respond::error(ds, head, Error::MethodNotAllowed(allow), rid).await,
-        Lookup::NotFound => return respond::error(ds, head, Error::NotFound, rid).await,
-    };
+    let (route, params) =
+        match plan
+            .router
+            .lookup(host, Method::from_bytes(head.method()), head.path())
+        {
+            Lookup::Found(id, params) => (plan.route(id), params),
+            Lookup::MethodNotAllowed(allow) => {
+                return respond::error(ds, head, Error::MethodNotAllowed(allow), rid).await
+            }
+            Lookup::NotFound => return respond::error(ds, head, Error::NotFound, rid).await,
+        };
 
     // auth: fail closed until API keys and usage plans land (issue #5).
     if route.api_key_required {
@@ -74,7 +85,9 @@ pub async fn handle(ds: &mut Downstream<'_>, head: &RequestHead, plan: &Plan, w:
     // integrate → respond
     match &route.integration {
         Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
-        Integration::HttpProxy(p) => proxy::forward(ds, head, plan, route, &params, p, rid, w).await,
+        Integration::HttpProxy(p) => {
+            proxy::forward(ds, head, plan, route, &params, p, rid, w).await
+        }
     }
 }
 

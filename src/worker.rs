@@ -61,7 +61,11 @@ fn run(spec: WorkerSpec) {
             if id == 0 {
                 warn!("io_uring with COOP_TASKRUN/SINGLE_ISSUER/DEFER_TASKRUN refused ({e}); trying plain io_uring");
             }
-            match RuntimeBuilder::<IoUringDriver>::new().with_entries(1024).enable_timer().build() {
+            match RuntimeBuilder::<IoUringDriver>::new()
+                .with_entries(1024)
+                .enable_timer()
+                .build()
+            {
                 Ok(mut rt) => {
                     rt.block_on(serve(spec, Driver::IoUring));
                     return;
@@ -86,7 +90,9 @@ fn tuned_uring() -> std::io::Result<monoio::Runtime<monoio::time::TimeDriver<IoU
         return Err(std::io::Error::other("disabled by TURNPIKE_NO_URING_FLAGS"));
     }
     let mut b = io_uring::IoUring::builder();
-    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
+    b.setup_coop_taskrun()
+        .setup_single_issuer()
+        .setup_defer_taskrun();
     RuntimeBuilder::<IoUringDriver>::new()
         .with_entries(1024)
         .uring_builder(b)
@@ -114,7 +120,11 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
         monoio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     if st.active.get() > 0 {
-        warn!("worker {}: drain deadline passed with {} connections open", spec.id, st.active.get());
+        warn!(
+            "worker {}: drain deadline passed with {} connections open",
+            spec.id,
+            st.active.get()
+        );
     }
 }
 
@@ -160,6 +170,8 @@ pub fn allowed_cores() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Vec::new();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }

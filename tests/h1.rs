@@ -24,7 +24,8 @@ api = "a"
 
 fn gateway(extra_gateway_keys: &str) -> (Upstream, Gateway) {
     let up = Upstream::start();
-    let cfg = config(ROUTES, Some(up.addr)).replace("workers = 2", &format!("workers = 2\n{extra_gateway_keys}"));
+    let cfg = config(ROUTES, Some(up.addr))
+        .replace("workers = 2", &format!("workers = 2\n{extra_gateway_keys}"));
     (up, Gateway::start(&cfg))
 }
 
@@ -32,11 +33,17 @@ fn gateway(extra_gateway_keys: &str) -> (Upstream, Gateway) {
 fn assert_rejected(gw: &Gateway, raw: &[u8]) {
     let mut c = Client::connect(gw.addr);
     c.send(raw);
-    let r = c.read_response(false).unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(raw)));
+    let r = c
+        .read_response(false)
+        .unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(raw)));
     assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(raw));
     assert_eq!(r.text(), r#"{"message":"Bad Request"}"#);
     assert_eq!(r.header("connection"), Some("close"));
-    assert!(c.is_closed(Duration::from_secs(2)), "connection left open after {:?}", String::from_utf8_lossy(raw));
+    assert!(
+        c.is_closed(Duration::from_secs(2)),
+        "connection left open after {:?}",
+        String::from_utf8_lossy(raw)
+    );
 }
 
 #[test]
@@ -48,39 +55,66 @@ fn rejects_cl_and_te_together() {
 #[test]
 fn rejects_repeated_or_malformed_content_length() {
     let (_u, gw) = gateway("");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc");
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    );
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+    );
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+    );
 }
 
 #[test]
 fn rejects_unknown_transfer_encodings() {
     let (_u, gw) = gateway("");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n");
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    );
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    );
 }
 
 #[test]
 fn rejects_invalid_chunk_sizes_and_extensions() {
     let (_u, gw) = gateway("");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n");
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n",
+    );
     assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n");
     assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n");
     assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\x01\r\nhello\r\n0\r\n\r\n");
     // the same shapes on a mock route (body discarded, still validated)
-    assert_rejected(&gw, b"POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert_rejected(
+        &gw,
+        b"POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    );
 }
 
 #[test]
 fn rejects_obs_fold() {
     let (_u, gw) = gateway("");
-    assert_rejected(&gw, b"GET /ping HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n");
+    assert_rejected(
+        &gw,
+        b"GET /ping HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n",
+    );
 }
 
 #[test]
 fn rejects_whitespace_before_colon() {
     let (_u, gw) = gateway("");
-    assert_rejected(&gw, b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n");
+    assert_rejected(
+        &gw,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    );
 }
 
 #[test]
@@ -99,7 +133,13 @@ fn rejects_missing_host_on_http11() {
 fn headers_too_large_is_431() {
     let (_u, gw) = gateway("max_header_size = \"4KiB\"");
     let mut c = Client::connect(gw.addr);
-    c.send(format!("GET /ping HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "a".repeat(5000)).as_bytes());
+    c.send(
+        format!(
+            "GET /ping HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(5000)
+        )
+        .as_bytes(),
+    );
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 431);
     assert_eq!(r.text(), r#"{"message":"Request Header Fields Too Large"}"#);
@@ -108,7 +148,11 @@ fn headers_too_large_is_431() {
 #[test]
 fn body_over_max_body_is_413() {
     let (_u, gw) = gateway("max_body = \"1KiB\"");
-    let r = request(gw.addr, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n").unwrap();
+    let r = request(
+        gw.addr,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(r.status, 413);
     assert_eq!(r.text(), r#"{"message":"Request Entity Too Large"}"#);
     // chunked: the limit applies to the decoded size as it streams
@@ -120,7 +164,11 @@ fn body_over_max_body_is_413() {
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 413);
     // on a mock route too
-    let r = request(gw.addr, b"POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n").unwrap();
+    let r = request(
+        gw.addr,
+        b"POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(r.status, 413);
 }
 
@@ -140,7 +188,11 @@ fn slow_headers_time_out() {
         }
     }
     assert!(c.is_closed(Duration::from_secs(2)));
-    assert!(start.elapsed() < Duration::from_secs(3), "slow client kept for {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "slow client kept for {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -150,7 +202,11 @@ fn idle_keepalive_connections_time_out() {
     assert_eq!(c.get("/ping").status, 200);
     let t = Instant::now();
     assert!(c.is_closed(Duration::from_secs(3)));
-    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -162,7 +218,10 @@ fn pipelined_requests_are_answered_in_order() {
         if i % 2 == 0 {
             burst.extend_from_slice(b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
         } else {
-            burst.extend_from_slice(format!("POST /echo?i={i} HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc").as_bytes());
+            burst.extend_from_slice(
+                format!("POST /echo?i={i} HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+                    .as_bytes(),
+            );
         }
     }
     c.send(&burst);
@@ -227,9 +286,14 @@ fn a_stale_listener_on_the_port_is_refused() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = TempDir::new("stale");
-    let cfg = config(ROUTES, Some("127.0.0.1:9".parse().unwrap())).replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"));
+    let cfg = config(ROUTES, Some("127.0.0.1:9".parse().unwrap()))
+        .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"));
     let path = dir.write("t.toml", &cfg);
-    let out = std::process::Command::new(BIN).args(["run", "-c"]).arg(&path).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already in use"), "{err}");

@@ -61,22 +61,27 @@ fn path_params_stage_variables_and_query_are_forwarded() {
 
 #[test]
 fn forwarding_headers_and_hop_by_hop_removal() {
-    let (up, gw) = setup();
+    let (_up, gw) = setup();
     let raw = "GET /v1/users/1 HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Custom: kept\r\nx-request-id: client-id-1\r\n\r\n";
     let r = request(gw.addr, raw.as_bytes()).unwrap();
     let t = r.text();
     assert_eq!(r.status, 200, "{t}");
-    assert!(t.contains(r#""x-forwarded-for": "10.0.0.1, 127.0.0.1""#), "{t}");
+    assert!(
+        t.contains(r#""x-forwarded-for": "10.0.0.1, 127.0.0.1""#),
+        "{t}"
+    );
     assert!(t.contains(r#""x-forwarded-proto": "http""#), "{t}");
-    assert!(t.contains(r#""x-forwarded-host": "api.example.com""#), "{t}");
+    assert!(
+        t.contains(r#""x-forwarded-host": "api.example.com""#),
+        "{t}"
+    );
     assert!(t.contains(r#""x-custom": "kept""#), "{t}");
     assert!(t.contains(r#""x-request-id": "client-id-1""#), "{t}");
-    assert!(t.contains(&format!(r#""host": "echo""#)), "{t}");
-    for gone in ["x-secret", "keep-alive", "\"te\"", "\"connection\""] {
-        assert!(!t.contains(&format!("{gone}\": ")) || gone == "\"connection\"" && !t.contains("keep-alive, X-Secret"), "{gone} leaked: {t}");
+    assert!(t.contains(r#""host": "echo""#), "{t}");
+    for gone in ["x-secret", "keep-alive", "te", "connection"] {
+        assert!(!t.contains(&format!("\"{gone}\": ")), "{gone} leaked: {t}");
     }
     assert_eq!(r.header("x-request-id"), Some("client-id-1"));
-    let _ = up;
 }
 
 #[test]
@@ -110,11 +115,18 @@ fn post_bodies_content_length_and_chunked() {
     assert_eq!(r.json_field("method").as_deref(), Some("POST"));
 
     let mut c = Client::connect(gw.addr);
-    c.send(b"PUT /v1/files/up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    c.send(
+        b"PUT /v1/files/up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    );
     std::thread::sleep(Duration::from_millis(50));
     c.send(b"6;ext=1\r\n world\r\n0\r\n\r\n");
     let r = c.read_response(false).unwrap();
-    assert_eq!(r.json_field("body_len").as_deref(), Some("11"), "{}", r.text());
+    assert_eq!(
+        r.json_field("body_len").as_deref(),
+        Some("11"),
+        "{}",
+        r.text()
+    );
     // the connection is still in sync for the next request
     assert_eq!(c.get("/v1/users/9").status, 200);
 }
@@ -199,7 +211,10 @@ fn slow_upstream_is_504_at_the_route_timeout() {
     let took = t.elapsed();
     assert_eq!(r.status, 504);
     assert_eq!(r.text(), r#"{"message":"Endpoint request timed out"}"#);
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
     // within the timeout it is served
     assert_eq!(get(gw.addr, "/v1/slow/10").status, 200);
 }
@@ -207,7 +222,8 @@ fn slow_upstream_is_504_at_the_route_timeout() {
 #[test]
 fn large_bodies_stream_both_ways_in_bounded_memory() {
     let up = Upstream::start();
-    let cfg = config(ROUTES, Some(up.addr)).replace("workers = 2", "workers = 2\nmax_body = \"2GiB\"");
+    let cfg =
+        config(ROUTES, Some(up.addr)).replace("workers = 2", "workers = 2\nmax_body = \"2GiB\"");
     let gw = Gateway::start(&cfg);
     const SIZE: u64 = 1 << 30;
     let before = gw.peak_rss_kib();
@@ -238,7 +254,10 @@ fn large_bodies_stream_both_ways_in_bounded_memory() {
 
     // upload 1 GiB
     let mut c = Client::connect(gw.addr);
-    c.send(format!("PUT /v1/files/big HTTP/1.1\r\nHost: a\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes());
+    c.send(
+        format!("PUT /v1/files/big HTTP/1.1\r\nHost: a\r\nContent-Length: {SIZE}\r\n\r\n")
+            .as_bytes(),
+    );
     let block = vec![b'u'; 1 << 20];
     for _ in 0..(SIZE >> 20) {
         c.stream.write_all(&block).unwrap();
@@ -247,5 +266,8 @@ fn large_bodies_stream_both_ways_in_bounded_memory() {
     assert_eq!(r.json_field("body_len"), Some(SIZE.to_string()));
 
     let grown_mib = gw.peak_rss_kib().saturating_sub(before) / 1024;
-    assert!(grown_mib <= 8, "peak RSS grew by {grown_mib} MiB moving 2 GiB");
+    assert!(
+        grown_mib <= 8,
+        "peak RSS grew by {grown_mib} MiB moving 2 GiB"
+    );
 }

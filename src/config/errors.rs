@@ -25,7 +25,10 @@ impl Sources {
         let offset = pos.span.start.min(f.text.len());
         let before = &f.text.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         let col = f.text[line_start..offset].chars().count() + 1;
         format!("{}:{line}:{col}", f.path.display())
     }
@@ -50,6 +53,8 @@ pub struct ConfigError {
 pub struct Errors {
     pub sources: Sources,
     pub list: Vec<ConfigError>,
+    /// Nothing sensible can follow (syntax error, unreadable file).
+    pub fatal: bool,
 }
 
 impl Errors {
@@ -92,7 +97,9 @@ impl Errors {
 
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for e in &self.list {
+        let mut list: Vec<&ConfigError> = self.list.iter().collect();
+        list.sort_by_key(|e| e.pos.as_ref().map(|p| (p.file, p.span.start)));
+        for e in list {
             match &e.pos {
                 Some(p) => write!(f, "{}: error: {}", self.sources.locate(p), e.message)?,
                 None => write!(f, "error: {}", e.message)?,
@@ -102,7 +109,12 @@ impl fmt::Display for Errors {
             }
             writeln!(f)?;
         }
-        write!(f, "{} error{}", self.list.len(), if self.list.len() == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{} error{}",
+            self.list.len(),
+            if self.list.len() == 1 { "" } else { "s" }
+        )
     }
 }
 

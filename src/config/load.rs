@@ -33,9 +33,15 @@ impl<T> Entry<T> {
 }
 
 /// The whole configuration, merged across includes, not yet validated.
+///
+/// Entries that failed to deserialize are left out and their errors kept in
+/// `errors`; compiling goes on with the rest so every error is reported at once.
 #[derive(Debug, Default)]
 pub struct Config {
     pub sources: Sources,
+    pub errors: Errors,
+    /// Names of entries that failed to load, so later checks don't report them again.
+    pub broken: Vec<String>,
     pub gateway: Option<Entry<model::Gateway>>,
     pub access_log: Option<Entry<model::AccessLog>>,
     pub upstreams: Vec<Entry<model::Upstream>>,
@@ -53,7 +59,10 @@ pub fn load_file(path: &Path) -> Result<Config, Errors> {
     let mut errors = Errors::default();
     match std::fs::read_to_string(path) {
         Ok(text) => read_into(&mut cfg, &mut errors, path.to_path_buf(), text, 0),
-        Err(e) => errors.push_plain(format!("cannot read {}: {e}", path.display())),
+        Err(e) => {
+            errors.push_plain(format!("cannot read {}: {e}", path.display()));
+            errors.fatal = true;
+        }
     }
     finish(cfg, errors)
 }
@@ -63,17 +72,26 @@ pub fn load_file(path: &Path) -> Result<Config, Errors> {
 pub fn load_str(name: &str, text: &str) -> Result<Config, Errors> {
     let mut cfg = Config::default();
     let mut errors = Errors::default();
-    read_into(&mut cfg, &mut errors, PathBuf::from(name), text.to_string(), 0);
+    read_into(
+        &mut cfg,
+        &mut errors,
+        PathBuf::from(name),
+        text.to_string(),
+        0,
+    );
     finish(cfg, errors)
 }
 
-fn finish(cfg: Config, mut errors: Errors) -> Result<Config, Errors> {
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        errors.sources = cfg.sources;
-        Err(errors)
+/// Syntax errors and unreadable files end loading (`Err`); entry errors travel
+/// inside the `Config` to be reported with the compile errors.
+fn finish(mut cfg: Config, errors: Errors) -> Result<Config, Errors> {
+    cfg.errors = errors;
+    if cfg.errors.fatal {
+        let mut e = std::mem::take(&mut cfg.errors);
+        e.sources = cfg.sources;
+        return Err(e);
     }
+    Ok(cfg)
 }
 
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -92,6 +110,7 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
         errors.push_toml(file, &e);
     }
     if had_syntax_errors {
+        errors.fatal = true;
         // A tree recovered from broken syntax would produce confusing follow-on errors.
         return;
     }
@@ -108,10 +127,10 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
             },
             "gateway" => single(&mut cfg.gateway, errors, "gateway", at, value),
             "access_log" => single(&mut cfg.access_log, errors, "access_log", at, value),
-            "upstreams" => entries(&mut cfg.upstreams, errors, file, value),
-            "stages" => entries(&mut cfg.stages, errors, file, value),
-            "usage_plans" => entries(&mut cfg.usage_plans, errors, file, value),
-            "api_keys" => entries(&mut cfg.api_keys, errors, file, value),
+            "upstreams" => entries(&mut cfg.upstreams, &mut cfg.broken, errors, file, value),
+            "stages" => entries(&mut cfg.stages, &mut cfg.broken, errors, file, value),
+            "usage_plans" => entries(&mut cfg.usage_plans, &mut cfg.broken, errors, file, value),
+            "api_keys" => entries(&mut cfg.api_keys, &mut cfg.broken, errors, file, value),
             "apis" => apis(cfg, errors, file, value),
             other => errors.push(
                 at,
@@ -122,13 +141,23 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
     }
     for inc in includes {
         if depth >= MAX_INCLUDE_DEPTH {
-            errors.push(Pos { file, span: inc.span() }, "includes nested too deeply".into(), None);
+            errors.push(
+                Pos {
+                    file,
+                    span: inc.span(),
+                },
+                "includes nested too deeply".into(),
+                None,
+            );
             continue;
         }
         let base = path.parent().unwrap_or(Path::new("."));
         match expand_glob(base, inc.get_ref()) {
             Ok(paths) if paths.is_empty() => errors.push(
-                Pos { file, span: inc.span() },
+                Pos {
+                    file,
+                    span: inc.span(),
+                },
                 format!("include `{}` matches no file", inc.get_ref()),
                 None,
             ),
@@ -137,14 +166,24 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
                     match std::fs::read_to_string(&p) {
                         Ok(t) => read_into(cfg, errors, p, t, depth + 1),
                         Err(e) => errors.push(
-                            Pos { file, span: inc.span() },
+                            Pos {
+                                file,
+                                span: inc.span(),
+                            },
                             format!("cannot read included {}: {e}", p.display()),
                             None,
                         ),
                     }
                 }
             }
-            Err(msg) => errors.push(Pos { file, span: inc.span() }, msg, None),
+            Err(msg) => errors.push(
+                Pos {
+                    file,
+                    span: inc.span(),
+                },
+                msg,
+                None,
+            ),
         }
     }
 }
@@ -161,7 +200,11 @@ fn single<T: DeserializeOwned>(
     value: &Spanned<DeValue<'_>>,
 ) {
     if slot.is_some() {
-        errors.push(at, format!("[{name}] is defined in more than one file"), None);
+        errors.push(
+            at,
+            format!("[{name}] is defined in more than one file"),
+            None,
+        );
         return;
     }
     match de::<T>(value) {
@@ -197,6 +240,7 @@ fn table<'a, 'i>(
 
 fn entries<T: DeserializeOwned>(
     out: &mut Vec<Entry<T>>,
+    broken: &mut Vec<String>,
     errors: &mut Errors,
     file: usize,
     value: &Spanned<DeValue<'_>>,
@@ -216,7 +260,10 @@ fn entries<T: DeserializeOwned>(
         }
         match de::<T>(v) {
             Ok(value) => out.push(Entry { name, at, value }),
-            Err(e) => errors.push_toml(file, &e),
+            Err(e) => {
+                errors.push_toml(file, &e);
+                broken.push(name);
+            }
         }
     }
 }
@@ -244,17 +291,28 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
         for (k, v) in api_table.iter() {
             if &**k.get_ref() != "routes" {
                 errors.push(
-                    Pos { file, span: k.span() },
+                    Pos {
+                        file,
+                        span: k.span(),
+                    },
                     format!("unknown key `{}` in api `{api}`", k.get_ref()),
                     Some("an API holds only `routes`"),
                 );
                 continue;
             }
             let mut routes = Vec::new();
-            entries::<model::Route>(&mut routes, errors, file, v);
+            entries::<model::Route>(&mut routes, &mut cfg.broken, errors, file, v);
             for r in routes {
-                if cfg.routes.iter().any(|(a, e)| *a == api && e.name == r.name) {
-                    errors.push(r.at, format!("route `{}` is defined more than once", r.name), None);
+                if cfg
+                    .routes
+                    .iter()
+                    .any(|(a, e)| *a == api && e.name == r.name)
+                {
+                    errors.push(
+                        r.at,
+                        format!("route `{}` is defined more than once", r.name),
+                        None,
+                    );
                 } else {
                     cfg.routes.push((api.clone(), r));
                 }
@@ -275,12 +333,19 @@ fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     }
     let dir = full.parent().unwrap_or(Path::new("."));
     if dir.to_string_lossy().contains(['*', '?']) {
-        return Err(format!("include `{pattern}`: wildcards are allowed in the file name only"));
+        return Err(format!(
+            "include `{pattern}`: wildcards are allowed in the file name only"
+        ));
     }
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("include `{pattern}`: {}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| format!("include `{pattern}`: {}: {e}", dir.display()))?;
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().is_some_and(|n| wildcard_match(name.as_bytes(), n.as_bytes())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| wildcard_match(name.as_bytes(), n.as_bytes()))
+        })
         .map(|e| e.path())
         .collect();
     out.sort();
@@ -290,7 +355,9 @@ fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
 fn wildcard_match(pat: &[u8], s: &[u8]) -> bool {
     match (pat.first(), s.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => wildcard_match(&pat[1..], s) || (!s.is_empty() && wildcard_match(pat, &s[1..])),
+        (Some(b'*'), _) => {
+            wildcard_match(&pat[1..], s) || (!s.is_empty() && wildcard_match(pat, &s[1..]))
+        }
         (Some(b'?'), Some(_)) => wildcard_match(&pat[1..], &s[1..]),
         (Some(a), Some(b)) if a == b => wildcard_match(&pat[1..], &s[1..]),
         _ => false,
@@ -323,7 +390,9 @@ targets = 5
 integration = { type = "mock", body = "x" }
 tmeout = "5s"
 "#;
-        let errs = load_str("t.toml", text).unwrap_err();
+        let mut cfg = load_str("t.toml", text).unwrap();
+        let mut errs = std::mem::take(&mut cfg.errors);
+        errs.sources = cfg.sources;
         let rendered = errs.to_string();
         assert_eq!(errs.len(), 3, "{rendered}");
         assert!(rendered.contains("t.toml:4:1"), "{rendered}");

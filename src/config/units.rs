@@ -41,9 +41,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        u => return Err(format!("`{s}`: unknown size unit `{u}`; use B, KiB, MiB, GiB, KB, MB or GB")),
+        u => {
+            return Err(format!(
+                "`{s}`: unknown size unit `{u}`; use B, KiB, MiB, GiB, KB, MB or GB"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]

@@ -68,8 +68,16 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
         }
         (b"GET", "/config") => {
             let p = admin.plan.load();
-            let loaded = p.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let sources: Vec<String> = p.sources.iter().map(|s| json_str(&s.display().to_string())).collect();
+            let loaded = p
+                .loaded_at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let sources: Vec<String> = p
+                .sources
+                .iter()
+                .map(|s| json_str(&s.display().to_string()))
+                .collect();
             (
                 200,
                 format!(
@@ -83,20 +91,35 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
             )
         }
         (b"POST", "/reload") => match reload::reload(&admin.plan, &admin.source, &admin.stats) {
-            Ok(p) => (200, format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash)),
+            Ok(p) => (
+                200,
+                format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash),
+            ),
             Err(e) => {
                 let list: Vec<String> = e
                     .list
                     .iter()
                     .map(|x| {
-                        let at = x.pos.as_ref().map(|p| e.sources.locate(p)).unwrap_or_default();
+                        let at = x
+                            .pos
+                            .as_ref()
+                            .map(|p| e.sources.locate(p))
+                            .unwrap_or_default();
                         json_str(&format!("{at}: {}", x.message))
                     })
                     .collect();
-                (400, format!(r#"{{"message":"reload failed","errors":[{}]}}"#, list.join(",")))
+                (
+                    400,
+                    format!(
+                        r#"{{"message":"reload failed","errors":[{}]}}"#,
+                        list.join(",")
+                    ),
+                )
             }
         },
-        (_, "/healthz" | "/ready" | "/config" | "/reload") => (405, r#"{"message":"Method Not Allowed"}"#.into()),
+        (_, "/healthz" | "/ready" | "/config" | "/reload") => {
+            (405, r#"{"message":"Method Not Allowed"}"#.into())
+        }
         _ => (404, r#"{"message":"Not Found"}"#.into()),
     }
 }

@@ -44,7 +44,11 @@ pub struct ReloadStats {
 
 /// Recompiles and publishes. Settings that need new sockets or threads (listen,
 /// admin, workers) keep their running values and say so.
-pub fn reload(handle: &PlanHandle, source: &ConfigSource, stats: &ReloadStats) -> Result<Arc<Plan>, Errors> {
+pub fn reload(
+    handle: &PlanHandle,
+    source: &ConfigSource,
+    stats: &ReloadStats,
+) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
             let current = handle.load();
@@ -63,7 +67,11 @@ pub fn reload(handle: &PlanHandle, source: &ConfigSource, stats: &ReloadStats) -
             let next = Arc::new(next);
             handle.store(next.clone());
             stats.ok.fetch_add(1, Ordering::Relaxed);
-            info!("reload: plan {:016x} active ({} routes)", next.hash, next.routes.len());
+            info!(
+                "reload: plan {:016x} active ({} routes)",
+                next.hash,
+                next.routes.len()
+            );
             Ok(next)
         }
         Err(e) => {

@@ -74,7 +74,11 @@ pub fn run(source: ConfigSource) -> i32 {
         }
     }
     for a in &bound {
-        info!("listening on {a} ({} workers, config: {})", g.workers, source.describe());
+        info!(
+            "listening on {a} ({} workers, config: {})",
+            g.workers,
+            source.describe()
+        );
     }
     if let Some(a) = admin_addr {
         info!("admin listening on {a}");

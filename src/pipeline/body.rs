@@ -71,7 +71,11 @@ impl BodyReader {
 
     /// Appends the next piece of body (≤ [`PIECE`] bytes) to `out`. Returns with
     /// nothing appended only when the body is complete.
-    pub async fn read(&mut self, ds: &mut Downstream<'_>, out: &mut Vec<u8>) -> Result<(), BodyError> {
+    pub async fn read(
+        &mut self,
+        ds: &mut Downstream<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
         let start = out.len();
         while !self.done {
             let data = ds.rbuf.data();

@@ -14,7 +14,9 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use crate::error::Error;
 use crate::plan::{Params, Plan, Proxy, Route, Target};
-use crate::proto::h1::{encode, is_hop_by_hop, parse_response, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
+use crate::proto::h1::{
+    encode, is_hop_by_hop, parse_response, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead,
+};
 use crate::proto::io::flush;
 use crate::upstream::{connect, UpConn};
 
@@ -76,7 +78,16 @@ pub async fn forward(
         body.read(ds, &mut req).await.ok();
     }
 
-    let exchange = send_and_receive(ds, head, &mut body, &mut req, addr, connect_timeout, replayable, w);
+    let exchange = send_and_receive(
+        ds,
+        head,
+        &mut body,
+        &mut req,
+        addr,
+        connect_timeout,
+        replayable,
+        w,
+    );
     let (mut conn, resp) = match monoio::time::timeout(route.timeout, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(f)) => return fail(ds, head, f, rid),
@@ -119,7 +130,10 @@ fn fail(ds: &mut Downstream<'_>, head: &RequestHead, f: Fail, rid: &[u8]) -> Out
 }
 
 fn is_idempotent(method: &[u8]) -> bool {
-    matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE")
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -209,7 +223,9 @@ async fn send_and_receive(
         let mut conn = match (!fresh_only).then(|| w.pools.take(addr)).flatten() {
             Some(c) => c,
             None => {
-                let io = connect(addr, connect_timeout).await.map_err(Fail::Respond)?;
+                let io = connect(addr, connect_timeout)
+                    .await
+                    .map_err(Fail::Respond)?;
                 UpConn::new(io, addr)
             }
         };
@@ -220,18 +236,28 @@ async fn send_and_receive(
         if sent && !body.is_done() {
             sent = stream_request_body(ds, body, &mut conn).await?;
         }
-        let got = if sent { read_response_head(&mut conn, head.is_head()).await } else { Err(Error::UpstreamReset) };
+        let got = if sent {
+            read_response_head(&mut conn, head.is_head()).await
+        } else {
+            Err(Error::UpstreamReset)
+        };
         match got {
             Ok(resp) => return Ok((conn, resp)),
             // A pooled connection the upstream had already closed: try once more.
-            Err(Error::UpstreamReset) if conn.reused && replayable && !fresh_only => fresh_only = true,
+            Err(Error::UpstreamReset) if conn.reused && replayable && !fresh_only => {
+                fresh_only = true
+            }
             Err(e) => return Err(Fail::Respond(e)),
         }
     }
 }
 
 /// Sends the rest of the client's body. `Ok(false)`: the upstream stopped reading.
-async fn stream_request_body(ds: &mut Downstream<'_>, body: &mut BodyReader, conn: &mut UpConn) -> Result<bool, Fail> {
+async fn stream_request_body(
+    ds: &mut Downstream<'_>,
+    body: &mut BodyReader,
+    conn: &mut UpConn,
+) -> Result<bool, Fail> {
     let chunked = body.framing() == BodyFraming::Chunked;
     let mut piece = Vec::with_capacity(PIECE + 32);
     while !body.is_done() {
@@ -319,7 +345,14 @@ enum Out {
     CloseToClose,
 }
 
-fn write_response_head(out: &mut Vec<u8>, head: &RequestHead, conn: &UpConn, resp: &ResponseHead, rid: &[u8], keep: &mut bool) -> Out {
+fn write_response_head(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    conn: &UpConn,
+    resp: &ResponseHead,
+    rid: &[u8],
+    keep: &mut bool,
+) -> Out {
     let buf = conn.rbuf.data();
     let s = |r: (usize, usize)| &buf[r.0..r.1];
     encode::status_line(out, resp.status);
@@ -363,7 +396,9 @@ fn write_response_head(out: &mut Vec<u8>, head: &RequestHead, conn: &UpConn, res
         BodyFraming::UntilClose => Out::CloseToClose,
     };
     match framing {
-        Out::Rechunk | Out::ChunkFromClose => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Out::Rechunk | Out::ChunkFromClose => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n")
+        }
         Out::DechunkToClose | Out::CloseToClose => *keep = false,
         Out::None | Out::Length(_) => {}
     }
@@ -376,16 +411,31 @@ fn write_response_head(out: &mut Vec<u8>, head: &RequestHead, conn: &UpConn, res
 
 /// Copies the response body from the upstream to the client. Any error means the
 /// response is cut short, and the client connection must close.
-async fn stream_response(ds: &mut Downstream<'_>, conn: &mut UpConn, framing: Out, _version: u8, idle: Duration) -> Result<(), ()> {
+async fn stream_response(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    framing: Out,
+    _version: u8,
+    idle: Duration,
+) -> Result<(), ()> {
     match framing {
         Out::None => Ok(()),
         Out::Length(n) => copy_length(ds, conn, n, idle).await,
-        Out::Rechunk | Out::DechunkToClose => copy_chunked(ds, conn, framing == Out::Rechunk, idle).await,
-        Out::ChunkFromClose | Out::CloseToClose => copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await,
+        Out::Rechunk | Out::DechunkToClose => {
+            copy_chunked(ds, conn, framing == Out::Rechunk, idle).await
+        }
+        Out::ChunkFromClose | Out::CloseToClose => {
+            copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await
+        }
     }
 }
 
-async fn read_some(conn: &mut UpConn, buf: Vec<u8>, want: usize, idle: Duration) -> (Result<usize, ()>, Vec<u8>) {
+async fn read_some(
+    conn: &mut UpConn,
+    buf: Vec<u8>,
+    want: usize,
+    idle: Duration,
+) -> (Result<usize, ()>, Vec<u8>) {
     match monoio::time::timeout(idle, conn.io.read(buf.slice_mut(0..want))).await {
         Ok((Ok(n), b)) => (Ok(n), b.into_inner()),
         Ok((Err(_), b)) => (Err(()), b.into_inner()),
@@ -394,7 +444,12 @@ async fn read_some(conn: &mut UpConn, buf: Vec<u8>, want: usize, idle: Duration)
     }
 }
 
-async fn copy_length(ds: &mut Downstream<'_>, conn: &mut UpConn, mut remaining: u64, idle: Duration) -> Result<(), ()> {
+async fn copy_length(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    mut remaining: u64,
+    idle: Duration,
+) -> Result<(), ()> {
     let have = (conn.rbuf.data().len() as u64).min(remaining) as usize;
     ds.wbuf.extend_from_slice(&conn.rbuf.data()[..have]);
     conn.rbuf.consume(have);
@@ -424,7 +479,12 @@ async fn copy_length(ds: &mut Downstream<'_>, conn: &mut UpConn, mut remaining: 
     Ok(())
 }
 
-async fn copy_chunked(ds: &mut Downstream<'_>, conn: &mut UpConn, rechunk: bool, idle: Duration) -> Result<(), ()> {
+async fn copy_chunked(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    rechunk: bool,
+    idle: Duration,
+) -> Result<(), ()> {
     let mut dec = ChunkedDecoder::default();
     let mut data = Vec::with_capacity(PIECE);
     loop {
@@ -462,7 +522,12 @@ async fn copy_chunked(ds: &mut Downstream<'_>, conn: &mut UpConn, rechunk: bool,
     }
 }
 
-async fn copy_until_close(ds: &mut Downstream<'_>, conn: &mut UpConn, chunk: bool, idle: Duration) -> Result<(), ()> {
+async fn copy_until_close(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    chunk: bool,
+    idle: Duration,
+) -> Result<(), ()> {
     loop {
         let data = conn.rbuf.data();
         if !data.is_empty() {

@@ -31,7 +31,11 @@ pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], clo
 
 /// Reads and drops the request body so the connection stays usable. Returns the
 /// error to answer instead, or `Err(None)` when the client is gone.
-async fn drain_body(ds: &mut Downstream<'_>, head: &RequestHead, max: u64) -> Result<(), Option<Error>> {
+async fn drain_body(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    max: u64,
+) -> Result<(), Option<Error>> {
     let mut body = BodyReader::new(head, max).map_err(|_| Some(Error::BodyTooLarge))?;
     body.discard(ds).await.map_err(|e| match e {
         BodyError::Gone => None,
@@ -56,7 +60,13 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
 }
 
 /// Answers with a mock integration's fixed response.
-pub async fn mock(ds: &mut Downstream<'_>, head: &RequestHead, m: &Mock, rid: &[u8], max_body: u64) -> Outcome {
+pub async fn mock(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    m: &Mock,
+    rid: &[u8],
+    max_body: u64,
+) -> Outcome {
     match drain_body(ds, head, max_body).await {
         Ok(()) => {}
         Err(Some(e)) => {
@@ -90,7 +100,13 @@ mod tests {
     #[test]
     fn error_bodies_are_json_with_request_id() {
         let mut out = Vec::new();
-        write_error(&mut out, false, Error::MethodNotAllowed(0b101), b"rid-1", true);
+        write_error(
+            &mut out,
+            false,
+            Error::MethodNotAllowed(0b101),
+            b"rid-1",
+            true,
+        );
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{s}");
         assert!(s.contains("allow: GET, POST\r\n"), "{s}");

@@ -12,7 +12,9 @@ use toml::Spanned;
 use super::route_key::{self, RouteKey, Segment};
 use super::router::{Conflict, Router};
 use super::template::{expand_stage_variables, parse_uri};
-use super::{Gateway, Integration, Mock, Plan, Proxy, Route, Stage, Target, Upstream, WeightedAddr};
+use super::{
+    Gateway, Integration, Mock, Plan, Proxy, Route, Stage, Target, Upstream, WeightedAddr,
+};
 use crate::config::{model, Config, Entry, Errors, Pos};
 
 const MIN_ROUTE_TIMEOUT: Duration = Duration::from_millis(50);
@@ -34,9 +36,9 @@ fn at<T>(e: &Entry<T>, span: Range<usize>) -> Pos {
 }
 
 /// Compiles a loaded configuration. `available_cores` resolves `workers = 0`.
-pub fn compile(cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
+pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
     let mut cx = Ctx {
-        errors: Errors::default(),
+        errors: std::mem::take(&mut cfg.errors),
         warnings: Vec::new(),
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
@@ -45,7 +47,15 @@ pub fn compile(cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
     let mut routes = Vec::new();
     let mut router = Router::default();
     for stage in &cfg.stages {
-        compile_stage(&mut cx, &cfg, stage, &upstreams, &mut stages, &mut routes, &mut router);
+        compile_stage(
+            &mut cx,
+            &cfg,
+            stage,
+            &upstreams,
+            &mut stages,
+            &mut routes,
+            &mut router,
+        );
     }
     for api in &cfg.apis {
         if !stages.iter().any(|s: &Stage| s.api == api.name) {
@@ -76,7 +86,12 @@ pub fn compile(cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
     })
 }
 
-fn duration(cx: &mut Ctx, e: &Entry<impl Sized>, v: &Option<Spanned<String>>, default: Duration) -> Duration {
+fn duration(
+    cx: &mut Ctx,
+    e: &Entry<impl Sized>,
+    v: &Option<Spanned<String>>,
+    default: Duration,
+) -> Duration {
     match v {
         None => default,
         Some(s) => match crate::config::units::parse_duration(s.get_ref()) {
@@ -106,7 +121,10 @@ fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let with_port = if s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if s
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         s.to_string()
     } else {
         format!("{s}:{default_port}")
@@ -138,13 +156,21 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
     for l in v.listen.iter().flatten() {
         match l.get_ref().parse::<SocketAddr>() {
             Ok(a) => listen.push(a),
-            Err(_) => cx.err(at(e, l.span()), format!("`{}` is not an ip:port address", l.get_ref()), Some("e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"")),
+            Err(_) => cx.err(
+                at(e, l.span()),
+                format!("`{}` is not an ip:port address", l.get_ref()),
+                Some("e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""),
+            ),
         }
     }
     if v.listen.is_none() {
         listen.push(default_listen);
     } else if listen.is_empty() && v.listen.as_ref().is_some_and(|l| l.is_empty()) {
-        cx.err(e.at.clone(), "`listen` is empty: the gateway would serve nothing", None);
+        cx.err(
+            e.at.clone(),
+            "`listen` is empty: the gateway would serve nothing",
+            None,
+        );
     }
     let admin = match &v.admin {
         None => Some(([127, 0, 0, 1], 9901).into()),
@@ -152,7 +178,11 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
         Some(s) => match s.get_ref().parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                cx.err(at(e, s.span()), format!("`{}` is not an ip:port address", s.get_ref()), None);
+                cx.err(
+                    at(e, s.span()),
+                    format!("`{}` is not an ip:port address", s.get_ref()),
+                    None,
+                );
                 None
             }
         },
@@ -160,17 +190,26 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
     let timeout = duration(cx, e, &v.timeout, MAX_ROUTE_TIMEOUT);
     if let Some(t) = &v.timeout {
         if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&timeout) {
-            cx.err(at(e, t.span()), "timeout must be between 50ms and 29s", None);
+            cx.err(
+                at(e, t.span()),
+                "timeout must be between 50ms and 29s",
+                None,
+            );
         }
     }
     let max_header_size = size(cx, e, &v.max_header_size, 32 << 10);
     if let Some(s) = &v.max_header_size {
         if !(1024..=1 << 20).contains(&max_header_size) {
-            cx.err(at(e, s.span()), "max_header_size must be between 1KiB and 1MiB", None);
+            cx.err(
+                at(e, s.span()),
+                "max_header_size must be between 1KiB and 1MiB",
+                None,
+            );
         }
     }
     if v.throttle.is_some() || v.state_dir.is_some() || !v.tls.is_empty() {
-        cx.warnings.push("[gateway] throttle, state_dir and tls are read but not enforced yet".into());
+        cx.warnings
+            .push("[gateway] throttle, state_dir and tls are read but not enforced yet".into());
     }
     Gateway {
         listen,
@@ -207,7 +246,11 @@ fn upstreams(cx: &mut Ctx, list: &[Entry<model::Upstream>]) -> Vec<Upstream> {
             }
         }
         if v.targets.is_empty() {
-            cx.err(e.at.clone(), format!("upstream `{}` has no targets", e.name), None);
+            cx.err(
+                e.at.clone(),
+                format!("upstream `{}` has no targets", e.name),
+                None,
+            );
         }
         if let Some(b) = &v.balance {
             if b.get_ref() != "round_robin" {
@@ -219,7 +262,10 @@ fn upstreams(cx: &mut Ctx, list: &[Entry<model::Upstream>]) -> Vec<Upstream> {
             }
         }
         if v.health.is_some() {
-            cx.warnings.push(format!("upstream `{}`: health checks are not implemented yet", e.name));
+            cx.warnings.push(format!(
+                "upstream `{}`: health checks are not implemented yet",
+                e.name
+            ));
         }
         out.push(Upstream {
             name: e.name.clone(),
@@ -242,8 +288,15 @@ fn compile_stage(
 ) {
     let s = &stage.value;
     let api = s.api.get_ref();
-    if !cfg.apis.iter().any(|a| a.name == *api) {
-        cx.err(at(stage, s.api.span()), format!("stage `{}` names api `{api}`, which is not defined", stage.name), None);
+    if !cfg.apis.iter().any(|a| a.name == *api) && !cfg.broken.contains(api) {
+        cx.err(
+            at(stage, s.api.span()),
+            format!(
+                "stage `{}` names api `{api}`, which is not defined",
+                stage.name
+            ),
+            None,
+        );
         return;
     }
     let base_path = match &s.base_path {
@@ -255,7 +308,14 @@ fn compile_stage(
                     .map(|segs| segs.iter().all(|s| matches!(s, Segment::Static(_))))
                     .unwrap_or(false);
             if !ok {
-                cx.err(at(stage, b.span()), format!("base_path `{}` must be `/` or `/seg/seg` with no parameters", b.get_ref()), None);
+                cx.err(
+                    at(stage, b.span()),
+                    format!(
+                        "base_path `{}` must be `/` or `/seg/seg` with no parameters",
+                        b.get_ref()
+                    ),
+                    None,
+                );
                 return;
             }
             p.to_string()
@@ -266,15 +326,25 @@ fn compile_stage(
     for h in &s.hosts {
         let name = h.get_ref().to_ascii_lowercase();
         let valid = name == "*"
-            || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            || (!name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
         if !valid {
-            cx.err(at(stage, h.span()), format!("`{}` is not a host name (or `*`)", h.get_ref()), None);
+            cx.err(
+                at(stage, h.span()),
+                format!("`{}` is not a host name (or `*`)", h.get_ref()),
+                None,
+            );
         } else if !hosts.contains(&name) {
             hosts.push(name);
         }
     }
     if s.throttle.is_some() || !s.routes.is_empty() || s.cache.is_some() || s.canary.is_some() {
-        cx.warnings.push(format!("stage `{}`: throttle, cache and canary are read but not enforced yet", stage.name));
+        cx.warnings.push(format!(
+            "stage `{}`: throttle, cache and canary are read but not enforced yet",
+            stage.name
+        ));
     }
     let stage_id = stages.len() as u32;
     stages.push(Stage {
@@ -296,7 +366,9 @@ fn compile_stage(
             }
         };
         let param_names = key.param_names();
-        let Some(integration) = integration(cx, r, &param_names, &s.variables, upstreams) else {
+        let Some(integration) =
+            integration(cx, r, &param_names, &s.variables, upstreams, &cfg.broken)
+        else {
             continue;
         };
         let timeout = match &r.value.timeout {
@@ -304,7 +376,11 @@ fn compile_stage(
             Some(t) => {
                 let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
                 if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
-                    cx.err(at(r, t.span()), "timeout must be between 50ms and 29s", None);
+                    cx.err(
+                        at(r, t.span()),
+                        "timeout must be between 50ms and 29s",
+                        None,
+                    );
                 }
                 Some(d)
             }
@@ -315,7 +391,9 @@ fn compile_stage(
             let trie = router.trie_mut(h);
             let res = match &key {
                 RouteKey::Default => trie.insert_default(&base_segments, id),
-                RouteKey::Path { method, segments } => trie.insert(&base_segments, *method, segments, id),
+                RouteKey::Path { method, segments } => {
+                    trie.insert(&base_segments, *method, segments, id)
+                }
             };
             if let Err(Conflict::SameAs(other)) = res {
                 conflict = Some((other, h.clone()));
@@ -357,26 +435,48 @@ fn integration(
     params: &[String],
     vars: &std::collections::BTreeMap<String, String>,
     upstreams: &[Upstream],
+    broken: &[String],
 ) -> Option<Integration> {
     let span = r.value.integration.span();
     match r.value.integration.get_ref() {
-        model::Integration::Mock { status, body, headers } => {
+        model::Integration::Mock {
+            status,
+            body,
+            headers,
+        } => {
             if !(100..=599).contains(status) {
-                cx.err(at(r, span), format!("mock status {status} is not an HTTP status"), None);
+                cx.err(
+                    at(r, span),
+                    format!("mock status {status} is not an HTTP status"),
+                    None,
+                );
                 return None;
             }
             let mut head = Vec::new();
             let mut has_content_type = false;
             for (k, v) in headers {
-                let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let name_ok = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                 let value_ok = v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
                 if !name_ok || !value_ok {
-                    cx.err(at(r, span.clone()), format!("mock header `{k}` is not a valid header"), None);
+                    cx.err(
+                        at(r, span.clone()),
+                        format!("mock header `{k}` is not a valid header"),
+                        None,
+                    );
                     return None;
                 }
                 let lower = k.to_ascii_lowercase();
-                if matches!(lower.as_str(), "content-length" | "transfer-encoding" | "connection") {
-                    cx.err(at(r, span.clone()), format!("mock header `{k}` is set by the gateway"), None);
+                if matches!(
+                    lower.as_str(),
+                    "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!("mock header `{k}` is set by the gateway"),
+                        None,
+                    );
                     return None;
                 }
                 has_content_type |= lower == "content-type";
@@ -407,10 +507,19 @@ fn integration(
             };
             let target = match upstreams.iter().position(|u| u.name == parsed.authority) {
                 Some(i) => Target::Upstream(i as u32),
+                // already reported where the upstream is defined
+                None if broken.contains(&parsed.authority) => return None,
                 None => match socket_addr(&parsed.authority, 80) {
                     Ok(a) => Target::Addr(a),
                     Err(msg) => {
-                        cx.err(at(r, span.clone()), format!("`{}` is neither an upstream nor a reachable host:port ({msg})", parsed.authority), None);
+                        cx.err(
+                            at(r, span.clone()),
+                            format!(
+                                "`{}` is neither an upstream nor a reachable host:port ({msg})",
+                                parsed.authority
+                            ),
+                            None,
+                        );
                         return None;
                     }
                 },
@@ -438,22 +547,35 @@ fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstre
         if let Some(t) = &r.value.timeout {
             let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
             if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
-                cx.err(at(r, t.span()), "timeout must be between 50ms and 29s", None);
+                cx.err(
+                    at(r, t.span()),
+                    "timeout must be between 50ms and 29s",
+                    None,
+                );
             }
         }
         let uses_vars = matches!(r.value.integration.get_ref(), model::Integration::HttpProxy { uri } if uri.contains("${"));
         if !uses_vars {
-            integration(cx, r, &key.param_names(), &Default::default(), upstreams);
+            integration(
+                cx,
+                r,
+                &key.param_names(),
+                &Default::default(),
+                upstreams,
+                &cfg.broken,
+            );
         }
     }
 }
 
 fn not_enforced_yet(cx: &mut Ctx, cfg: &Config) {
     if cfg.access_log.is_some() {
-        cx.warnings.push("[access_log] is read but not written yet".into());
+        cx.warnings
+            .push("[access_log] is read but not written yet".into());
     }
     if !cfg.usage_plans.is_empty() || !cfg.api_keys.is_empty() {
-        cx.warnings.push("usage_plans and api_keys are read but not enforced yet".into());
+        cx.warnings
+            .push("usage_plans and api_keys are read but not enforced yet".into());
     }
 }
 

@@ -86,7 +86,10 @@ pub enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKey {
     Default,
-    Path { method: MethodSpec, segments: Vec<Segment> },
+    Path {
+        method: MethodSpec,
+        segments: Vec<Segment>,
+    },
 }
 
 impl RouteKey {
@@ -132,15 +135,16 @@ impl fmt::Display for RouteKey {
 }
 
 fn valid_param_name(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Characters allowed in a static path segment of a route key (RFC 3986 pchar, unencoded).
 fn valid_static(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b))
 }
 
 /// Parses a route key; the error says what is wrong with it.
@@ -177,7 +181,9 @@ pub fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
         if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             if let Some(name) = inner.strip_suffix('+') {
                 if !last {
-                    return Err(format!("greedy parameter `{{{name}+}}` must be the last segment"));
+                    return Err(format!(
+                        "greedy parameter `{{{name}+}}` must be the last segment"
+                    ));
                 }
                 if !valid_param_name(name) {
                     return Err(format!("`{{{name}+}}` is not a valid parameter name"));
@@ -218,7 +224,12 @@ mod tests {
 
     #[test]
     fn parses_and_prints_round_trip() {
-        for k in ["GET /users/{id}", "ANY /files/{path+}", "POST /", "$default"] {
+        for k in [
+            "GET /users/{id}",
+            "ANY /files/{path+}",
+            "POST /",
+            "$default",
+        ] {
             assert_eq!(parse(k).unwrap().to_string(), k);
         }
     }

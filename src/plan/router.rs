@@ -152,7 +152,10 @@ pub enum Conflict {
 
 impl Trie {
     fn child_static(&mut self, node: usize, seg: &str) -> usize {
-        match self.nodes[node].statics.binary_search_by(|(s, _)| (**s).cmp(seg)) {
+        match self.nodes[node]
+            .statics
+            .binary_search_by(|(s, _)| (**s).cmp(seg))
+        {
             Ok(i) => self.nodes[node].statics[i].1 as usize,
             Err(i) => {
                 let id = self.nodes.len();
@@ -262,7 +265,11 @@ impl Trie {
         }
         let seg_len = memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len());
         let seg = &rest[..seg_len];
-        let next = if seg_len < rest.len() { pos + seg_len + 1 } else { path.len() };
+        let next = if seg_len < rest.len() {
+            pos + seg_len + 1
+        } else {
+            path.len()
+        };
 
         if !n.statics.is_empty() {
             if let Ok(i) = n.statics.binary_search_by(|(s, _)| (**s).cmp(seg)) {

@@ -16,7 +16,11 @@ pub struct Balancer {
 impl Balancer {
     fn reset(&mut self, plan: &Plan) {
         self.plan = plan.hash;
-        self.current = plan.upstreams.iter().map(|u| vec![0; u.targets.len()]).collect();
+        self.current = plan
+            .upstreams
+            .iter()
+            .map(|u| vec![0; u.targets.len()])
+            .collect();
     }
 }
 
@@ -64,7 +68,10 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let u = Upstream {
             name: "u".into(),
-            targets: vec![WeightedAddr { addr: a, weight: 1 }, WeightedAddr { addr: b, weight: 3 }],
+            targets: vec![
+                WeightedAddr { addr: a, weight: 1 },
+                WeightedAddr { addr: b, weight: 3 },
+            ],
             connect_timeout: Duration::from_secs(1),
             retries: 1,
         };

@@ -78,7 +78,10 @@ impl Future for DrainWait<'_> {
         if self.drain.fired.get() {
             return Poll::Ready(());
         }
-        self.drain.waiters.borrow_mut().insert(self.id, cx.waker().clone());
+        self.drain
+            .waiters
+            .borrow_mut()
+            .insert(self.id, cx.waker().clone());
         Poll::Pending
     }
 }

@@ -42,8 +42,12 @@ pub fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// Binds `workers` listeners per address. Port 0 is resolved once, by the first
 /// bind, and the others share that port. Returns per-worker listener lists and the
 /// addresses actually bound.
-pub fn bind_all(addrs: &[SocketAddr], workers: usize) -> io::Result<(Vec<Vec<std::net::TcpListener>>, Vec<SocketAddr>)> {
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+pub fn bind_all(
+    addrs: &[SocketAddr],
+    workers: usize,
+) -> io::Result<(Vec<Vec<std::net::TcpListener>>, Vec<SocketAddr>)> {
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for &addr in addrs {
         ensure_free(addr)?;
@@ -77,6 +81,8 @@ mod tests {
         let (lists, bound) = bind_all(&["127.0.0.1:0".parse().unwrap()], 3).unwrap();
         assert_eq!(lists.len(), 3);
         let port = bound[0].port();
-        assert!(lists.iter().all(|l| l[0].local_addr().unwrap().port() == port));
+        assert!(lists
+            .iter()
+            .all(|l| l[0].local_addr().unwrap().port() == port));
     }
 }

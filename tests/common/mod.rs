@@ -117,7 +117,8 @@ impl Gateway {
                 }
             }
         }
-        let addr = addr.unwrap_or_else(|| panic!("turnpike did not start:\n{}", log.lock().unwrap()));
+        let addr =
+            addr.unwrap_or_else(|| panic!("turnpike did not start:\n{}", log.lock().unwrap()));
         Gateway {
             child,
             addr,
@@ -133,7 +134,10 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -262,7 +266,10 @@ impl Response {
 pub fn json_field(text: &str, key: &str) -> Option<String> {
     let pat = format!("\"{key}\": ");
     let alt = format!("\"{key}\":");
-    let start = text.find(&pat).map(|i| i + pat.len()).or_else(|| text.find(&alt).map(|i| i + alt.len()))?;
+    let start = text
+        .find(&pat)
+        .map(|i| i + pat.len())
+        .or_else(|| text.find(&alt).map(|i| i + alt.len()))?;
     let rest = &text[start..];
     if let Some(s) = rest.strip_prefix('"') {
         let end = s.find('"')?;
@@ -282,9 +289,14 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
@@ -307,9 +319,16 @@ impl Client {
         let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            })
             .collect();
-        let mut resp = Response { status, headers, body: Vec::new() };
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if head_request || status == 204 || status == 304 || status < 200 {
             return Some(resp);
         }
@@ -323,7 +342,11 @@ impl Client {
                         return None;
                     }
                 };
-                let size = usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).ok()?.trim(), 16).ok()?;
+                let size = usize::from_str_radix(
+                    std::str::from_utf8(&self.buf[..line_end]).ok()?.trim(),
+                    16,
+                )
+                .ok()?;
                 self.buf.drain(..line_end + 2);
                 while self.buf.len() < size + 2 {
                     if !self.fill() {
@@ -367,8 +390,11 @@ impl Client {
     pub fn is_closed(&mut self, within: Duration) -> bool {
         self.stream.set_read_timeout(Some(within)).unwrap();
         let mut b = [0u8; 1];
-        let closed = matches!(self.stream.read(&mut b), Ok(0)) || matches!(self.stream.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset);
-        self.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let closed = matches!(self.stream.read(&mut b), Ok(0))
+            || matches!(self.stream.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset);
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         closed
     }
 
@@ -391,13 +417,21 @@ pub fn request(addr: SocketAddr, raw: &[u8]) -> Option<Response> {
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
-    request(addr, format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).expect("a response")
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("a response")
 }
 
 /// The admin listener's answer to `METHOD path`.
 pub fn admin(gw: &Gateway, method: &str, path: &str) -> Response {
     let a = gw.admin.expect("admin address");
-    request(a, format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n").as_bytes()).expect("admin response")
+    request(
+        a,
+        format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+    .expect("admin response")
 }
 
 /// A config with the test gateway table plus `rest`, `{UP}` replaced by `up`.

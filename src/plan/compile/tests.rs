@@ -32,16 +32,25 @@ fn compiles_the_design_example() {
     let p = plan(BASE).unwrap();
     assert_eq!(p.routes.len(), 3);
     assert_eq!(p.upstreams[0].targets[1].weight, 3);
-    match p.router.lookup("whatever", Some(Method::Get), "/v1/users/7") {
+    match p
+        .router
+        .lookup("whatever", Some(Method::Get), "/v1/users/7")
+    {
         Lookup::Found(id, _) => assert_eq!(&*p.route(id).key, "GET /users/{id}"),
         other => panic!("{other:?}"),
     }
     let files = p.routes.iter().find(|r| r.key.starts_with("ANY")).unwrap();
     match &files.integration {
-        Integration::HttpProxy(px) => assert_eq!(px.target, Target::Addr("127.0.0.1:9100".parse().unwrap())),
+        Integration::HttpProxy(px) => {
+            assert_eq!(px.target, Target::Addr("127.0.0.1:9100".parse().unwrap()))
+        }
         other => panic!("{other:?}"),
     }
-    let users = p.routes.iter().find(|r| r.key.starts_with("GET /users")).unwrap();
+    let users = p
+        .routes
+        .iter()
+        .find(|r| r.key.starts_with("GET /users"))
+        .unwrap();
     assert_eq!(users.timeout, Duration::from_secs(5));
 }
 
@@ -65,7 +74,13 @@ api = "missing"
     let e = plan(text).unwrap_err();
     let r = e.to_string();
     assert_eq!(e.len(), 5, "{r}");
-    for needle in ["t.toml:3:11", "t.toml:4:11", "t.toml:7:15", "t.toml:11:11", "t.toml:14:7"] {
+    for needle in [
+        "t.toml:3:11",
+        "t.toml:4:11",
+        "t.toml:7:15",
+        "t.toml:11:11",
+        "t.toml:14:7",
+    ] {
         assert!(r.contains(needle), "{needle} missing from:\n{r}");
     }
 }
@@ -98,7 +113,11 @@ api = "a"
     let ok = text.replace("api = \"a\"\n", "api = \"a\"\nbase_path = \"/2\"\n");
     // only the second occurrence matters, but both having distinct mounts is fine too
     let ok = ok.replacen("base_path = \"/2\"", "base_path = \"/1\"", 1);
-    assert!(plan(&ok).is_ok(), "{:?}", plan(&ok).err().map(|e| e.to_string()));
+    assert!(
+        plan(&ok).is_ok(),
+        "{:?}",
+        plan(&ok).err().map(|e| e.to_string())
+    );
 }
 
 #[test]

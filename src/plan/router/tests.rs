@@ -6,7 +6,9 @@ fn trie(keys: &[&str]) -> Trie {
     for (i, k) in keys.iter().enumerate() {
         match parse(k).unwrap() {
             RouteKey::Default => t.insert_default(&[], i as RouteId).unwrap(),
-            RouteKey::Path { method, segments } => t.insert(&[], method, &segments, i as RouteId).unwrap(),
+            RouteKey::Path { method, segments } => {
+                t.insert(&[], method, &segments, i as RouteId).unwrap()
+            }
         }
     }
     t
@@ -14,7 +16,10 @@ fn trie(keys: &[&str]) -> Trie {
 
 fn found(t: &Trie, m: Method, path: &str) -> Option<(RouteId, Vec<String>)> {
     match t.lookup(Some(m), path) {
-        Lookup::Found(id, p) => Some((id, (0..p.len()).map(|i| p.get(path, i).to_string()).collect())),
+        Lookup::Found(id, p) => Some((
+            id,
+            (0..p.len()).map(|i| p.get(path, i).to_string()).collect(),
+        )),
         _ => None,
     }
 }
@@ -23,14 +28,23 @@ fn found(t: &Trie, m: Method, path: &str) -> Option<(RouteId, Vec<String>)> {
 fn static_beats_param_beats_greedy() {
     let t = trie(&["GET /users/me", "GET /users/{id}", "GET /users/{rest+}"]);
     assert_eq!(found(&t, Method::Get, "/users/me"), Some((0, vec![])));
-    assert_eq!(found(&t, Method::Get, "/users/42"), Some((1, vec!["42".into()])));
-    assert_eq!(found(&t, Method::Get, "/users/42/orders/7"), Some((2, vec!["42/orders/7".into()])));
+    assert_eq!(
+        found(&t, Method::Get, "/users/42"),
+        Some((1, vec!["42".into()]))
+    );
+    assert_eq!(
+        found(&t, Method::Get, "/users/42/orders/7"),
+        Some((2, vec!["42/orders/7".into()]))
+    );
 }
 
 #[test]
 fn backtracks_from_a_static_branch_that_dead_ends() {
     let t = trie(&["GET /users/me/profile", "GET /users/{id}/orders"]);
-    assert_eq!(found(&t, Method::Get, "/users/me/orders"), Some((1, vec!["me".into()])));
+    assert_eq!(
+        found(&t, Method::Get, "/users/me/orders"),
+        Some((1, vec!["me".into()]))
+    );
 }
 
 #[test]
@@ -40,7 +54,10 @@ fn method_mismatch_reports_allowed_methods() {
         Lookup::MethodNotAllowed(bits) => assert_eq!(Method::allow_header(bits), "GET, HEAD, POST"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(t.lookup(Some(Method::Get), "/b"), Lookup::NotFound));
+    assert!(matches!(
+        t.lookup(Some(Method::Get), "/b"),
+        Lookup::NotFound
+    ));
 }
 
 #[test]
@@ -70,14 +87,21 @@ fn trailing_slash_and_root() {
 #[test]
 fn conflicting_routes_are_rejected() {
     let mut t = trie(&["GET /a/{x}"]);
-    let RouteKey::Path { method, segments } = parse("GET /a/{y}").unwrap() else { unreachable!() };
-    assert_eq!(t.insert(&[], method, &segments, 9), Err(Conflict::SameAs(0)));
+    let RouteKey::Path { method, segments } = parse("GET /a/{y}").unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(
+        t.insert(&[], method, &segments, 9),
+        Err(Conflict::SameAs(0))
+    );
 }
 
 #[test]
 fn base_paths_mount_stages() {
     let mut t = Trie::default();
-    let RouteKey::Path { method, segments } = parse("GET /x").unwrap() else { unreachable!() };
+    let RouteKey::Path { method, segments } = parse("GET /x").unwrap() else {
+        unreachable!()
+    };
     t.insert(&["v1"], method, &segments, 0).unwrap();
     t.insert(&["v2"], method, &segments, 1).unwrap();
     t.insert_default(&["v2"], 2).unwrap();
@@ -90,9 +114,19 @@ fn base_paths_mount_stages() {
 #[test]
 fn hosts_exact_then_wildcard() {
     let mut r = Router::default();
-    let RouteKey::Path { method, segments } = parse("GET /x").unwrap() else { unreachable!() };
-    r.trie_mut("api.example.com").insert(&[], method, &segments, 0).unwrap();
+    let RouteKey::Path { method, segments } = parse("GET /x").unwrap() else {
+        unreachable!()
+    };
+    r.trie_mut("api.example.com")
+        .insert(&[], method, &segments, 0)
+        .unwrap();
     r.trie_mut("*").insert(&[], method, &segments, 1).unwrap();
-    assert!(matches!(r.lookup("api.example.com", Some(Method::Get), "/x"), Lookup::Found(0, _)));
-    assert!(matches!(r.lookup("other", Some(Method::Get), "/x"), Lookup::Found(1, _)));
+    assert!(matches!(
+        r.lookup("api.example.com", Some(Method::Get), "/x"),
+        Lookup::Found(0, _)
+    ));
+    assert!(matches!(
+        r.lookup("other", Some(Method::Get), "/x"),
+        Lookup::Found(1, _)
+    ));
 }

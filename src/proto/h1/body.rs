@@ -92,7 +92,9 @@ impl ChunkedDecoder {
                 State::Ext { len } => {
                     match b {
                         b'\r' => self.state = State::SizeLf,
-                        b'\t' | 0x20..=0x7e if len < MAX_EXT => self.state = State::Ext { len: len + 1 },
+                        b'\t' | 0x20..=0x7e if len < MAX_EXT => {
+                            self.state = State::Ext { len: len + 1 }
+                        }
                         _ => return Err(BadChunk),
                     }
                     i += 1;
@@ -102,7 +104,11 @@ impl ChunkedDecoder {
                         return Err(BadChunk);
                     }
                     i += 1;
-                    self.state = if self.remaining == 0 { State::TrailerStart } else { State::Data };
+                    self.state = if self.remaining == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data
+                    };
                 }
                 State::Data => {
                     let take = (self.remaining).min((input.len() - i) as u64) as usize;
@@ -128,7 +134,11 @@ impl ChunkedDecoder {
                     i += 1;
                 }
                 State::TrailerStart => {
-                    self.state = if b == b'\r' { State::EndLf } else { State::TrailerLine };
+                    self.state = if b == b'\r' {
+                        State::EndLf
+                    } else {
+                        State::TrailerLine
+                    };
                     if b == b'\n' {
                         return Err(BadChunk);
                     }
@@ -187,7 +197,8 @@ mod tests {
 
     #[test]
     fn decodes_chunks_with_extensions_and_trailers() {
-        let (out, n, done) = decode_all(b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+        let (out, n, done) =
+            decode_all(b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
         assert_eq!(out, b"hello world");
         assert!(done);
         assert_eq!(n, 38);
@@ -219,7 +230,11 @@ mod tests {
             b"5;\x01\r\n",
             b"0\r\n\n",
         ] {
-            assert!(decode_all(bad).is_err(), "{:?} should be rejected", String::from_utf8_lossy(bad));
+            assert!(
+                decode_all(bad).is_err(),
+                "{:?} should be rejected",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -98,6 +98,9 @@ mod tests {
         status_line(&mut out, 404);
         content_length(&mut out, 1234567);
         chunk_head(&mut out, 255);
-        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\ncontent-length: 1234567\r\nff\r\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 1234567\r\nff\r\n"
+        );
     }
 }

@@ -82,11 +82,15 @@ impl RequestHead {
     }
 
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.headers.iter().map(|(n, v)| (self.slice(*n), self.slice(*v)))
+        self.headers
+            .iter()
+            .map(|(n, v)| (self.slice(*n), self.slice(*v)))
     }
 
     pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     pub fn is_head(&self) -> bool {
@@ -96,13 +100,21 @@ impl RequestHead {
 
 /// Parses one request head from the front of `input`. `Ok(None)`: need more bytes.
 /// `Ok(Some(n))`: `n` bytes were the head, now held in `head`.
-pub fn parse_request(input: &[u8], max_size: usize, head: &mut RequestHead) -> Result<Option<usize>, HeadError> {
+pub fn parse_request(
+    input: &[u8],
+    max_size: usize,
+    head: &mut RequestHead,
+) -> Result<Option<usize>, HeadError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut raw);
     let n = match req.parse(input) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            return if input.len() > max_size { Err(HeadError::TooLarge) } else { Ok(None) };
+            return if input.len() > max_size {
+                Err(HeadError::TooLarge)
+            } else {
+                Ok(None)
+            };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed),
@@ -177,7 +189,7 @@ pub fn parse_request(input: &[u8], max_size: usize, head: &mut RequestHead) -> R
             head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
     }
-    if (chunked && content_length.is_some()) || (chunked && version == 0) {
+    if chunked && (content_length.is_some() || version == 0) {
         return Err(HeadError::Malformed);
     }
     if version == 1 && head.host.is_none() {
@@ -188,7 +200,11 @@ pub fn parse_request(input: &[u8], max_size: usize, head: &mut RequestHead) -> R
         (false, Some(0)) | (false, None) => BodyFraming::Empty,
         (false, Some(n)) => BodyFraming::Length(n),
     };
-    head.keep_alive = if version == 1 { !conn_close } else { conn_keep_alive && !conn_close };
+    head.keep_alive = if version == 1 {
+        !conn_close
+    } else {
+        conn_keep_alive && !conn_close
+    };
     Ok(Some(n))
 }
 
@@ -198,7 +214,9 @@ pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    v.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]

@@ -24,12 +24,23 @@ pub struct ResponseHead {
 /// `Ok(None)`: need more bytes. `Err(())`: malformed (→ 502).
 /// `request_was_head`: a HEAD response has no body whatever its headers say.
 #[allow(clippy::result_unit_err)]
-pub fn parse_response(input: &[u8], max_size: usize, request_was_head: bool, out: &mut ResponseHead) -> Result<Option<usize>, ()> {
+pub fn parse_response(
+    input: &[u8],
+    max_size: usize,
+    request_was_head: bool,
+    out: &mut ResponseHead,
+) -> Result<Option<usize>, ()> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut raw);
     let n = match res.parse(input) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return if input.len() > max_size { Err(()) } else { Ok(None) },
+        Ok(httparse::Status::Partial) => {
+            return if input.len() > max_size {
+                Err(())
+            } else {
+                Ok(None)
+            }
+        }
         Err(_) => return Err(()),
     };
     let base = input.as_ptr() as usize;

@@ -37,9 +37,18 @@ fn http10_closes_unless_keep_alive() {
 
 #[test]
 fn body_framing() {
-    assert_eq!(head(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n").body, BodyFraming::Length(12));
-    assert_eq!(head(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").body, BodyFraming::Chunked);
-    assert!(head(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expect_continue);
+    assert_eq!(
+        head(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n").body,
+        BodyFraming::Length(12)
+    );
+    assert_eq!(
+        head(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").body,
+        BodyFraming::Chunked
+    );
+    assert!(
+        head(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+            .expect_continue
+    );
 }
 
 #[test]
@@ -49,7 +58,15 @@ fn rejects_cl_and_te_together() {
 
 #[test]
 fn rejects_repeated_or_malformed_content_length() {
-    for cl in ["Content-Length: 5\r\nContent-Length: 5", "Content-Length: 5, 5", "Content-Length: -1", "Content-Length: +5", "Content-Length: 0x5", "Content-Length: ", "Content-Length: 99999999999999999999"] {
+    for cl in [
+        "Content-Length: 5\r\nContent-Length: 5",
+        "Content-Length: 5, 5",
+        "Content-Length: -1",
+        "Content-Length: +5",
+        "Content-Length: 0x5",
+        "Content-Length: ",
+        "Content-Length: 99999999999999999999",
+    ] {
         let raw = format!("POST / HTTP/1.1\r\nHost: a\r\n{cl}\r\n\r\n");
         assert_eq!(parse(raw.as_bytes()), Err(HeadError::Malformed), "{cl}");
     }
@@ -62,42 +79,69 @@ fn rejects_transfer_encodings_other_than_chunked() {
         assert_eq!(parse(raw.as_bytes()), Err(HeadError::Malformed), "{te}");
     }
     assert_eq!(parse(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), Err(HeadError::Malformed));
-    assert_eq!(parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn rejects_obs_fold() {
-    assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn rejects_whitespace_before_colon() {
-    assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn rejects_bare_cr() {
-    assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn rejects_missing_or_duplicate_host_on_http11() {
     assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Err(HeadError::Malformed));
-    assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn rejects_absolute_form_and_non_ascii_targets() {
-    assert_eq!(parse(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), Err(HeadError::Malformed));
-    assert_eq!(parse(b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"), Err(HeadError::Malformed));
+    assert_eq!(
+        parse(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
+    assert_eq!(
+        parse(b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Err(HeadError::Malformed)
+    );
 }
 
 #[test]
 fn oversized_heads_are_431() {
     let mut h = RequestHead::default();
     let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "a".repeat(10_000));
-    assert_eq!(parse_request(big.as_bytes(), 8192, &mut h), Err(HeadError::TooLarge));
+    assert_eq!(
+        parse_request(big.as_bytes(), 8192, &mut h),
+        Err(HeadError::TooLarge)
+    );
     let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
     let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
-    assert_eq!(parse_request(raw.as_bytes(), 1 << 20, &mut h), Err(HeadError::TooLarge));
+    assert_eq!(
+        parse_request(raw.as_bytes(), 1 << 20, &mut h),
+        Err(HeadError::TooLarge)
+    );
 }

@@ -1,0 +1,104 @@
+//! `turnpike check` and `turnpike routes` on real files.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn turnpike(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_every_shipped_config() {
+    for f in [
+        "configs/quickstart.toml",
+        "configs/examples/proxy.toml",
+        "configs/examples/include.toml",
+    ] {
+        let (code, out, err) = turnpike(&["check", "-c", f]);
+        assert_eq!(code, 0, "{f}: {err}");
+        assert!(out.contains(": ok ("), "{out}");
+    }
+}
+
+#[test]
+fn check_reports_all_errors_with_positions_and_exits_1() {
+    let (code, _, err) = turnpike(&["check", "-c", "configs/invalid/many-errors.toml"]);
+    assert_eq!(code, 1);
+    for needle in [
+        "many-errors.toml:3:12: error: `localhost` is not an ip:port address",
+        "many-errors.toml:4:11: error: `30 seconds`",
+        "many-errors.toml:9:1: error: unknown field `retires`",
+        "many-errors.toml:12:15: error: `{user}`",
+        "many-errors.toml:17:19: error: `FETCH` is not a method",
+        "many-errors.toml:22:13: error: base_path `v1`",
+        "6 errors",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn check_rejects_unreachable_routes() {
+    let (code, _, err) = turnpike(&["check", "-c", "configs/invalid/conflict.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("conflict.toml:4:19") && err.contains("can never be reached"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_syntax_errors_and_missing_files() {
+    let (code, _, err) = turnpike(&["check", "-c", "configs/invalid/syntax.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("syntax.toml:1:"), "{err}");
+    let (code, _, err) = turnpike(&["check", "-c", "does/not/exist.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read does/not/exist.toml"), "{err}");
+}
+
+#[test]
+fn routes_prints_the_compiled_table() {
+    let (code, out, _) = turnpike(&["routes", "-c", "configs/examples/proxy.toml"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("prod\tapi.example.com,*\tGET /v1/users/{id}\thttp_proxy http://users/v1/users/{#0}\t5s"), "{out}");
+    assert!(out.contains("GET /v1/ping\tmock 200"), "{out}");
+}
+
+#[test]
+fn unknown_commands_and_arguments_are_usage_errors() {
+    assert_eq!(turnpike(&["frobnicate"]).0, 2);
+    assert_eq!(turnpike(&["check", "-x"]).0, 2);
+}
+
+#[test]
+fn include_errors_name_the_included_file() {
+    let dir = TempDir::new("inc");
+    std::fs::create_dir_all(dir.0.join("apis")).unwrap();
+    dir.write(
+        "apis/a.toml",
+        "[apis.a.routes.\"GET /x\"]\nintegration = { type = \"mock\" }\nbogus = 1\n",
+    );
+    let main = dir.write(
+        "main.toml",
+        "include = [\"apis/*.toml\"]\n[stages.s]\napi = \"a\"\n",
+    );
+    let (code, _, err) = turnpike(&["check", "-c", main.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("apis/a.toml:3:1: error: unknown field `bogus`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,195 @@
+//! Reload (SIGHUP, admin), drain (SIGTERM), the admin listener, and the bare quickstart.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn routes(body: &str) -> String {
+    format!(
+        r#"
+[apis.a.routes."GET /v"]
+integration = {{ type = "mock", status = 200, body = "{body}" }}
+
+[apis.a.routes."GET /up/{{rest+}}"]
+integration = {{ type = "http_proxy", uri = "http://{{UP}}/{{rest}}" }}
+
+[apis.a.routes."GET /slow/{{ms}}"]
+integration = {{ type = "http_proxy", uri = "http://{{UP}}/slow/{{ms}}" }}
+timeout = "10s"
+
+[stages.s]
+api = "a"
+"#
+    )
+}
+
+#[test]
+fn sighup_and_admin_reload_swap_the_plan() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&routes("one"), Some(up.addr)));
+    assert_eq!(get(gw.addr, "/v").text(), "one");
+    let before = admin(&gw, "GET", "/config").json_field("hash").unwrap();
+
+    std::fs::write(&gw.config, config(&routes("two"), Some(up.addr))).unwrap();
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log("reload: plan", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(get(gw.addr, "/v").text(), "two");
+
+    std::fs::write(&gw.config, config(&routes("three"), Some(up.addr))).unwrap();
+    let r = admin(&gw, "POST", "/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(gw.addr, "/v").text(), "three");
+    let after = admin(&gw, "GET", "/config");
+    assert_ne!(after.json_field("hash").unwrap(), before);
+    assert_eq!(after.json_field("reloads_ok").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_failed_reload_keeps_the_old_plan_and_says_why() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&routes("good"), Some(up.addr)));
+    std::fs::write(
+        &gw.config,
+        config(
+            &routes("bad").replace("timeout = \"10s\"", "timeout = \"99s\"\nbogus = 1"),
+            Some(up.addr),
+        ),
+    )
+    .unwrap();
+    let r = admin(&gw, "POST", "/reload");
+    assert_eq!(r.status, 400);
+    let t = r.text();
+    assert!(
+        t.contains("reload failed") && t.contains("turnpike.toml:") && t.contains("bogus"),
+        "{t}"
+    );
+    gw.signal("HUP");
+    assert!(gw.wait_log(
+        "reload failed, the previous plan keeps serving",
+        Duration::from_secs(5)
+    ));
+    assert_eq!(get(gw.addr, "/v").text(), "good");
+    assert_eq!(
+        admin(&gw, "GET", "/config")
+            .json_field("reloads_failed")
+            .as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn twenty_reloads_under_load_fail_no_request() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&routes("v0"), Some(up.addr)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let (stop, ok, failed, addr) = (stop.clone(), ok.clone(), failed.clone(), gw.addr);
+        clients.push(std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let path = if i % 2 == 0 { "/v" } else { "/up/echo" };
+                c.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+                match c.read_response(false) {
+                    Some(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        c = Client::connect(addr);
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for n in 1..=20 {
+        std::fs::write(&gw.config, config(&routes(&format!("v{n}")), Some(up.addr))).unwrap();
+        if n % 2 == 0 {
+            gw.signal("HUP");
+        } else {
+            assert_eq!(admin(&gw, "POST", "/reload").status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "ok={}",
+        ok.load(Ordering::Relaxed)
+    );
+    assert!(ok.load(Ordering::Relaxed) > 100);
+    assert_eq!(get(gw.addr, "/v").text(), "v20");
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let up = Upstream::start();
+    let mut gw = Gateway::start(&config(&routes("x"), Some(up.addr)));
+    // an idle keep-alive connection is closed promptly by the drain
+    let mut idle = Client::connect(gw.addr);
+    assert_eq!(idle.get("/v").status, 200);
+
+    let addr = gw.addr;
+    let inflight = std::thread::spawn(move || get(addr, "/slow/1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    gw.signal("TERM");
+    assert!(gw.wait_log("draining", Duration::from_secs(2)));
+    assert_eq!(admin(&gw, "GET", "/ready").status, 503);
+    assert!(
+        idle.is_closed(Duration::from_secs(1)),
+        "idle connection kept open while draining"
+    );
+
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 200, "in-flight request lost during drain");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn admin_endpoints() {
+    let gw = Gateway::start(&config(&routes("x"), Some("127.0.0.1:9".parse().unwrap())));
+    assert_eq!(admin(&gw, "GET", "/healthz").text(), r#"{"status":"ok"}"#);
+    assert_eq!(admin(&gw, "GET", "/ready").status, 200);
+    let c = admin(&gw, "GET", "/config");
+    assert_eq!(c.json_field("hash").unwrap().len(), 16);
+    assert!(c.text().contains("turnpike.toml"));
+    assert_eq!(admin(&gw, "GET", "/reload").status, 405);
+    assert_eq!(admin(&gw, "GET", "/nope").status, 404);
+}
+
+/// The README's first command: a bare `turnpike run` serves the built-in quickstart.
+#[test]
+fn bare_run_serves_the_quickstart() {
+    let dir = TempDir::new("quick");
+    let path = dir.0.join("unused");
+    let gw = Gateway::start_with(dir, path, &["run"]);
+    assert_eq!(gw.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(get(gw.addr, "/ping").text(), r#"{"pong":true}"#);
+    assert_eq!(get(gw.addr, "/health").text(), r#"{"status":"ok"}"#);
+    let docs = get(gw.addr, "/docs/getting-started");
+    assert_eq!(docs.status, 200, "{}", docs.text());
+    assert_eq!(docs.text(), "documentation page\n");
+}
