@@ -23,10 +23,12 @@
 //! - [`observe`]: request ids and the gateway's own log lines.
 //! - [`control`]: reload, graceful drain, the admin listener.
 //! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
+//! - [`fuzz`]: entry points of the fuzz targets, shared with their seed-corpus test.
 
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod fuzz;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;

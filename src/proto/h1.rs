@@ -39,8 +39,3 @@ pub fn has_token(value: &[u8], token: &[u8]) -> bool {
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
-
-/// True when `buf` holds a CR not followed by LF (a bare CR, RFC 9112 §2.2).
-pub fn has_bare_cr(buf: &[u8]) -> bool {
-    memchr::memchr_iter(b'\r', buf).any(|i| buf.get(i + 1) != Some(&b'\n'))
-}

@@ -130,3 +130,29 @@ fn hosts_exact_then_wildcard() {
         Lookup::Found(1, _)
     ));
 }
+
+#[test]
+fn wide_nodes_probe_briefly() {
+    let mut n = Node::default();
+    for i in 0..10_000u32 {
+        n.add_static(&format!("svc{i}"), i);
+    }
+    let mask = n.index.len() - 1;
+    let mut worst = 0;
+    for i in 0..10_000u32 {
+        let seg = format!("svc{i}");
+        let mut j = hash_segment(&seg) & mask;
+        let mut probes = 1;
+        while *n.statics[n.index[j] as usize - 1].0 != *seg {
+            j = (j + 1) & mask;
+            probes += 1;
+        }
+        worst = worst.max(probes);
+        assert_eq!(n.find_static(&seg), Some(i));
+    }
+    assert!(
+        worst < 64,
+        "worst probe run {worst} in a table of {}",
+        n.index.len()
+    );
+}

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::body::BodyFraming;
-use super::{has_bare_cr, has_token};
+use super::has_token;
 
 /// Most header lines a request may have; more → 431.
 pub const MAX_HEADERS: usize = 100;
@@ -105,9 +105,10 @@ pub fn parse_request(
     max_size: usize,
     head: &mut RequestHead,
 ) -> Result<Option<usize>, HeadError> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut raw);
-    let n = match req.parse(input) {
+    // Uninitialised: zeroing 100 headers (3.2 KB) cost more than parsing a small head.
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let n = match req.parse_with_uninit_headers(input, &mut raw) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if input.len() > max_size {
@@ -122,9 +123,8 @@ pub fn parse_request(
     if n > max_size {
         return Err(HeadError::TooLarge);
     }
-    if has_bare_cr(&input[..n]) {
-        return Err(HeadError::Malformed);
-    }
+    // A bare CR anywhere in the head is already an httparse error (Token, NewLine,
+    // HeaderName or HeaderValue): `rejects_bare_cr` keeps us honest about that.
     let base = input.as_ptr() as usize;
     let off = |s: &[u8]| {
         let a = s.as_ptr() as usize - base;

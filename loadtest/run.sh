@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# turnpike vs nginx vs HAProxy as the same reverse proxy to the same upstream, side by side.
+#
+#   loadtest/run.sh                  all scenarios, 3 rounds, 10 s each
+#   ROUNDS=5 DURATION=20 loadtest/run.sh
+#   SCENARIOS="ka-100b ka-16k" PROXIES="turnpike nginx" loadtest/run.sh
+#
+# Each proxy gets one worker pinned to PROXY_CPU; wrk and the upstream nginx share
+# LOAD_CPU. Scenarios run A B C A B C … so drift on a shared machine hits all proxies
+# alike. Prints a markdown table (medians over rounds, ratio to turnpike) and writes
+# loadtest/results/latest.{md,json}. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+SCENARIOS=${SCENARIOS:-"ka-100b ka-1k ka-16k ka-256k new-conn"}
+PROXIES=${PROXIES:-"turnpike nginx haproxy"}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
+declare -A PORT=([turnpike]=18081 [nginx]=18082 [haproxy]=18083)
+
+need() { command -v "$1" >/dev/null 2>&1; }
+install_missing() {
+    local pkgs=()
+    need wrk || pkgs+=(wrk)
+    need nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx-light)
+    need haproxy || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy)
+    if [ ${#pkgs[@]} -gt 0 ]; then
+        echo "installing ${pkgs[*]}" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    fi
+}
+install_missing
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+cargo build --release --quiet
+TURNPIKE=$ROOT/target/release/turnpike
+
+WORK=$(mktemp -d /tmp/turnpike-loadtest.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || true
+
+render() { # template → file, with the placeholders filled in
+    sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UPSTREAM_PORT|g" -e "s|__PROXY_PORT__|$2|g" \
+        -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' 'a')|g" "$1" > "$3"
+}
+
+mkdir -p "$WORK/www"
+head -c 1024 /dev/zero | tr '\0' 'b' > "$WORK/www/1k"
+head -c 16384 /dev/zero | tr '\0' 'c' > "$WORK/www/16k"
+head -c 262144 /dev/zero | tr '\0' 'd' > "$WORK/www/256k"
+
+render loadtest/peers/upstream-nginx.conf 0 "$WORK/upstream.conf"
+taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
+
+for p in $PROXIES; do
+    case $p in
+        turnpike)
+            render loadtest/peers/turnpike.toml "${PORT[turnpike]}" "$WORK/turnpike.toml"
+            taskset -c "$PROXY_CPU" "$TURNPIKE" run -c "$WORK/turnpike.toml" 2> "$WORK/turnpike.log" & PIDS+=($!) ;;
+        nginx)
+            render loadtest/peers/nginx-proxy.conf "${PORT[nginx]}" "$WORK/nginx-proxy.conf"
+            taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!) ;;
+        haproxy)
+            render loadtest/peers/haproxy.cfg "${PORT[haproxy]}" "$WORK/haproxy.cfg"
+            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/haproxy.cfg" 2> "$WORK/haproxy.log" & PIDS+=($!) ;;
+        *) echo "unknown proxy $p" >&2; exit 2 ;;
+    esac
+done
+
+wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/100b" && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; return 1; }
+wait_port "$UPSTREAM_PORT"
+for p in $PROXIES; do wait_port "${PORT[$p]}"; done
+
+path_of() { case $1 in ka-100b|new-conn) echo /100b ;; ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; esac; }
+extra_of() { case $1 in new-conn) echo "-H Connection:close" ;; *) echo "" ;; esac; }
+
+RESULTS=$WORK/results.jsonl
+for round in $(seq "$ROUNDS"); do
+    for s in $SCENARIOS; do
+        for p in $PROXIES; do
+            url="http://127.0.0.1:${PORT[$p]}$(path_of "$s")"
+            # shellcheck disable=SC2046
+            line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" $(extra_of "$s") \
+                   -s loadtest/wrk/report.lua "$url" | grep '^JSON ' | sed 's/^JSON //')
+            echo "{\"round\":$round,\"scenario\":\"$s\",\"proxy\":\"$p\",$line}" | tee -a "$RESULTS" >&2
+        done
+    done
+done
+
+mkdir -p loadtest/results
+python3 loadtest/summarize.py "$RESULTS" loadtest/results/latest.json loadtest/results/latest.md \
+    "rounds=$ROUNDS duration=${DURATION}s conns=$CONNS proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU"
+cat loadtest/results/latest.md

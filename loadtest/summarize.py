@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Medians over rounds per (scenario, proxy), with each proxy's ratio to turnpike."""
+import json
+import statistics
+import sys
+
+src, out_json, out_md, settings = sys.argv[1:5]
+rows = [json.loads(l) for l in open(src) if l.strip()]
+by = {}
+for r in rows:
+    by.setdefault((r["scenario"], r["proxy"]), []).append(r)
+
+scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+proxies = list(dict.fromkeys(r["proxy"] for r in rows))
+summary = []
+for s in scenarios:
+    base = None
+    for p in proxies:
+        runs = by.get((s, p), [])
+        if not runs:
+            continue
+        med = lambda k: statistics.median(x[k] for x in runs)
+        item = {
+            "scenario": s, "proxy": p, "rounds": len(runs),
+            "rps": med("rps"), "p50_us": med("p50_us"), "p99_us": med("p99_us"), "p999_us": med("p999_us"),
+            "errors": sum(x["errors"] + x["non2xx"] for x in runs),
+            "rps_each_round": [x["rps"] for x in runs],
+        }
+        if p == "turnpike":
+            base = item["rps"]
+        summary.append(item)
+    for item in summary:
+        if item["scenario"] == s:
+            item["ratio_to_turnpike"] = (item["rps"] / base) if base else None
+
+json.dump({"settings": settings, "results": summary, "raw": rows}, open(out_json, "w"), indent=1)
+with open(out_md, "w") as f:
+    f.write(f"Settings: {settings}. Medians over rounds; ratio = proxy req/s ÷ turnpike req/s.\n\n")
+    f.write("| scenario | proxy | req/s | p50 | p99 | p99.9 | errors | ratio to turnpike |\n")
+    f.write("|---|---|---:|---:|---:|---:|---:|---:|\n")
+    ms = lambda us: f"{us / 1000:.2f} ms"
+    for i in summary:
+        ratio = f"{i['ratio_to_turnpike']:.2f}" if i.get("ratio_to_turnpike") else "—"
+        f.write(f"| {i['scenario']} | {i['proxy']} | {i['rps']:,.0f} | {ms(i['p50_us'])} | {ms(i['p99_us'])} | {ms(i['p999_us'])} | {i['errors']} | {ratio} |\n")

@@ -1,0 +1,32 @@
+//! Replays the fuzz targets' seed corpora as ordinary tests: every seed must go
+//! through the same entry point the fuzzer calls without panicking.
+
+use std::path::Path;
+
+fn replay(target: &str, f: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        f(&std::fs::read(&path).unwrap());
+        // every prefix too: truncated input is the most common shape on the wire
+        let data = std::fs::read(&path).unwrap();
+        for cut in 0..data.len().min(512) {
+            f(&data[..cut]);
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "seed corpus of {target} has only {n} files");
+}
+
+#[test]
+fn h1_request_seeds() {
+    replay("h1_request", turnpike::fuzz::h1_request);
+}
+
+#[test]
+fn config_seeds() {
+    replay("config", turnpike::fuzz::config);
+}
