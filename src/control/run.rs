@@ -83,6 +83,7 @@ pub fn run(source: ConfigSource) -> i32 {
     if let Some(a) = admin_addr {
         info!("admin listening on {a}");
     }
+    info!("ready");
 
     loop {
         match wait_signal(&signals) {

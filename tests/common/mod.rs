@@ -97,6 +97,8 @@ impl Gateway {
         });
         let mut addr = None;
         let mut admin = None;
+        let mut driver = false;
+        let mut ready = false;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -106,7 +108,10 @@ impl Gateway {
                     } else if let Some(rest) = line.split("listening on ").nth(1) {
                         addr = addr.or(rest.split_whitespace().next().and_then(|a| a.parse().ok()));
                     }
-                    if line.contains("worker driver") && addr.is_some() {
+                    // workers and the main thread log in either order
+                    driver |= line.contains("worker driver");
+                    ready |= line.trim_end().ends_with("INFO ready");
+                    if driver && ready {
                         break;
                     }
                 }
