@@ -56,6 +56,7 @@ render() { # template → file, with the placeholders filled in
 }
 
 mkdir -p "$WORK/www"
+chmod 755 "$WORK"   # nginx workers run as another user
 head -c 1024 /dev/zero | tr '\0' 'b' > "$WORK/www/1k"
 head -c 16384 /dev/zero | tr '\0' 'c' > "$WORK/www/16k"
 head -c 262144 /dev/zero | tr '\0' 'd' > "$WORK/www/256k"
@@ -63,17 +64,18 @@ head -c 262144 /dev/zero | tr '\0' 'd' > "$WORK/www/256k"
 render loadtest/peers/upstream-nginx.conf 0 "$WORK/upstream.conf"
 taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 
+declare -A MAINPID
 for p in $PROXIES; do
     case $p in
         turnpike)
             render loadtest/peers/turnpike.toml "${PORT[turnpike]}" "$WORK/turnpike.toml"
-            taskset -c "$PROXY_CPU" "$TURNPIKE" run -c "$WORK/turnpike.toml" 2> "$WORK/turnpike.log" & PIDS+=($!) ;;
+            taskset -c "$PROXY_CPU" "$TURNPIKE" run -c "$WORK/turnpike.toml" 2> "$WORK/turnpike.log" & PIDS+=($!); MAINPID[$p]=$! ;;
         nginx)
             render loadtest/peers/nginx-proxy.conf "${PORT[nginx]}" "$WORK/nginx-proxy.conf"
-            taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!) ;;
+            taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!); MAINPID[$p]=$! ;;
         haproxy)
             render loadtest/peers/haproxy.cfg "${PORT[haproxy]}" "$WORK/haproxy.cfg"
-            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/haproxy.cfg" 2> "$WORK/haproxy.log" & PIDS+=($!) ;;
+            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/haproxy.cfg" 2> "$WORK/haproxy.log" & PIDS+=($!); MAINPID[$p]=$! ;;
         *) echo "unknown proxy $p" >&2; exit 2 ;;
     esac
 done
@@ -85,15 +87,30 @@ for p in $PROXIES; do wait_port "${PORT[$p]}"; done
 path_of() { case $1 in ka-100b|new-conn) echo /100b ;; ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; esac; }
 extra_of() { case $1 in new-conn) echo "-H Connection:close" ;; *) echo "" ;; esac; }
 
+# CPU time (clock ticks) of a proxy: its process (all threads) and its children
+# (nginx's workers). Requests per proxy CPU-second is the fair figure when the load
+# generator's core, not the proxy's, is the one that saturates.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        # fields 14 and 15: utime, stime (after the parenthesised command name)
+        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
 RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
     for s in $SCENARIOS; do
         for p in $PROXIES; do
             url="http://127.0.0.1:${PORT[$p]}$(path_of "$s")"
             # shellcheck disable=SC2046
+            before=$(cpu_ticks "${MAINPID[$p]}")
             line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" $(extra_of "$s") \
                    -s loadtest/wrk/report.lua "$url" | grep '^JSON ' | sed 's/^JSON //')
-            echo "{\"round\":$round,\"scenario\":\"$s\",\"proxy\":\"$p\",$line}" | tee -a "$RESULTS" >&2
+            after=$(cpu_ticks "${MAINPID[$p]}")
+            echo "{\"round\":$round,\"scenario\":\"$s\",\"proxy\":\"$p\",\"proxy_cpu_s\":$(python3 -c "print(($after-$before)/$HZ)"),$line}" | tee -a "$RESULTS" >&2
         done
     done
 done

@@ -10,14 +10,12 @@ pub mod body;
 pub mod proxy;
 pub mod respond;
 
-use std::net::SocketAddr;
-
 use monoio::net::TcpStream;
 
 use crate::error::Error;
 use crate::observe::request_id::{is_sane, IdGen};
 use crate::plan::{Integration, Lookup, Method, Plan};
-use crate::proto::h1::RequestHead;
+use crate::proto::h1::{RequestHead, ResponseHead};
 use crate::proto::io::ReadBuf;
 use crate::upstream::balance::Balancers;
 use crate::upstream::Pools;
@@ -27,9 +25,20 @@ pub struct Downstream<'a> {
     pub io: &'a mut TcpStream,
     pub rbuf: &'a mut ReadBuf,
     pub wbuf: &'a mut Vec<u8>,
-    pub peer: SocketAddr,
+    /// The client's address as text, formatted once per connection.
+    pub peer_ip: &'a str,
+    /// Buffers reused by every request of the connection.
+    pub scratch: &'a mut Scratch,
     /// Set while the gateway drains: every response closes its connection.
     pub draining: bool,
+}
+
+/// Per-connection buffers the proxy reuses instead of allocating per request.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The request head as sent upstream (plus a small body sent with it).
+    pub upstream_head: Vec<u8>,
+    pub response: ResponseHead,
 }
 
 /// What a worker lends every request: its pools, balancers and id generator.

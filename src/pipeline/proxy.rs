@@ -56,6 +56,32 @@ pub async fn forward(
     rid: &[u8],
     w: &WorkerCtx,
 ) -> Outcome {
+    // The connection's reusable buffers, lent to this request and given back after.
+    let mut req = std::mem::take(&mut ds.scratch.upstream_head);
+    let mut resp = std::mem::take(&mut ds.scratch.response);
+    req.clear();
+    let out = forward_with(
+        ds, head, plan, route, params, p, rid, w, &mut req, &mut resp,
+    )
+    .await;
+    ds.scratch.upstream_head = req;
+    ds.scratch.response = resp;
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward_with(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    plan: &Plan,
+    route: &Route,
+    params: &Params,
+    p: &Proxy,
+    rid: &[u8],
+    w: &WorkerCtx,
+    req: &mut Vec<u8>,
+    resp: &mut ResponseHead,
+) -> Outcome {
     let (addr, connect_timeout) = match p.target {
         Target::Addr(a) => (Some(a), Duration::from_secs(1)),
         Target::Upstream(u) => (
@@ -70,25 +96,25 @@ pub async fn forward(
         Ok(b) => b,
         Err(e) => return fail(ds, head, e.into(), rid),
     };
-    let mut req = Vec::with_capacity(1024);
-    write_request_head(&mut req, head, plan, route, params, p, rid, ds.peer);
+    write_request_head(req, head, plan, route, params, p, rid, ds.peer_ip);
     // A body already in our buffer goes out with the head, and can be resent.
     let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
     if body.fully_buffered(ds) && !body.is_done() {
-        body.read(ds, &mut req).await.ok();
+        body.read(ds, req).await.ok();
     }
 
     let exchange = send_and_receive(
         ds,
         head,
         &mut body,
-        &mut req,
+        req,
+        resp,
         addr,
         connect_timeout,
         replayable,
         w,
     );
-    let (mut conn, resp) = match monoio::time::timeout(route.timeout, exchange).await {
+    let mut conn = match monoio::time::timeout(route.timeout, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(f)) => return fail(ds, head, f, rid),
         Err(_) => return fail(ds, head, Fail::Respond(Error::UpstreamTimeout), rid),
@@ -97,9 +123,19 @@ pub async fn forward(
     // upstream that answered early leaves the rest unread, so the client must go.
     let client_clean = body.is_done();
     let mut keep = head.keep_alive && !ds.draining && client_clean;
-    let framing = write_response_head(ds.wbuf, head, &conn, &resp, rid, &mut keep);
+    let framing = write_response_head(ds.wbuf, head, &conn, resp, rid, &mut keep);
     conn.rbuf.consume(resp.head_len);
-    match stream_response(ds, &mut conn, framing, head.version, route.timeout).await {
+    // A small body already read with the head is copied without an await.
+    let streamed = match framing {
+        Out::None => Ok(()),
+        Out::Length(n) if conn.rbuf.data().len() as u64 >= n => {
+            ds.wbuf.extend_from_slice(&conn.rbuf.data()[..n as usize]);
+            conn.rbuf.consume(n as usize);
+            Ok(())
+        }
+        _ => Box::pin(stream_response(ds, &mut conn, framing, route.timeout)).await,
+    };
+    match streamed {
         Ok(()) => {
             if resp.keep_alive {
                 w.pools.put(conn);
@@ -145,7 +181,7 @@ fn write_request_head(
     params: &Params,
     p: &Proxy,
     rid: &[u8],
-    peer: std::net::SocketAddr,
+    peer_ip: &str,
 ) {
     let path = head.path();
     out.extend_from_slice(head.method());
@@ -193,7 +229,7 @@ fn write_request_head(
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(peer.ip().to_string().as_bytes());
+    out.extend_from_slice(peer_ip.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
     if !head.host_header().is_empty() {
         encode::header(out, b"x-forwarded-host", head.host_header());
@@ -213,17 +249,20 @@ async fn send_and_receive(
     head: &RequestHead,
     body: &mut BodyReader,
     req: &mut Vec<u8>,
+    resp: &mut ResponseHead,
     addr: std::net::SocketAddr,
     connect_timeout: Duration,
     replayable: bool,
     w: &WorkerCtx,
-) -> Result<(UpConn, ResponseHead), Fail> {
+) -> Result<UpConn, Fail> {
     let mut fresh_only = false;
     loop {
         let mut conn = match (!fresh_only).then(|| w.pools.take(addr)).flatten() {
             Some(c) => c,
             None => {
-                let io = connect(addr, connect_timeout)
+                // Boxed: rare on a warm pool, and its state would otherwise
+                // make every request's future (and every move of it) larger.
+                let io = Box::pin(connect(addr, connect_timeout))
                     .await
                     .map_err(Fail::Respond)?;
                 UpConn::new(io, addr)
@@ -234,15 +273,15 @@ async fn send_and_receive(
         *req = owned;
         let mut sent = res.is_ok();
         if sent && !body.is_done() {
-            sent = stream_request_body(ds, body, &mut conn).await?;
+            sent = Box::pin(stream_request_body(ds, body, &mut conn)).await?;
         }
         let got = if sent {
-            read_response_head(&mut conn, head.is_head()).await
+            read_response_head(&mut conn, head.is_head(), resp).await
         } else {
             Err(Error::UpstreamReset)
         };
         match got {
-            Ok(resp) => return Ok((conn, resp)),
+            Ok(()) => return Ok(conn),
             // A pooled connection the upstream had already closed: try once more.
             Err(Error::UpstreamReset) if conn.reused && replayable && !fresh_only => {
                 fresh_only = true
@@ -298,12 +337,15 @@ async fn stream_request_body(
     Ok(true)
 }
 
-async fn read_response_head(conn: &mut UpConn, is_head: bool) -> Result<ResponseHead, Error> {
-    let mut resp = ResponseHead::default();
+async fn read_response_head(
+    conn: &mut UpConn,
+    is_head: bool,
+    resp: &mut ResponseHead,
+) -> Result<(), Error> {
     let mut received = false;
     loop {
         if !conn.rbuf.is_empty() {
-            match parse_response(conn.rbuf.data(), MAX_RESPONSE_HEAD, is_head, &mut resp) {
+            match parse_response(conn.rbuf.data(), MAX_RESPONSE_HEAD, is_head, resp) {
                 Ok(Some(n)) if (100..200).contains(&resp.status) && resp.status != 101 => {
                     // interim response (100 Continue, 103 Early Hints): skip it
                     conn.rbuf.consume(n);
@@ -316,7 +358,7 @@ async fn read_response_head(conn: &mut UpConn, is_head: bool) -> Result<Response
                         return Err(Error::UpstreamMalformed);
                     }
                     debug_assert_eq!(resp.head_len, n);
-                    return Ok(resp);
+                    return Ok(());
                 }
                 Ok(None) => {}
                 Err(()) => return Err(Error::UpstreamMalformed),
@@ -415,7 +457,6 @@ async fn stream_response(
     ds: &mut Downstream<'_>,
     conn: &mut UpConn,
     framing: Out,
-    _version: u8,
     idle: Duration,
 ) -> Result<(), ()> {
     match framing {

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::plan::{Method, Mock};
 use crate::proto::h1::encode;
-use crate::proto::h1::RequestHead;
+use crate::proto::h1::{BodyFraming, RequestHead};
 
 use super::body::{BodyError, BodyReader};
 use super::{Downstream, Outcome};
@@ -36,8 +36,13 @@ async fn drain_body(
     head: &RequestHead,
     max: u64,
 ) -> Result<(), Option<Error>> {
+    if head.body == BodyFraming::Empty {
+        return Ok(());
+    }
     let mut body = BodyReader::new(head, max).map_err(|_| Some(Error::BodyTooLarge))?;
-    body.discard(ds).await.map_err(|e| match e {
+    // Boxed: most requests have no body, and this state would otherwise enlarge
+    // every mock and error response's future.
+    Box::pin(body.discard(ds)).await.map_err(|e| match e {
         BodyError::Gone => None,
         BodyError::Malformed => Some(Error::BadRequest),
         BodyError::TooLarge => Some(Error::BodyTooLarge),

@@ -14,7 +14,7 @@ use monoio::net::TcpStream;
 
 use crate::error::Error;
 use crate::pipeline::respond::write_error;
-use crate::pipeline::{self, Downstream};
+use crate::pipeline::{self, Downstream, Scratch};
 use crate::proto::h1::{parse_request, HeadError, RequestHead};
 use crate::proto::io::{flush, ReadBuf};
 
@@ -38,6 +38,8 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
     let mut rbuf = ReadBuf::with_capacity(8 << 10);
     let mut wbuf = Vec::with_capacity(8 << 10);
     let mut head = RequestHead::default();
+    let mut scratch = Scratch::default();
+    let peer_ip = peer.ip().to_string();
     loop {
         let plan = st.plan.current();
         let g = &plan.gateway;
@@ -92,7 +94,8 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
             io: &mut io,
             rbuf: &mut rbuf,
             wbuf: &mut wbuf,
-            peer,
+            peer_ip: &peer_ip,
+            scratch: &mut scratch,
             draining: st.drain.is_draining(),
         };
         let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;

@@ -2,7 +2,6 @@
 //! plan) and each worker's local wake-up of its accept loops and idle connections.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -40,12 +39,14 @@ pub async fn watch(shutdown: Arc<Shutdown>, st: Rc<WorkerState>) {
     st.drain.trigger();
 }
 
-/// A worker-local one-shot signal many tasks can wait on.
+/// A worker-local one-shot signal many tasks can wait on. Waiters live in a slab
+/// (a slot per waiting task, reused through a free list): one idle connection
+/// registers once per request, so this must cost no hashing and no allocation.
 #[derive(Debug, Default)]
 pub struct LocalDrain {
     fired: Cell<bool>,
-    next_id: Cell<u64>,
-    waiters: RefCell<HashMap<u64, Waker>>,
+    slots: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
 }
 
 impl LocalDrain {
@@ -55,40 +56,71 @@ impl LocalDrain {
 
     pub fn trigger(&self) {
         self.fired.set(true);
-        for (_, w) in self.waiters.borrow_mut().drain() {
+        let wakers: Vec<Waker> = self
+            .slots
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
             w.wake();
         }
     }
 
     pub fn wait(&self) -> DrainWait<'_> {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        DrainWait { drain: self, id }
+        DrainWait {
+            drain: self,
+            slot: None,
+        }
+    }
+
+    fn register(&self, slot: &mut Option<usize>, waker: &Waker) {
+        let mut slots = self.slots.borrow_mut();
+        match *slot {
+            Some(i) => match &mut slots[i] {
+                Some(w) if w.will_wake(waker) => {}
+                s => *s = Some(waker.clone()),
+            },
+            None => {
+                let i = match self.free.borrow_mut().pop() {
+                    Some(i) => i,
+                    None => {
+                        slots.push(None);
+                        slots.len() - 1
+                    }
+                };
+                slots[i] = Some(waker.clone());
+                *slot = Some(i);
+            }
+        }
     }
 }
 
 pub struct DrainWait<'a> {
     drain: &'a LocalDrain,
-    id: u64,
+    slot: Option<usize>,
 }
 
 impl Future for DrainWait<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.drain.fired.get() {
+        let this = self.get_mut();
+        if this.drain.fired.get() {
             return Poll::Ready(());
         }
-        self.drain
-            .waiters
-            .borrow_mut()
-            .insert(self.id, cx.waker().clone());
+        this.drain.register(&mut this.slot, cx.waker());
         Poll::Pending
     }
 }
 
 impl Drop for DrainWait<'_> {
     fn drop(&mut self) {
-        self.drain.waiters.borrow_mut().remove(&self.id);
+        if let Some(i) = self.slot {
+            if let Some(s) = self.drain.slots.borrow_mut().get_mut(i) {
+                *s = None;
+            }
+            self.drain.free.borrow_mut().push(i);
+        }
     }
 }
 

@@ -152,9 +152,14 @@ impl Gateway {
 
     /// Waits for the log to contain `needle` (bounded).
     pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        self.wait_log_times(needle, 1, within)
+    }
+
+    /// Waits for the log to contain `needle` at least `times` times (bounded).
+    pub fn wait_log_times(&self, needle: &str, times: usize, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.log().contains(needle) {
+            if self.log().matches(needle).count() >= times {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -50,8 +50,13 @@ impl RequestHead {
 
     /// The path without the query, always starting with `/` (origin-form).
     pub fn path(&self) -> &str {
-        // Validated as visible ASCII in `parse_request`.
-        std::str::from_utf8(self.slice(self.path)).unwrap_or("/")
+        let bytes = self.slice(self.path);
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: `parse_request` accepts only targets whose every byte is visible
+        // ASCII (`is_ascii_graphic`), and `path` is a sub-range of that target that
+        // starts and ends on byte boundaries of it, so these bytes are valid UTF-8.
+        // A default (never parsed) head has an empty range, also valid.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     /// The query string without `?`, if any.

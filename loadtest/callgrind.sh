@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Instructions per proxied request (user space), counted by callgrind: repeatable on a
+# noisy shared machine where wall-clock A/B runs are not. Two runs with N1 and N2
+# keep-alive requests; (Ir(N2) - Ir(N1)) / (N2 - N1) cancels start-up and config costs.
+#
+#   loadtest/callgrind.sh [turnpike-binary] [path]     (default: target/release/turnpike /100b)
+# Leaves the N2 profile in loadtest/results/callgrind.out for callgrind_annotate.
+set -euo pipefail
+BIN=${1:-target/release/turnpike} PATH_=${2:-/100b}
+N1=${N1:-2000} N2=${N2:-12000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+UP=18095 PORT=18096
+WORK=$(mktemp -d /tmp/turnpike-cg.XXXXXX); chmod 755 "$WORK"; mkdir -p "$WORK/www"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+head -c 16384 /dev/zero | tr '\0' x > "$WORK/www/16k"
+sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" \
+    "$HERE/peers/upstream-nginx.conf" > "$WORK/up.conf"
+sed -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "$HERE/peers/turnpike.toml" > "$WORK/tp.toml"
+nginx -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
+sleep 0.3
+
+count() { # requests → total Ir of the run
+    local out=$WORK/cg.$1
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run -c "$WORK/tp.toml" 2>"$WORK/vg.log" & local pid=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT$PATH_" && break; sleep 0.2; done
+    python3 - "$PORT" "$PATH_" "$1" <<'PY'
+import http.client, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(n):
+    c.request("GET", path)
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+    # valgrind does not deliver SIGTERM to a process that takes it with sigwait, so
+    # ask callgrind for a dump and then stop it hard.
+    callgrind_control -d "$pid" >/dev/null
+    kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
+    cat "$out"* | awk '/^summary:/ {s += $2} END {print s}'
+}
+a=$(count "$N1"); b=$(count "$N2")
+mkdir -p "$HERE/results"; cat "$WORK"/cg."$N2"* > "$HERE/results/callgrind.out" 2>/dev/null || true
+python3 -c "print(f'instructions per request: {($b - $a) / ($N2 - $N1):,.0f}  (Ir {$a:,} at {$N1} requests, {$b:,} at {$N2})')"
