@@ -149,12 +149,32 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
 
     let addr = gw.addr;
     let inflight = std::thread::spawn(move || get(addr, "/slow/1500"));
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM only once the slow request is at the upstream (its counter moved),
+    // however loaded the machine is.
+    // `/count` answers how many requests came before it, its own earlier polls included.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut polls = 0;
+    loop {
+        let seen: usize = get(up.addr, "/count")
+            .json_field("count")
+            .unwrap()
+            .parse()
+            .unwrap();
+        if seen > polls {
+            break;
+        }
+        polls += 1;
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     gw.signal("TERM");
     assert!(gw.wait_log("draining", Duration::from_secs(2)));
     assert_eq!(admin(&gw, "GET", "/ready").status, 503);
     assert!(
-        idle.is_closed(Duration::from_secs(1)),
+        idle.is_closed(Duration::from_secs(3)),
         "idle connection kept open while draining"
     );
 
