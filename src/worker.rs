@@ -52,43 +52,38 @@ fn run(spec: WorkerSpec) {
         pin_to_core(core);
     }
     let id = spec.id;
-    let driver = match tuned_uring() {
-        Ok(mut rt) => {
-            rt.block_on(serve(spec, Driver::IoUringTuned));
-            return;
-        }
-        Err(e) => {
-            if id == 0 {
-                warn!("io_uring with COOP_TASKRUN/SINGLE_ISSUER/DEFER_TASKRUN refused ({e}); trying plain io_uring");
-            }
-            match RuntimeBuilder::<IoUringDriver>::new()
-                .with_entries(1024)
-                .enable_timer()
-                .build()
-            {
-                Ok(mut rt) => {
-                    rt.block_on(serve(spec, Driver::IoUring));
-                    return;
+    // TURNPIKE_DRIVER=legacy|uring forces a driver (tests, comparisons, kernels
+    // whose io_uring misbehaves); unset means: the best one the kernel accepts.
+    let forced = std::env::var("TURNPIKE_DRIVER").unwrap_or_default();
+    if forced != "legacy" {
+        if forced != "uring" {
+            match tuned_uring() {
+                Ok(mut rt) => return rt.block_on(serve(spec, Driver::IoUringTuned)),
+                Err(e) if id == 0 => {
+                    warn!("io_uring with COOP_TASKRUN/SINGLE_ISSUER/DEFER_TASKRUN refused ({e}); trying plain io_uring")
                 }
-                Err(e) => {
-                    if id == 0 {
-                        warn!("io_uring refused by the kernel ({e}); using the epoll driver");
-                    }
-                    Driver::Legacy
-                }
+                Err(_) => {}
             }
         }
-    };
+        match RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => return rt.block_on(serve(spec, Driver::IoUring)),
+            Err(e) if id == 0 => {
+                warn!("io_uring refused by the kernel ({e}); using the epoll driver")
+            }
+            Err(_) => {}
+        }
+    }
     match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
-        Ok(mut rt) => rt.block_on(serve(spec, driver)),
+        Ok(mut rt) => rt.block_on(serve(spec, Driver::Legacy)),
         Err(e) => crate::error!("worker {id}: no event driver could start: {e}"),
     }
 }
 
 fn tuned_uring() -> std::io::Result<monoio::Runtime<monoio::time::TimeDriver<IoUringDriver>>> {
-    if std::env::var_os("TURNPIKE_NO_URING_FLAGS").is_some() {
-        return Err(std::io::Error::other("disabled by TURNPIKE_NO_URING_FLAGS"));
-    }
     let mut b = io_uring::IoUring::builder();
     b.setup_coop_taskrun()
         .setup_single_issuer()

@@ -215,3 +215,35 @@ fn bare_run_serves_the_quickstart() {
     assert_eq!(docs.status, 200, "{}", docs.text());
     assert_eq!(docs.text(), "documentation page\n");
 }
+
+/// A request keeps the plan it started with: a reload that removes its route
+/// while it is in flight does not break it.
+#[test]
+fn in_flight_requests_keep_their_plan_across_a_reload() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&routes("before"), Some(up.addr)));
+    let addr = gw.addr;
+    let inflight = std::thread::spawn(move || get(addr, "/slow/800"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut polls = 0;
+    while get(up.addr, "/count")
+        .json_field("count")
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        <= polls
+    {
+        polls += 1;
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let without_slow = routes("after").replace(
+        "[apis.a.routes.\"GET /slow/{ms}\"]",
+        "[apis.a.routes.\"GET /gone/{ms}\"]",
+    );
+    std::fs::write(&gw.config, config(&without_slow, Some(up.addr))).unwrap();
+    assert_eq!(admin(&gw, "POST", "/reload").status, 200);
+    assert_eq!(get(gw.addr, "/v").text(), "after");
+    assert_eq!(get(gw.addr, "/slow/1").status, 404);
+    assert_eq!(inflight.join().unwrap().status, 200);
+}

@@ -271,3 +271,31 @@ fn large_bodies_stream_both_ways_in_bounded_memory() {
         "peak RSS grew by {grown_mib} MiB moving 2 GiB"
     );
 }
+
+/// The epoll fallback (kernels or sandboxes that refuse io_uring) serves the same way.
+#[test]
+fn the_epoll_fallback_driver_serves_too() {
+    let up = Upstream::start();
+    let dir = TempDir::new("legacy");
+    let path = dir.write("t.toml", &config(ROUTES, Some(up.addr)));
+    let gw = Gateway::start_env(dir, path, &["run", "-c"], &[("TURNPIKE_DRIVER", "legacy")]);
+    assert!(gw.log().contains("worker driver: Legacy"), "{}", gw.log());
+    let mut c = Client::connect(gw.addr);
+    for i in 0..20 {
+        let r = c.get(&format!("/v1/users/{i}"));
+        assert_eq!(r.json_field("path"), Some(format!("/v1/users/{i}")));
+    }
+    let r = c.get("/v1/up/chunked/50000");
+    assert_eq!(r.body.len(), 50_000);
+    assert_eq!(get(gw.addr, "/v1/slow/2000").status, 504);
+}
+
+#[test]
+fn malformed_upstream_responses_are_502() {
+    let (_up, gw) = setup();
+    for path in ["/v1/up/garbage/1", "/v1/up/notHTTP/1"] {
+        let r = get(gw.addr, path);
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+        assert_eq!(r.text(), r#"{"message":"Bad Gateway"}"#);
+    }
+}

@@ -9,6 +9,8 @@ Binds 127.0.0.1 on an ephemeral port, prints the port on stdout, and serves:
   /close/N             N bytes of 'z' delimited by closing the connection (HTTP/1.0 style)
   /count               how many requests this process has served (before this one)
   /reset               close the connection without answering
+  /garbage             a response with a malformed Content-Length
+  /notHTTP             bytes that are not HTTP at all
   anything else        echo: JSON with method, path, query, headers, body length and sha256
 Request bodies are read and hashed in 64 KiB pieces, so large uploads use little memory.
 """
@@ -121,6 +123,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif parts[0] == "count":
             self.send_fixed(200, json.dumps({"count": seen}).encode())
+        elif parts[0] == "garbage":
+            # a response no HTTP/1.1 parser should accept
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello")
+            self.wfile.flush()
+            self.close_connection = True
+        elif parts[0] == "notHTTP":
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
         elif parts[0] == "reset":
             self.close_connection = True
             self.connection.close()

@@ -70,8 +70,15 @@ impl Gateway {
     }
 
     pub fn start_with(dir: TempDir, path: PathBuf, args: &[&str]) -> Gateway {
+        Gateway::start_env(dir, path, args, &[])
+    }
+
+    pub fn start_env(dir: TempDir, path: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(BIN);
         cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if args.last() == Some(&"-c") {
             cmd.arg(&path);
         }
