@@ -21,7 +21,9 @@ run() {
     taskset -c "$PROXY_CPU" "$1" run -c "$WORK/tp.toml" 2>>"$WORK/tp.log" & local pid=$!
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT$PATH_" && break; sleep 0.1; done
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${SECS}s" "http://127.0.0.1:$PORT$PATH_" | awk '/Requests\/sec/ {print $2}'
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    # the next run must not find this one still listening
+    for _ in $(seq 100); do ss -ltn "sport = :$PORT" | grep -q LISTEN || break; sleep 0.1; done
 }
 ra=(); rb=()
 for i in $(seq "$ROUNDS"); do

@@ -39,6 +39,8 @@ pub struct Scratch {
     /// The request head as sent upstream (plus a small body sent with it).
     pub upstream_head: Vec<u8>,
     pub response: ResponseHead,
+    /// Pieces of large response bodies on their way through.
+    pub body: Vec<u8>,
 }
 
 /// What a worker lends every request: its pools, balancers and id generator.

@@ -491,16 +491,27 @@ async fn copy_length(
     mut remaining: u64,
     idle: Duration,
 ) -> Result<(), ()> {
-    let have = (conn.rbuf.data().len() as u64).min(remaining) as usize;
-    ds.wbuf.extend_from_slice(&conn.rbuf.data()[..have]);
-    conn.rbuf.consume(have);
-    remaining -= have as u64;
-    if remaining == 0 {
-        // Small responses leave the connection loop to flush (batched with pipelining).
-        return Ok(());
+    // Up to one piece: gather the whole body behind the head, so the client gets
+    // head and body in one write (the connection loop flushes, batched with
+    // pipelining). Larger: stream in pieces read straight into a reused buffer.
+    loop {
+        let have = (conn.rbuf.data().len() as u64).min(remaining) as usize;
+        ds.wbuf.extend_from_slice(&conn.rbuf.data()[..have]);
+        conn.rbuf.consume(have);
+        remaining -= have as u64;
+        if remaining == 0 {
+            return Ok(());
+        }
+        if remaining > PIECE as u64 {
+            break;
+        }
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
+        }
     }
     flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
-    let mut buf = Vec::with_capacity(PIECE);
+    let mut buf = std::mem::take(&mut ds.scratch.body);
     while remaining > 0 {
         let want = remaining.min(PIECE as u64) as usize;
         if buf.capacity() < want {
@@ -517,6 +528,7 @@ async fn copy_length(
         buf = b;
         buf.clear();
     }
+    ds.scratch.body = buf;
     Ok(())
 }
 

@@ -31,7 +31,8 @@ impl UpConn {
     pub fn new(io: TcpStream, addr: SocketAddr) -> Self {
         UpConn {
             io,
-            rbuf: ReadBuf::with_capacity(16 << 10),
+            // room for a typical response head and a body of a few pages in one read
+            rbuf: ReadBuf::with_capacity(32 << 10),
             addr,
             reused: false,
             idle_since: Instant::now(),
