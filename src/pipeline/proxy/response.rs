@@ -1,0 +1,251 @@
+//! The upstream's response on its way to the client: the head rewritten with our
+//! framing, then the body copied, re-chunked or de-chunked as the client needs.
+
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+use crate::pipeline::body::PIECE;
+use crate::pipeline::Downstream;
+use crate::proto::h1::{
+    encode, is_hop_by_hop, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead,
+};
+use crate::proto::io::flush;
+use crate::upstream::UpConn;
+
+/// How the response body is framed towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Out {
+    None,
+    Length(u64),
+    /// Upstream chunked → client chunked (re-framed).
+    Rechunk,
+    /// Upstream until-close → client chunked.
+    ChunkFromClose,
+    /// Upstream chunked → HTTP/1.0 client, close-delimited.
+    DechunkToClose,
+    /// Upstream until-close → HTTP/1.0 client, close-delimited.
+    CloseToClose,
+}
+
+pub(super) fn write_response_head(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    conn: &UpConn,
+    resp: &ResponseHead,
+    rid: &[u8],
+    keep: &mut bool,
+) -> Out {
+    let buf = conn.rbuf.data();
+    let s = |r: (usize, usize)| &buf[r.0..r.1];
+    encode::status_line(out, resp.status);
+    let mut has_rid = false;
+    let pass_length = head.is_head() || resp.status == 304;
+    let conn_tokens = resp
+        .headers
+        .iter()
+        .find(|(n, _)| s(*n).eq_ignore_ascii_case(b"connection"))
+        .map_or(&b""[..], |(_, v)| s(*v));
+    for (n, v) in &resp.headers {
+        let name = s(*n);
+        if is_hop_by_hop(name)
+            || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
+            || crate::proto::h1::has_token(conn_tokens, name)
+        {
+            continue;
+        }
+        has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
+        encode::header(out, name, s(*v));
+    }
+    if !has_rid {
+        encode::header(out, b"x-request-id", rid);
+    }
+    let http11 = head.version == 1;
+    let framing = match resp.body {
+        BodyFraming::Empty => {
+            let bodiless = pass_length || resp.status == 204 || resp.status < 200;
+            if !bodiless {
+                encode::content_length(out, 0);
+            }
+            Out::None
+        }
+        BodyFraming::Length(n) => {
+            encode::content_length(out, n);
+            Out::Length(n)
+        }
+        BodyFraming::Chunked if http11 => Out::Rechunk,
+        BodyFraming::UntilClose if http11 => Out::ChunkFromClose,
+        BodyFraming::Chunked => Out::DechunkToClose,
+        BodyFraming::UntilClose => Out::CloseToClose,
+    };
+    match framing {
+        Out::Rechunk | Out::ChunkFromClose => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n")
+        }
+        Out::DechunkToClose | Out::CloseToClose => *keep = false,
+        Out::None | Out::Length(_) => {}
+    }
+    if !*keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// Copies the response body from the upstream to the client. Any error means the
+/// response is cut short, and the client connection must close.
+pub(super) async fn stream_response(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    framing: Out,
+    idle: Duration,
+) -> Result<(), ()> {
+    match framing {
+        Out::None => Ok(()),
+        Out::Length(n) => copy_length(ds, conn, n, idle).await,
+        Out::Rechunk | Out::DechunkToClose => {
+            copy_chunked(ds, conn, framing == Out::Rechunk, idle).await
+        }
+        Out::ChunkFromClose | Out::CloseToClose => {
+            copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await
+        }
+    }
+}
+
+async fn read_some(
+    conn: &mut UpConn,
+    buf: Vec<u8>,
+    want: usize,
+    idle: Duration,
+) -> (Result<usize, ()>, Vec<u8>) {
+    match monoio::time::timeout(idle, conn.io.read(buf.slice_mut(0..want))).await {
+        Ok((Ok(n), b)) => (Ok(n), b.into_inner()),
+        Ok((Err(_), b)) => (Err(()), b.into_inner()),
+        // The buffer went with the cancelled read; hand back a fresh one.
+        Err(_) => (Err(()), Vec::new()),
+    }
+}
+
+async fn copy_length(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    mut remaining: u64,
+    idle: Duration,
+) -> Result<(), ()> {
+    // Up to one piece: gather the whole body behind the head, so the client gets
+    // head and body in one write (the connection loop flushes, batched with
+    // pipelining). Larger: stream in pieces read straight into a reused buffer.
+    loop {
+        let have = (conn.rbuf.data().len() as u64).min(remaining) as usize;
+        ds.wbuf.extend_from_slice(&conn.rbuf.data()[..have]);
+        conn.rbuf.consume(have);
+        remaining -= have as u64;
+        if remaining == 0 {
+            return Ok(());
+        }
+        if remaining > PIECE as u64 {
+            break;
+        }
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
+        }
+    }
+    flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+    let mut buf = std::mem::take(&mut ds.scratch.body);
+    while remaining > 0 {
+        let want = remaining.min(PIECE as u64) as usize;
+        if buf.capacity() < want {
+            buf.reserve(want);
+        }
+        let (res, b) = read_some(conn, buf, want, idle).await;
+        let n = res?;
+        if n == 0 {
+            return Err(());
+        }
+        remaining -= n as u64;
+        let (res, b) = ds.io.write_all(b).await;
+        res.map_err(|_| ())?;
+        buf = b;
+        buf.clear();
+    }
+    ds.scratch.body = buf;
+    Ok(())
+}
+
+async fn copy_chunked(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    rechunk: bool,
+    idle: Duration,
+) -> Result<(), ()> {
+    let mut dec = ChunkedDecoder::default();
+    let mut data = Vec::with_capacity(PIECE);
+    loop {
+        if !conn.rbuf.is_empty() {
+            data.clear();
+            let avail = conn.rbuf.data();
+            let avail = &avail[..avail.len().min(PIECE)];
+            let used = dec.decode(avail, &mut data).map_err(|_| ())?;
+            conn.rbuf.consume(used);
+            if !data.is_empty() {
+                if rechunk {
+                    encode::chunk_head(ds.wbuf, data.len());
+                }
+                ds.wbuf.extend_from_slice(&data);
+                if rechunk {
+                    ds.wbuf.extend_from_slice(b"\r\n");
+                }
+            }
+            if dec.is_done() {
+                if rechunk {
+                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(());
+            }
+            if ds.wbuf.len() >= PIECE {
+                flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+            }
+            continue;
+        }
+        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
+        }
+    }
+}
+
+async fn copy_until_close(
+    ds: &mut Downstream<'_>,
+    conn: &mut UpConn,
+    chunk: bool,
+    idle: Duration,
+) -> Result<(), ()> {
+    loop {
+        let data = conn.rbuf.data();
+        if !data.is_empty() {
+            if chunk {
+                encode::chunk_head(ds.wbuf, data.len());
+            }
+            ds.wbuf.extend_from_slice(data);
+            if chunk {
+                ds.wbuf.extend_from_slice(b"\r\n");
+            }
+            let n = data.len();
+            conn.rbuf.consume(n);
+        }
+        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
+            Ok(Ok(0)) => {
+                if chunk {
+                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(());
+            }
+            Ok(Ok(_)) => {}
+            _ => return Err(()),
+        }
+    }
+}
