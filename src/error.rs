@@ -24,6 +24,12 @@ pub enum Error {
     /// Allowed methods as router bits.
     MethodNotAllowed(u16),
     Forbidden,
+    /// A throttle's bucket is empty: seconds until a token, the rate and burst.
+    TooManyRequests {
+        retry_after: u32,
+        limit: u32,
+        burst: u32,
+    },
     /// Connect refused or timed out: nothing was sent, a retry elsewhere is safe.
     UpstreamConnect,
     /// The upstream closed or reset before any response byte.
@@ -43,6 +49,7 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Forbidden => 403,
+            Error::TooManyRequests { .. } => 429,
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => 502,
             Error::UpstreamTimeout => 504,
             Error::Unavailable => 503,
@@ -58,6 +65,7 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::MethodNotAllowed(_) => "Method Not Allowed",
             Error::Forbidden => "Forbidden",
+            Error::TooManyRequests { .. } => "Too Many Requests",
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => {
                 "Bad Gateway"
             }
@@ -76,6 +84,7 @@ impl Error {
             Error::NotFound
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
+            | Error::TooManyRequests { .. }
             | Error::Unavailable => Side::Gateway,
         }
     }

@@ -19,6 +19,7 @@
 //!   listener, connection pools and state; io_uring first, epoll fallback.
 //! - [`proto`]: HTTP/1.1 framing on `httparse`: request heads, body framing, encoding.
 //! - [`pipeline`]: the stages a request goes through, in order.
+//! - [`limit`]: throttles as node-wide budgets leased by per-worker buckets; API keys.
 //! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools.
 //! - [`observe`]: request ids and the gateway's own log lines.
 //! - [`control`]: reload, graceful drain, the admin listener.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod fuzz;
+pub mod limit;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;

@@ -1,4 +1,4 @@
-//! The request stages, in order: route → auth → (throttle → cache, later issues) →
+//! The request stages, in order: route → auth → throttle → (cache, issue #6) →
 //! integrate → respond. `handle` is the whole pipeline in one screen; each stage lives
 //! in its own file. The pipeline never owns the connection: it borrows the client's
 //! socket and buffers through [`Downstream`] and says in [`Outcome`] whether the
@@ -6,13 +6,16 @@
 //!
 //! Tested end to end in `tests/` (mock, proxy, errors, smuggling, limits).
 
+pub mod auth;
 pub mod body;
 pub mod proxy;
 pub mod respond;
+pub mod throttle;
 
 use monoio::net::TcpStream;
 
 use crate::error::Error;
+use crate::limit::Locals;
 use crate::observe::request_id::{is_sane, IdGen};
 use crate::plan::{Integration, Lookup, Method, Plan};
 use crate::proto::h1::{RequestHead, ResponseHead};
@@ -49,6 +52,8 @@ pub struct WorkerCtx {
     pub pools: Pools,
     pub balancers: Balancers,
     pub ids: IdGen,
+    /// This worker's leases on the plan's throttle budgets.
+    pub locals: Locals,
 }
 
 /// Whether the client connection may carry another request.
@@ -76,22 +81,28 @@ pub async fn handle(
     // route
     let mut host_buf = [0u8; 256];
     let host = lower_host(head.host(), &mut host_buf);
-    let (route, params) =
-        match plan
-            .router
-            .lookup(host, Method::from_bytes(head.method()), head.path())
-        {
-            Lookup::Found(id, params) => (plan.route(id), params),
-            Lookup::MethodNotAllowed(allow) => {
-                return respond::error(ds, head, Error::MethodNotAllowed(allow), rid).await
-            }
-            Lookup::NotFound => return respond::error(ds, head, Error::NotFound, rid).await,
-        };
+    let method = Method::from_bytes(head.method());
+    let (route_id, params) = match plan.router.lookup(host, method, head.path()) {
+        Lookup::Found(id, params) => (id, params),
+        Lookup::MethodNotAllowed(allow) => {
+            return respond::error(ds, head, Error::MethodNotAllowed(allow), rid).await
+        }
+        Lookup::NotFound => return respond::error(ds, head, Error::NotFound, rid).await,
+    };
+    let route = plan.route(route_id);
 
-    // auth: fail closed until API keys and usage plans land (issue #5).
-    if route.api_key_required {
-        return respond::error(ds, head, Error::Forbidden, rid).await;
+    // auth
+    let key = match auth::identify(plan, route, head) {
+        Ok(key) => key,
+        Err(e) => return respond::error(ds, head, e, rid).await,
+    };
+
+    // throttle
+    if let Err(e) = throttle::admit(plan, route_id, key, &w.locals) {
+        return respond::error(ds, head, e, rid).await;
     }
+
+    // (cache: issue #6)
 
     // integrate → respond
     match &route.integration {

@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::limit::{ApiKeys, Budget};
+
 pub use compile::compile;
 pub use route_key::Method;
 pub use router::{Lookup, Params, RouteId, Router};
@@ -51,8 +53,43 @@ pub struct Plan {
     pub routes: Vec<Route>,
     pub stages: Vec<Stage>,
     pub upstreams: Vec<Upstream>,
+    pub limits: Limits,
+    pub keys: ApiKeys,
+    /// Indexed by `KeyId`.
+    pub key_info: Vec<ApiKey>,
+    pub usage_plans: Vec<UsagePlan>,
     /// Things that compiled but that the operator should know (features not enforced yet).
     pub warnings: Vec<String>,
+}
+
+/// The node-wide budgets of this plan. Cross-core state (atomics): each worker
+/// leases from them through its `limit::Locals`.
+#[derive(Debug, Default)]
+pub struct Limits {
+    pub budgets: Vec<Budget>,
+    /// Lease size per budget (same index).
+    pub leases: Vec<u32>,
+    /// `[gateway].throttle`.
+    pub gateway: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct UsagePlan {
+    pub name: String,
+    pub stages: Vec<u32>,
+    pub throttle: Option<(f64, u64)>,
+    pub invalidate_cache: bool,
+}
+
+/// A configured API key (its value is never kept, only its digest in `ApiKeys`).
+#[derive(Debug)]
+pub struct ApiKey {
+    pub name: String,
+    pub plan: u32,
+    /// The plan's per-key throttle, as this key's own budget.
+    pub limit: Option<u32>,
+    /// The plan's per-key per-route throttles: (route, budget).
+    pub route_limits: Vec<(RouteId, u32)>,
 }
 
 #[derive(Debug)]
@@ -62,6 +99,8 @@ pub struct Stage {
     pub hosts: Vec<String>,
     /// `""` for `/`, else `/v1`-style without a trailing slash.
     pub base_path: String,
+    /// `[stages.S].throttle` budget.
+    pub limit: Option<u32>,
 }
 
 /// One route of one stage: the same API route mounted on two stages is two `Route`s.
@@ -74,6 +113,8 @@ pub struct Route {
     pub integration: Integration,
     pub timeout: Duration,
     pub api_key_required: bool,
+    /// `[stages.S].routes."KEY".throttle` budget.
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug)]

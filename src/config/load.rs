@@ -4,6 +4,7 @@
 //! own from the spanned tree, so every broken entry is reported, each with its exact
 //! position. `include` globs are expanded relative to the including file.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -248,13 +249,16 @@ fn entries<T: DeserializeOwned>(
     let Some(t) = table(errors, file, value) else {
         return;
     };
+    // TOML rejects a repeated key within one file; this catches the same name in two
+    // included files. A set, not a scan: configs with 100,000 API keys exist.
+    let mut seen: HashSet<String> = out.iter().map(|e| e.name.clone()).collect();
     for (key, v) in t.iter() {
         let at = Pos {
             file,
             span: key.span(),
         };
         let name = key.get_ref().to_string();
-        if out.iter().any(|e| e.name == name) {
+        if !seen.insert(name.clone()) {
             errors.push(at, format!("`{name}` is defined more than once"), None);
             continue;
         }
@@ -302,12 +306,18 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
             }
             let mut routes = Vec::new();
             entries::<model::Route>(&mut routes, &mut cfg.broken, errors, file, v);
-            for r in routes {
-                if cfg
-                    .routes
-                    .iter()
-                    .any(|(a, e)| *a == api && e.name == r.name)
-                {
+            let seen: HashSet<&str> = cfg
+                .routes
+                .iter()
+                .filter(|(a, _)| *a == api)
+                .map(|(_, e)| e.name.as_str())
+                .collect();
+            let dup: Vec<bool> = routes
+                .iter()
+                .map(|r| seen.contains(r.name.as_str()))
+                .collect();
+            for (r, dup) in routes.into_iter().zip(dup) {
+                if dup {
                     errors.push(
                         r.at,
                         format!("route `{}` is defined more than once", r.name),

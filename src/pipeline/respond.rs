@@ -1,5 +1,7 @@
 //! Responses the gateway writes itself: errors (DESIGN §5) and mock integrations.
 
+use std::io::Write;
+
 use crate::error::Error;
 use crate::plan::{Method, Mock};
 use crate::proto::h1::encode;
@@ -17,6 +19,18 @@ pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], clo
     encode::header(out, b"x-request-id", rid);
     if let Error::MethodNotAllowed(bits) = err {
         encode::header(out, b"allow", Method::allow_header(bits).as_bytes());
+    }
+    if let Error::TooManyRequests {
+        retry_after,
+        limit,
+        burst,
+    } = err
+    {
+        // Retry-After (RFC 9110) and the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers)
+        let _ = write!(
+            out,
+            "retry-after: {retry_after}\r\nratelimit-policy: {limit};w=1;burst={burst}\r\nratelimit: limit={limit}, remaining=0, reset={retry_after}\r\n"
+        );
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");

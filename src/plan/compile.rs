@@ -64,6 +64,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
             validate_unmounted(&mut cx, &cfg, &api.name, &upstreams);
         }
     }
+    let limits = limits::compile(&mut cx, &cfg, &mut stages, &mut routes, gateway.workers);
     not_enforced_yet(&mut cx, &cfg);
     if !cx.errors.is_empty() {
         cx.errors.sources = cfg.sources;
@@ -78,6 +79,10 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         loaded_at: SystemTime::now(),
         sources: cfg.sources.files.iter().map(|f| f.path.clone()).collect(),
         gateway,
+        limits: limits.limits,
+        keys: limits.keys,
+        key_info: limits.key_info,
+        usage_plans: limits.usage_plans,
         router,
         routes,
         stages,
@@ -207,9 +212,9 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             );
         }
     }
-    if v.throttle.is_some() || v.state_dir.is_some() || !v.tls.is_empty() {
+    if v.state_dir.is_some() || !v.tls.is_empty() {
         cx.warnings
-            .push("[gateway] throttle, state_dir and tls are read but not enforced yet".into());
+            .push("[gateway] state_dir and tls are read but not enforced yet".into());
     }
     Gateway {
         listen,
@@ -340,9 +345,9 @@ fn compile_stage(
             hosts.push(name);
         }
     }
-    if s.throttle.is_some() || !s.routes.is_empty() || s.cache.is_some() || s.canary.is_some() {
+    if s.cache.is_some() || s.canary.is_some() {
         cx.warnings.push(format!(
-            "stage `{}`: throttle, cache and canary are read but not enforced yet",
+            "stage `{}`: cache and canary are read but not enforced yet",
             stage.name
         ));
     }
@@ -352,6 +357,7 @@ fn compile_stage(
         api: api.clone(),
         hosts: hosts.clone(),
         base_path: base_path.clone(),
+        limit: None,
     });
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let _ = route_api;
@@ -412,9 +418,9 @@ fn compile_stage(
             );
             continue;
         }
-        if r.value.api_key_required || r.value.cache.is_some() {
+        if r.value.cache.is_some() {
             cx.warnings.push(format!(
-                "route `{}`: api_key_required and cache are not enforced yet; api_key_required routes answer 403 to every request until API keys land",
+                "route `{}`: cache is read but not enforced yet",
                 r.name
             ));
         }
@@ -425,6 +431,7 @@ fn compile_stage(
             integration,
             timeout: timeout.unwrap_or(MAX_ROUTE_TIMEOUT),
             api_key_required: r.value.api_key_required,
+            limit: None,
         });
     }
 }
@@ -573,11 +580,9 @@ fn not_enforced_yet(cx: &mut Ctx, cfg: &Config) {
         cx.warnings
             .push("[access_log] is read but not written yet".into());
     }
-    if !cfg.usage_plans.is_empty() || !cfg.api_keys.is_empty() {
-        cx.warnings
-            .push("usage_plans and api_keys are read but not enforced yet".into());
-    }
 }
+
+mod limits;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::limit::Locals;
 use crate::observe::request_id::IdGen;
 use crate::pipeline::WorkerCtx;
 use crate::plan::{Plan, PlanHandle};
@@ -27,6 +28,7 @@ impl WorkerState {
                 pools: Pools::default(),
                 balancers: Balancers::default(),
                 ids: IdGen::from_entropy(id),
+                locals: Locals::default(),
             },
             plan: PlanView::new(plan),
             drain: LocalDrain::default(),
