@@ -4,6 +4,7 @@
 # keep-alive requests; (Ir(N2) - Ir(N1)) / (N2 - N1) cancels start-up and config costs.
 #
 #   loadtest/callgrind.sh [turnpike-binary] [path]     (default: target/release/turnpike /100b)
+#   CONFIG=loadtest/peers/turnpike-keyed.toml HEADER="x-api-key: …" loadtest/callgrind.sh
 # Leaves the N2 profile in loadtest/results/callgrind.out for callgrind_annotate.
 set -euo pipefail
 BIN=${1:-target/release/turnpike} PATH_=${2:-/100b}
@@ -16,7 +17,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 head -c 16384 /dev/zero | tr '\0' x > "$WORK/www/16k"
 sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" \
     "$HERE/peers/upstream-nginx.conf" > "$WORK/up.conf"
-sed -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "$HERE/peers/turnpike.toml" > "$WORK/tp.toml"
+sed -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "${CONFIG:-$HERE/peers/turnpike.toml}" > "$WORK/tp.toml"
 nginx -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
 sleep 0.3
 
@@ -24,12 +25,13 @@ count() { # requests → total Ir of the run
     local out=$WORK/cg.$1
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run -c "$WORK/tp.toml" 2>"$WORK/vg.log" & local pid=$!
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT$PATH_" && break; sleep 0.2; done
-    python3 - "$PORT" "$PATH_" "$1" <<'PY'
+    python3 - "$PORT" "$PATH_" "$1" "${HEADER:-}" <<'PY'
 import http.client, sys
-port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, path, n, header = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+headers = dict([[p.strip() for p in header.split(":", 1)]]) if header else {}
 c = http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
-    c.request("GET", path)
+    c.request("GET", path, headers=headers)
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY

@@ -30,6 +30,10 @@ pub enum Error {
         limit: u32,
         burst: u32,
     },
+    /// The key's usage-plan quota is used up until the next period (seconds away).
+    LimitExceeded {
+        retry_after: u32,
+    },
     /// Connect refused or timed out: nothing was sent, a retry elsewhere is safe.
     UpstreamConnect,
     /// The upstream closed or reset before any response byte.
@@ -49,7 +53,7 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Forbidden => 403,
-            Error::TooManyRequests { .. } => 429,
+            Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => 502,
             Error::UpstreamTimeout => 504,
             Error::Unavailable => 503,
@@ -66,6 +70,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "Method Not Allowed",
             Error::Forbidden => "Forbidden",
             Error::TooManyRequests { .. } => "Too Many Requests",
+            Error::LimitExceeded { .. } => "Limit Exceeded",
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => {
                 "Bad Gateway"
             }
@@ -85,6 +90,7 @@ impl Error {
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
             | Error::TooManyRequests { .. }
+            | Error::LimitExceeded { .. }
             | Error::Unavailable => Side::Gateway,
         }
     }

@@ -13,6 +13,7 @@
 pub mod budget;
 pub mod keys;
 pub mod local;
+pub mod quota;
 
 pub use budget::Budget;
 pub use keys::{ApiKeys, KeyId};

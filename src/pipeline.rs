@@ -101,6 +101,9 @@ pub async fn handle(
     if let Err(e) = throttle::admit(plan, route_id, key, &w.locals) {
         return respond::error(ds, head, e, rid).await;
     }
+    if let Err(e) = throttle::quota(plan, key, &w.locals) {
+        return respond::error(ds, head, e, rid).await;
+    }
 
     // (cache: issue #6)
 

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::limit::quota::{Period, QuotaCounter, QuotaStore};
 use crate::limit::{ApiKeys, Budget};
 
 pub use compile::compile;
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub admin: Option<SocketAddr>,
     /// Number of worker threads; already resolved from `workers = 0`.
     pub workers: usize,
+    /// Where quota counters are kept across restarts (none: in memory only).
+    pub state_dir: Option<PathBuf>,
     pub timeout: Duration,
     pub max_body: u64,
     pub max_header_size: usize,
@@ -90,6 +93,18 @@ pub struct ApiKey {
     pub limit: Option<u32>,
     /// The plan's per-key per-route throttles: (route, budget).
     pub route_limits: Vec<(RouteId, u32)>,
+    pub quota: Option<KeyQuota>,
+}
+
+/// A key's usage-plan quota and the node-wide counter it spends (bound by name to
+/// the persistent `QuotaStore` before the plan is published).
+#[derive(Debug)]
+pub struct KeyQuota {
+    pub limit: u64,
+    pub period: Period,
+    /// Quota leased per worker at a time.
+    pub lease: u32,
+    pub counter: Arc<QuotaCounter>,
 }
 
 #[derive(Debug)]
@@ -167,6 +182,16 @@ pub type PlanHandle = Arc<ArcSwap<Plan>>;
 impl Plan {
     pub fn route(&self, id: RouteId) -> &Route {
         &self.routes[id as usize]
+    }
+
+    /// Links every key's quota to its counter in `store` (by key name), so counts
+    /// survive reloads and restarts. Call before publishing the plan.
+    pub fn bind_quotas(&mut self, store: &QuotaStore) {
+        for k in &mut self.key_info {
+            if let Some(q) = &mut k.quota {
+                q.counter = store.counter(&k.name, q.period);
+            }
+        }
     }
 
     /// The routing table as `turnpike routes` prints it.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::reload::{self, ConfigSource, ReloadStats};
+use crate::limit::quota::QuotaStore;
 use crate::plan::PlanHandle;
 use crate::proto::h1::{parse_request, RequestHead};
 use crate::worker::Shutdown;
@@ -18,6 +19,7 @@ pub struct Admin {
     pub source: ConfigSource,
     pub shutdown: Arc<Shutdown>,
     pub stats: Arc<ReloadStats>,
+    pub quotas: Arc<QuotaStore>,
 }
 
 pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
@@ -90,33 +92,35 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                 ),
             )
         }
-        (b"POST", "/reload") => match reload::reload(&admin.plan, &admin.source, &admin.stats) {
-            Ok(p) => (
-                200,
-                format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash),
-            ),
-            Err(e) => {
-                let list: Vec<String> = e
-                    .list
-                    .iter()
-                    .map(|x| {
-                        let at = x
-                            .pos
-                            .as_ref()
-                            .map(|p| e.sources.locate(p))
-                            .unwrap_or_default();
-                        json_str(&format!("{at}: {}", x.message))
-                    })
-                    .collect();
-                (
-                    400,
-                    format!(
-                        r#"{{"message":"reload failed","errors":[{}]}}"#,
-                        list.join(",")
-                    ),
-                )
+        (b"POST", "/reload") => {
+            match reload::reload(&admin.plan, &admin.source, &admin.stats, &admin.quotas) {
+                Ok(p) => (
+                    200,
+                    format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash),
+                ),
+                Err(e) => {
+                    let list: Vec<String> = e
+                        .list
+                        .iter()
+                        .map(|x| {
+                            let at = x
+                                .pos
+                                .as_ref()
+                                .map(|p| e.sources.locate(p))
+                                .unwrap_or_default();
+                            json_str(&format!("{at}: {}", x.message))
+                        })
+                        .collect();
+                    (
+                        400,
+                        format!(
+                            r#"{{"message":"reload failed","errors":[{}]}}"#,
+                            list.join(",")
+                        ),
+                    )
+                }
             }
-        },
+        }
         (_, "/healthz" | "/ready" | "/config" | "/reload") => {
             (405, r#"{"message":"Method Not Allowed"}"#.into())
         }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Errors};
+use crate::limit::quota::QuotaStore;
 use crate::plan::{self, Plan, PlanHandle};
 use crate::{error, info, warn};
 
@@ -48,6 +49,7 @@ pub fn reload(
     handle: &PlanHandle,
     source: &ConfigSource,
     stats: &ReloadStats,
+    quotas: &QuotaStore,
 ) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
@@ -64,6 +66,10 @@ pub fn reload(
             for w in &next.warnings {
                 warn!("{w}");
             }
+            if next.gateway.state_dir != current.gateway.state_dir {
+                warn!("reload: a new state_dir takes effect at the next restart");
+            }
+            next.bind_quotas(quotas);
             let next = Arc::new(next);
             handle.store(next.clone());
             stats.ok.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 
 use super::admin::{self, Admin};
 use super::reload::{self, ConfigSource, ReloadStats};
+use crate::limit::quota::QuotaStore;
 use crate::worker::{self, listener, Shutdown, WorkerSpec};
 use crate::{error, info, warn};
 
@@ -32,6 +33,9 @@ pub fn run(source: ConfigSource) -> i32 {
             return 1;
         }
     };
+    let quotas = Arc::new(open_quotas(&plan));
+    let mut plan = plan;
+    plan.bind_quotas(&quotas);
     let handle = Arc::new(ArcSwap::from_pointee(plan));
     let shutdown = Arc::new(Shutdown::default());
     let stats = Arc::new(ReloadStats::default());
@@ -43,6 +47,7 @@ pub fn run(source: ConfigSource) -> i32 {
                 source: source.clone(),
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
+                quotas: quotas.clone(),
             };
             match admin::start(addr, a) {
                 Ok(bound) => Some(bound),
@@ -83,13 +88,14 @@ pub fn run(source: ConfigSource) -> i32 {
     if let Some(a) = admin_addr {
         info!("admin listening on {a}");
     }
+    spawn_quota_persister(quotas.clone(), shutdown.clone());
     info!("ready");
 
     loop {
         match wait_signal(&signals) {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
-                let _ = reload::reload(&handle, &source, &stats);
+                let _ = reload::reload(&handle, &source, &stats, &quotas);
             }
             libc::SIGTERM | libc::SIGINT => {
                 info!("draining: no new connections, finishing in-flight requests");
@@ -101,6 +107,9 @@ pub fn run(source: ConfigSource) -> i32 {
     }
     for t in threads {
         let _ = t.join();
+    }
+    if let Err(e) = quotas.persist() {
+        error!("{e}");
     }
     info!("drained; exiting");
     0
@@ -129,4 +138,49 @@ fn wait_signal(set: &libc::sigset_t) -> i32 {
         return 0;
     }
     sig
+}
+
+/// Opens the quota store in `state_dir`, saying clearly when counts will not survive
+/// a restart. Never fails: quotas are still enforced in memory.
+fn open_quotas(plan: &crate::plan::Plan) -> QuotaStore {
+    let has_quotas = plan.key_info.iter().any(|k| k.quota.is_some());
+    let dir = plan.gateway.state_dir.as_deref();
+    if has_quotas && dir.is_none() {
+        warn!("usage-plan quotas are kept in memory only: set [gateway].state_dir to keep them across restarts");
+    }
+    if let Some(d) = dir {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            error!(
+                "state_dir {}: {e}; quota counters will not be saved",
+                d.display()
+            );
+        }
+    }
+    let (store, problem) = QuotaStore::open(dir);
+    if let Some(p) = problem {
+        error!("{p}");
+    }
+    if let Err(e) = store.persist() {
+        error!("{e}; quotas are still enforced, but counts will not survive a restart until this is fixed");
+    }
+    store
+}
+
+/// Writes quota counters every second (a crash loses at most that), and reports a
+/// write failure once a minute at most: a full disk must never stop traffic.
+fn spawn_quota_persister(quotas: Arc<QuotaStore>, shutdown: Arc<Shutdown>) {
+    let _ = std::thread::Builder::new()
+        .name("turnpike-quota".into())
+        .spawn(move || {
+            let mut last_report: Option<std::time::Instant> = None;
+            while !shutdown.is_draining() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Err(e) = quotas.persist() {
+                    if last_report.is_none_or(|t| t.elapsed().as_secs() >= 60) {
+                        error!("{e}");
+                        last_report = Some(std::time::Instant::now());
+                    }
+                }
+            }
+        });
 }

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use super::quota::QuotaLease;
 use super::Budget;
 
 /// A lease older than this goes back to the node budget, so a worker that went quiet
@@ -53,11 +54,14 @@ impl Local {
     }
 }
 
-/// One worker's locals for every budget of the current plan (reset on reload).
+/// One worker's locals for every budget of the current plan (reset on reload), and
+/// its quota leases per key.
 #[derive(Debug, Default)]
 pub struct Locals {
     plan: Cell<u64>,
     slots: RefCell<Vec<Local>>,
+    quota_plan: Cell<u64>,
+    quotas: RefCell<Vec<QuotaLease>>,
 }
 
 impl Locals {
@@ -72,6 +76,25 @@ impl Locals {
             self.plan.set(hash);
         }
         f(&mut slots)
+    }
+
+    /// Runs `f` on the quota lease of key `key` (of `n` keys) in plan `hash`.
+    pub fn with_quota<R>(
+        &self,
+        hash: u64,
+        n: usize,
+        key: usize,
+        f: impl FnOnce(&mut QuotaLease) -> R,
+    ) -> R {
+        let mut q = self.quotas.borrow_mut();
+        if self.quota_plan.get() != hash || q.len() != n {
+            // Unspent leases of the old plan are dropped: they stay counted as used
+            // (never an undercount), at most one small lease per key and worker.
+            q.clear();
+            q.resize(n, QuotaLease::default());
+            self.quota_plan.set(hash);
+        }
+        f(&mut q[key])
     }
 }
 

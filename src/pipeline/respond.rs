@@ -20,6 +20,9 @@ pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], clo
     if let Error::MethodNotAllowed(bits) = err {
         encode::header(out, b"allow", Method::allow_header(bits).as_bytes());
     }
+    if let Error::LimitExceeded { retry_after } = err {
+        let _ = write!(out, "retry-after: {retry_after}\r\n");
+    }
     if let Error::TooManyRequests {
         retry_after,
         limit,

@@ -3,6 +3,7 @@
 //! after it are not charged.
 
 use crate::error::Error;
+use crate::limit::quota::unix_now;
 use crate::limit::{KeyId, Locals};
 use crate::plan::{Plan, RouteId};
 
@@ -49,4 +50,24 @@ pub fn admit(
         }
         Ok(())
     })
+}
+
+/// The key's usage-plan quota, after its throttles admitted the request.
+pub fn quota(plan: &Plan, key: Option<KeyId>, locals: &Locals) -> Result<(), Error> {
+    let Some(k) = key else { return Ok(()) };
+    let Some(q) = &plan.key_info[k as usize].quota else {
+        return Ok(());
+    };
+    let now = unix_now();
+    let period = q.period.index(now);
+    let ok = locals.with_quota(plan.hash, plan.key_info.len(), k as usize, |lease| {
+        lease.admit(&q.counter, q.limit, q.lease, period)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::LimitExceeded {
+            retry_after: q.period.secs_to_next(now).min(u64::from(u32::MAX)) as u32,
+        })
+    }
 }

@@ -148,6 +148,7 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             listen: vec![default_listen],
             admin: Some(([127, 0, 0, 1], 9901).into()),
             workers: cores.max(1),
+            state_dir: None,
             timeout: MAX_ROUTE_TIMEOUT,
             max_body: 10 << 20,
             max_header_size: 32 << 10,
@@ -212,9 +213,9 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             );
         }
     }
-    if v.state_dir.is_some() || !v.tls.is_empty() {
+    if !v.tls.is_empty() {
         cx.warnings
-            .push("[gateway] state_dir and tls are read but not enforced yet".into());
+            .push("[gateway] tls is read but not served yet".into());
     }
     Gateway {
         listen,
@@ -223,6 +224,7 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             None | Some(0) => cores.max(1),
             Some(n) => n.min(1024),
         },
+        state_dir: v.state_dir.as_ref().map(std::path::PathBuf::from),
         timeout,
         max_body: size(cx, e, &v.max_body, 10 << 20),
         max_header_size: max_header_size as usize,

@@ -1,13 +1,15 @@
 //! Throttles, usage plans and API keys → budgets, per-stage and per-route limits, keys.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{at, Ctx};
 use crate::config::{model, Config};
 use crate::limit::keys::{parse_hex_digest, sha256};
+use crate::limit::quota::{quota_lease, Period, QuotaCounter};
 use crate::limit::{local::lease_size, ApiKeys, Budget};
 use crate::plan::route_key;
-use crate::plan::{ApiKey, Limits, Route, Stage, UsagePlan};
+use crate::plan::{ApiKey, KeyQuota, Limits, Route, Stage, UsagePlan};
 
 pub(super) struct Compiled {
     pub limits: Limits,
@@ -110,6 +112,7 @@ pub(super) fn compile(
     }
 
     let mut usage_plans = Vec::new();
+    let mut plan_quotas: Vec<Option<(u64, Period)>> = Vec::new();
     // per plan: (stage, route) pairs with their per-key throttles
     let mut plan_routes: Vec<Vec<(u32, model::Throttle)>> = Vec::new();
     for e in &cfg.usage_plans {
@@ -153,12 +156,32 @@ pub(super) fn compile(
                 (_, Err(m)) => cx.err(e.at.clone(), format!("usage plan `{}`: {m}", e.name), None),
             }
         }
-        if p.quota.is_some() {
-            cx.warnings.push(format!(
-                "usage plan `{}`: quotas are read but not enforced yet",
-                e.name
-            ));
-        }
+        let quota = p
+            .quota
+            .as_ref()
+            .and_then(|q| match Period::parse(&q.period) {
+                Some(period) if q.limit > 0 => Some((q.limit, period)),
+                Some(_) => {
+                    cx.err(
+                        e.at.clone(),
+                        format!("usage plan `{}`: quota limit must be at least 1", e.name),
+                        None,
+                    );
+                    None
+                }
+                None => {
+                    cx.err(
+                        e.at.clone(),
+                        format!(
+                            "usage plan `{}`: quota period `{}` must be day, week or month",
+                            e.name, q.period
+                        ),
+                        None,
+                    );
+                    None
+                }
+            });
+        plan_quotas.push(quota);
         usage_plans.push(UsagePlan {
             name: e.name.clone(),
             stages: stage_ids,
@@ -245,11 +268,18 @@ pub(super) fn compile(
             .iter()
             .map(|(r, t)| (*r, b.add(t)))
             .collect();
+        let quota = plan_quotas[pid].map(|(limit, period)| KeyQuota {
+            limit,
+            period,
+            lease: quota_lease(limit, workers),
+            counter: Arc::new(QuotaCounter::default()),
+        });
         key_info.push(ApiKey {
             name: e.name.clone(),
             plan: pid as u32,
             limit,
             route_limits,
+            quota,
         });
     }
 
