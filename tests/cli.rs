@@ -25,6 +25,7 @@ fn check_accepts_every_shipped_config() {
         "configs/quickstart.toml",
         "configs/examples/proxy.toml",
         "configs/examples/include.toml",
+        "configs/examples/throttle.toml",
     ] {
         let (code, out, err) = turnpike(&["check", "-c", f]);
         assert_eq!(code, 0, "{f}: {err}");
@@ -101,4 +102,21 @@ fn include_errors_name_the_included_file() {
         err.contains("apis/a.toml:3:1: error: unknown field `bogus`"),
         "{err}"
     );
+}
+
+#[test]
+fn check_reports_throttle_plan_and_key_mistakes_together() {
+    let (code, _, err) = turnpike(&["check", "-c", "configs/invalid/throttle.toml"]);
+    assert_eq!(code, 1);
+    for needle in [
+        "throttle.toml:5:9: error: stage `s`: throttle rate -1",
+        "throttle.toml:8:12: error: stage `s` has no route `GET /nope`",
+        "throttle.toml:10:14: error: usage plan `p`: quota period `fortnight`",
+        "throttle.toml:11:11: error: usage plan `p` names stage `missing`",
+        "throttle.toml:15:7: error: api key `short` must be 30 to 128",
+        "throttle.toml:20:8: error: api key `orphan` names usage plan `nope`",
+        "6 errors",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
 }
