@@ -14,6 +14,7 @@ pub mod budget;
 pub mod keys;
 pub mod local;
 pub mod quota;
+pub mod table;
 
 pub use budget::Budget;
 pub use keys::{ApiKeys, KeyId};

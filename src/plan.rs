@@ -15,12 +15,14 @@ pub mod template;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::limit::budget::Rate;
 use crate::limit::quota::{Period, QuotaCounter, QuotaStore};
+use crate::limit::table::KeyTable;
 use crate::limit::{ApiKeys, Budget};
 
 pub use compile::compile;
@@ -67,13 +69,35 @@ pub struct Plan {
 
 /// The node-wide budgets of this plan. Cross-core state (atomics): each worker
 /// leases from them through its `limit::Locals`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     pub budgets: Vec<Budget>,
     /// Lease size per budget (same index).
     pub leases: Vec<u32>,
     /// `[gateway].throttle`.
     pub gateway: Option<u32>,
+    /// Per-key (and per-key per-route) buckets, claimed on first use.
+    pub keys: KeyTable,
+    /// The zero of every `now_ns` of this plan's buckets.
+    pub epoch: Instant,
+}
+
+impl Limits {
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            budgets: Vec::new(),
+            leases: Vec::new(),
+            gateway: None,
+            keys: KeyTable::new(64),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -89,10 +113,10 @@ pub struct UsagePlan {
 pub struct ApiKey {
     pub name: String,
     pub plan: u32,
-    /// The plan's per-key throttle, as this key's own budget.
-    pub limit: Option<u32>,
-    /// The plan's per-key per-route throttles: (route, budget).
-    pub route_limits: Vec<(RouteId, u32)>,
+    /// The plan's per-key throttle and its lease size (state in `Limits::keys`).
+    pub throttle: Option<(Rate, u32)>,
+    /// The plan's per-key per-route throttles: (route, rate, lease).
+    pub route_limits: Vec<(RouteId, Rate, u32)>,
     pub quota: Option<KeyQuota>,
 }
 

@@ -6,40 +6,27 @@ use std::time::Instant;
 
 const ONE: u64 = 1 << 20;
 
-/// A token bucket shared by all workers: `rate` tokens per second, at most `burst`.
-/// Cross-core state: touched only when a worker's local lease runs dry.
-#[derive(Debug)]
-pub struct Budget {
+/// A throttle's parameters: `rate` tokens per second, at most `burst`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
     /// The rate in thousandths of a token per second (integer, so refill is exact).
     rate_milli: u64,
+    /// Fixed point.
     burst: u64,
-    pub rate: f64,
-    tokens: AtomicU64,
-    /// Nanoseconds since `epoch` up to which refill has been credited.
-    credited_ns: AtomicU64,
-    epoch: Instant,
+    pub per_sec: f64,
 }
 
-impl Budget {
-    /// A full bucket (AWS starts with the burst available).
-    pub fn new(rate: f64, burst: u64, epoch: Instant) -> Budget {
-        let burst = burst.max(1);
-        Budget {
+impl Rate {
+    pub fn new(rate: f64, burst: u64) -> Rate {
+        Rate {
             rate_milli: (rate.max(0.0) * 1000.0).round() as u64,
-            burst: burst.saturating_mul(ONE),
-            rate,
-            tokens: AtomicU64::new(burst.saturating_mul(ONE)),
-            credited_ns: AtomicU64::new(0),
-            epoch,
+            burst: burst.max(1).saturating_mul(ONE),
+            per_sec: rate,
         }
     }
 
     pub fn burst(&self) -> u64 {
         self.burst / ONE
-    }
-
-    pub fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// Fixed-point tokens earned from the epoch to `ns`. Crediting the difference of
@@ -48,7 +35,39 @@ impl Budget {
         u128::from(ns) * u128::from(self.rate_milli) * u128::from(ONE) / 1_000_000_000_000
     }
 
-    fn refill(&self, now: u64) {
+    /// Seconds until one token is available at this rate (for Retry-After).
+    pub fn retry_after_secs(&self) -> u64 {
+        if self.per_sec <= 0.0 {
+            return 60;
+        }
+        (1.0 / self.per_sec).ceil().max(1.0) as u64
+    }
+}
+
+/// The state of one token bucket: two atomics, shared by all workers.
+#[derive(Debug, Default)]
+pub struct Bucket {
+    tokens: AtomicU64,
+    /// Nanoseconds (since the plan's epoch) up to which refill has been credited.
+    credited_ns: AtomicU64,
+}
+
+impl Bucket {
+    /// A full bucket as of `now` (AWS starts with the burst available).
+    pub fn full(rate: &Rate, now: u64) -> Bucket {
+        Bucket {
+            tokens: AtomicU64::new(rate.burst),
+            credited_ns: AtomicU64::new(now),
+        }
+    }
+
+    /// Makes this bucket full as of `now` (a table slot taken by a new key).
+    pub fn reset(&self, rate: &Rate, now: u64) {
+        self.credited_ns.store(now, Ordering::Release);
+        self.tokens.store(rate.burst, Ordering::Release);
+    }
+
+    fn refill(&self, rate: &Rate, now: u64) {
         let last = self.credited_ns.load(Ordering::Acquire);
         if now <= last {
             return;
@@ -59,20 +78,20 @@ impl Budget {
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let add = u64::try_from(self.earned(now) - self.earned(last)).unwrap_or(u64::MAX);
+            let add = u64::try_from(rate.earned(now) - rate.earned(last)).unwrap_or(u64::MAX);
             if add > 0 {
                 let _ = self
                     .tokens
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                        Some(t.saturating_add(add).min(self.burst))
+                        Some(t.saturating_add(add).min(rate.burst))
                     });
             }
         }
     }
 
     /// Takes up to `want` whole tokens; returns how many it got (0 = empty).
-    pub fn take(&self, want: u32, now: u64) -> u32 {
-        self.refill(now);
+    pub fn take(&self, rate: &Rate, want: u32, now: u64) -> u32 {
+        self.refill(rate, now);
         let mut got = 0;
         let _ = self
             .tokens
@@ -85,7 +104,7 @@ impl Budget {
     }
 
     /// Returns unused tokens (an expired lease).
-    pub fn give_back(&self, n: u32) {
+    pub fn give_back(&self, rate: &Rate, n: u32) {
         if n == 0 {
             return;
         }
@@ -93,16 +112,58 @@ impl Budget {
         let _ = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_add(add).min(self.burst))
+                Some(t.saturating_add(add).min(rate.burst))
             });
     }
 
-    /// Seconds until one token is available at the configured rate (for Retry-After).
-    pub fn retry_after_secs(&self) -> u64 {
-        if self.rate <= 0.0 {
-            return 60;
+    /// Whether the bucket would be full at `now`: forgetting it then loses nothing.
+    pub fn is_full_at(&self, rate: &Rate, now: u64) -> bool {
+        let last = self.credited_ns.load(Ordering::Acquire);
+        let t = u128::from(self.tokens.load(Ordering::Acquire));
+        t + rate.earned(now.max(last)) - rate.earned(last) >= u128::from(rate.burst)
+    }
+}
+
+/// A named throttle of the plan: its rate and its one node-wide bucket.
+/// Cross-core state: touched only when a worker's local lease runs dry.
+#[derive(Debug)]
+pub struct Budget {
+    pub limit: Rate,
+    bucket: Bucket,
+    pub rate: f64,
+    epoch: Instant,
+}
+
+impl Budget {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: u64, epoch: Instant) -> Budget {
+        let limit = Rate::new(rate, burst);
+        Budget {
+            bucket: Bucket::full(&limit, 0),
+            limit,
+            rate,
+            epoch,
         }
-        (1.0 / self.rate).ceil().max(1.0) as u64
+    }
+
+    pub fn burst(&self) -> u64 {
+        self.limit.burst()
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    pub fn take(&self, want: u32, now: u64) -> u32 {
+        self.bucket.take(&self.limit, want, now)
+    }
+
+    pub fn give_back(&self, n: u32) {
+        self.bucket.give_back(&self.limit, n)
+    }
+
+    pub fn retry_after_secs(&self) -> u64 {
+        self.limit.retry_after_secs()
     }
 }
 

@@ -2,6 +2,7 @@
 //! spent with no shared memory touched.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use super::quota::QuotaLease;
 use super::Budget;
@@ -14,10 +15,15 @@ const LEASE_WINDOW_S: f64 = 0.005;
 
 /// How many tokens a worker leases at a time from `budget`.
 pub fn lease_size(budget: &Budget, workers: usize) -> u32 {
+    lease_for(budget.rate, budget.burst(), workers)
+}
+
+/// Lease size for a bucket of `rate` per second and `burst`.
+pub fn lease_for(rate: f64, burst: u64, workers: usize) -> u32 {
     let workers = workers.max(1) as u64;
-    let by_rate = (budget.rate * LEASE_WINDOW_S / workers as f64).ceil() as u64;
+    let by_rate = (rate * LEASE_WINDOW_S / workers as f64).ceil() as u64;
     // Never lease so much that the burst cannot be shared by all workers.
-    let by_burst = (budget.burst() / (4 * workers)).max(1);
+    let by_burst = (burst / (4 * workers)).max(1);
     by_rate.clamp(1, by_burst).min(u64::from(u32::MAX)) as u32
 }
 
@@ -31,20 +37,44 @@ impl Local {
     /// Admits one request against `budget`, leasing `lease` tokens when dry.
     #[inline]
     pub fn admit(&mut self, budget: &Budget, lease: u32, now: u64) -> bool {
+        self.admit_from(lease, now, |n| budget.take(n, now), |n| budget.give_back(n))
+    }
+
+    /// Admits one request, leasing from whatever `take` draws on (a budget, a key
+    /// table slot) and handing an expired lease back through `give_back`.
+    #[inline]
+    pub fn admit_from(
+        &mut self,
+        lease: u32,
+        now: u64,
+        take: impl FnOnce(u32) -> u32,
+        give_back: impl FnOnce(u32),
+    ) -> bool {
         if self.tokens > 0 && now.saturating_sub(self.leased_at) < LEASE_TTL_NS {
             self.tokens -= 1;
             return true;
         }
-        self.refill_and_admit(budget, lease, now)
+        self.refill_and_admit(lease, now, take, give_back)
+    }
+
+    /// Whether this lease still holds tokens it may spend.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.tokens > 0 && now.saturating_sub(self.leased_at) < LEASE_TTL_NS
     }
 
     #[cold]
-    fn refill_and_admit(&mut self, budget: &Budget, lease: u32, now: u64) -> bool {
+    fn refill_and_admit(
+        &mut self,
+        lease: u32,
+        now: u64,
+        take: impl FnOnce(u32) -> u32,
+        give_back: impl FnOnce(u32),
+    ) -> bool {
         if self.tokens > 0 {
-            budget.give_back(self.tokens);
+            give_back(self.tokens);
             self.tokens = 0;
         }
-        let got = budget.take(lease, now);
+        let got = take(lease);
         if got == 0 {
             return false;
         }
@@ -62,7 +92,12 @@ pub struct Locals {
     slots: RefCell<Vec<Local>>,
     quota_plan: Cell<u64>,
     quotas: RefCell<Vec<QuotaLease>>,
+    key_plan: Cell<u64>,
+    keys: RefCell<HashMap<u64, Local>>,
 }
+
+/// Most key leases a worker keeps; past it, spent and expired ones are dropped.
+const MAX_KEY_LEASES: usize = 65_536;
 
 impl Locals {
     /// Runs `f` on the locals of plan `hash` with `n` budgets, resetting on change.
@@ -76,6 +111,29 @@ impl Locals {
             self.plan.set(hash);
         }
         f(&mut slots)
+    }
+
+    /// Runs `f` on this worker's lease for key scope `scope` in plan `hash`.
+    pub fn with_key<R>(
+        &self,
+        hash: u64,
+        scope: u64,
+        now: u64,
+        f: impl FnOnce(&mut Local) -> R,
+    ) -> R {
+        let mut keys = self.keys.borrow_mut();
+        if self.key_plan.get() != hash {
+            keys.clear();
+            self.key_plan.set(hash);
+        }
+        if keys.len() >= MAX_KEY_LEASES && !keys.contains_key(&scope) {
+            // Dropping a lease forfeits its tokens (never an over-admission).
+            keys.retain(|_, l| l.is_live(now));
+            if keys.len() >= MAX_KEY_LEASES {
+                keys.clear();
+            }
+        }
+        f(keys.entry(scope).or_default())
     }
 
     /// Runs `f` on the quota lease of key `key` (of `n` keys) in plan `hash`.

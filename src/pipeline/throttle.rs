@@ -14,42 +14,78 @@ pub fn admit(
     locals: &Locals,
 ) -> Result<(), Error> {
     let limits = &plan.limits;
-    if limits.budgets.is_empty() {
-        return Ok(());
-    }
     let route = plan.route(route_id);
-    let key = key.map(|k| &plan.key_info[k as usize]);
-    let scopes = [
-        key.and_then(|k| {
-            k.route_limits
-                .iter()
-                .find(|(r, _)| *r == route_id)
-                .map(|(_, b)| *b)
-        }),
-        key.and_then(|k| k.limit),
+    let budgets = [
         route.limit,
         plan.stages[route.stage as usize].limit,
         limits.gateway,
     ];
-    if scopes.iter().all(Option::is_none) {
+    let key = key.map(|k| (k, &plan.key_info[k as usize]));
+    let keyed =
+        key.is_some_and(|(_, info)| info.throttle.is_some() || !info.route_limits.is_empty());
+    if !keyed && budgets.iter().all(Option::is_none) {
         return Ok(());
     }
-    // One clock read per request: every budget of a plan shares its epoch.
-    let now = limits.budgets[0].now_ns();
+    // One clock read per request: every bucket of a plan shares its epoch.
+    let now = limits.now_ns();
+
+    // per key per route, then per key: buckets in the plan's key table
+    if let Some((k, info)) = key {
+        let per_route = info
+            .route_limits
+            .iter()
+            .enumerate()
+            .find(|(_, (r, _, _))| *r == route_id)
+            .map(|(i, (_, rate, lease))| (u64::from(k) << 16 | i as u64, rate, *lease));
+        let per_key = info
+            .throttle
+            .as_ref()
+            .map(|(rate, lease)| (u64::from(k) << 16 | 0xFFFF, rate, *lease));
+        for (scope, rate, lease) in [per_route, per_key].into_iter().flatten() {
+            let ok = locals.with_key(plan.hash, scope, now, |l| {
+                l.admit_from(
+                    lease,
+                    now,
+                    |n| limits.keys.take(scope, rate, n, now),
+                    |n| limits.keys.give_back(scope, rate, n),
+                )
+            });
+            if !ok {
+                return Err(throttled(
+                    rate.retry_after_secs(),
+                    rate.per_sec,
+                    rate.burst(),
+                ));
+            }
+        }
+    }
+
+    // per route, stage, gateway: the plan's named budgets
+    if budgets.iter().all(Option::is_none) {
+        return Ok(());
+    }
     locals.with(plan.hash, limits.budgets.len(), |slots| {
-        for b in scopes.into_iter().flatten() {
+        for b in budgets.into_iter().flatten() {
             let i = b as usize;
             let budget = &limits.budgets[i];
             if !slots[i].admit(budget, limits.leases[i], now) {
-                return Err(Error::TooManyRequests {
-                    retry_after: budget.retry_after_secs() as u32,
-                    limit: budget.rate.ceil() as u32,
-                    burst: budget.burst() as u32,
-                });
+                return Err(throttled(
+                    budget.retry_after_secs(),
+                    budget.rate,
+                    budget.burst(),
+                ));
             }
         }
         Ok(())
     })
+}
+
+fn throttled(retry_after: u64, rate: f64, burst: u64) -> Error {
+    Error::TooManyRequests {
+        retry_after: retry_after as u32,
+        limit: rate.ceil() as u32,
+        burst: burst as u32,
+    }
 }
 
 /// The key's usage-plan quota, after its throttles admitted the request.

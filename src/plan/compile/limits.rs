@@ -5,9 +5,15 @@ use std::time::Instant;
 
 use super::{at, Ctx};
 use crate::config::{model, Config};
+use crate::limit::budget::Rate;
 use crate::limit::keys::{parse_hex_digest, sha256};
+use crate::limit::local::{lease_for, lease_size};
 use crate::limit::quota::{quota_lease, Period, QuotaCounter};
-use crate::limit::{local::lease_size, ApiKeys, Budget};
+use crate::limit::table::KeyTable;
+use crate::limit::{ApiKeys, Budget};
+
+/// Per-key bucket slots per plan (32 bytes each: 4 MiB), however many keys exist.
+const KEY_TABLE_SLOTS: usize = 1 << 17;
 use crate::plan::route_key;
 use crate::plan::{ApiKey, KeyQuota, Limits, Route, Stage, UsagePlan};
 
@@ -257,16 +263,29 @@ pub(super) fn compile(
             );
             continue;
         }
-        let limit = cfg
+        // Per-key state lives in the plan's key table, claimed on first use: nothing
+        // per key is allocated here beyond the rates.
+        let throttle = cfg
             .usage_plans
             .iter()
             .find(|p| p.name == usage_plans[pid].name)
             .and_then(|p| p.value.throttle.as_ref())
             .filter(|t| valid(t).is_ok())
-            .map(|t| b.add(t));
+            .map(|t| {
+                (
+                    Rate::new(t.rate, t.burst),
+                    lease_for(t.rate, t.burst, workers),
+                )
+            });
         let route_limits = plan_routes[pid]
             .iter()
-            .map(|(r, t)| (*r, b.add(t)))
+            .map(|(r, t)| {
+                (
+                    *r,
+                    Rate::new(t.rate, t.burst),
+                    lease_for(t.rate, t.burst, workers),
+                )
+            })
             .collect();
         let quota = plan_quotas[pid].map(|(limit, period)| KeyQuota {
             limit,
@@ -277,7 +296,7 @@ pub(super) fn compile(
         key_info.push(ApiKey {
             name: e.name.clone(),
             plan: pid as u32,
-            limit,
+            throttle,
             route_limits,
             quota,
         });
@@ -288,6 +307,18 @@ pub(super) fn compile(
             budgets: b.budgets,
             leases: b.leases,
             gateway,
+            // only plans with per-key throttles pay for the table
+            keys: KeyTable::new(
+                if key_info
+                    .iter()
+                    .any(|k| k.throttle.is_some() || !k.route_limits.is_empty())
+                {
+                    KEY_TABLE_SLOTS
+                } else {
+                    64
+                },
+            ),
+            epoch: b.epoch,
         },
         keys,
         key_info,
