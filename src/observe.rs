@@ -2,5 +2,6 @@
 //! (`request_id`). Never logs per request; never allocates on the request path for a
 //! line nobody reads.
 
+pub mod access_log;
 pub mod log;
 pub mod request_id;

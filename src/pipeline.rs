@@ -15,9 +15,9 @@ pub mod throttle;
 use monoio::net::TcpStream;
 
 use crate::error::Error;
-use crate::limit::Locals;
+use crate::limit::{KeyId, Locals};
 use crate::observe::request_id::{is_sane, IdGen};
-use crate::plan::{Integration, Lookup, Method, Plan};
+use crate::plan::{Integration, Lookup, Method, Plan, RouteId};
 use crate::proto::h1::{RequestHead, ResponseHead};
 use crate::proto::io::ReadBuf;
 use crate::upstream::balance::Balancers;
@@ -34,6 +34,36 @@ pub struct Downstream<'a> {
     pub scratch: &'a mut Scratch,
     /// Set while the gateway drains: every response closes its connection.
     pub draining: bool,
+    /// What this request did, for the access log.
+    pub rec: &'a mut Rec,
+}
+
+/// What one request did, filled in by the stages that know it (access log).
+#[derive(Debug, Default, Clone)]
+pub struct Rec {
+    /// The request id sent upstream and returned (the client's, or generated).
+    pub request_id: Vec<u8>,
+    pub route: Option<RouteId>,
+    pub key: Option<KeyId>,
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes: u64,
+    pub error: &'static str,
+    pub integration_status: Option<u16>,
+    pub integration_latency: Option<std::time::Duration>,
+}
+
+impl Rec {
+    /// Notes a response the gateway made itself.
+    pub fn gateway_answer(&mut self, err: Error, is_head: bool) {
+        self.status = err.status();
+        self.error = err.message();
+        self.bytes = if is_head {
+            0
+        } else {
+            (err.message().len() + 14) as u64
+        };
+    }
 }
 
 /// Per-connection buffers the proxy reuses instead of allocating per request.
@@ -78,6 +108,9 @@ pub async fn handle(
         }
     };
 
+    ds.rec.request_id.clear();
+    ds.rec.request_id.extend_from_slice(rid);
+
     // route
     let mut host_buf = [0u8; 256];
     let host = lower_host(head.host(), &mut host_buf);
@@ -90,10 +123,14 @@ pub async fn handle(
         Lookup::NotFound => return respond::error(ds, head, Error::NotFound, rid).await,
     };
     let route = plan.route(route_id);
+    ds.rec.route = Some(route_id);
 
     // auth
     let key = match auth::identify(plan, route, head) {
-        Ok(key) => key,
+        Ok(key) => {
+            ds.rec.key = key;
+            key
+        }
         Err(e) => return respond::error(ds, head, e, rid).await,
     };
 

@@ -24,6 +24,7 @@ use crate::limit::budget::Rate;
 use crate::limit::quota::{Period, QuotaCounter, QuotaStore};
 use crate::limit::table::KeyTable;
 use crate::limit::{ApiKeys, Budget};
+use crate::observe::access_log::Format;
 
 pub use compile::compile;
 pub use route_key::Method;
@@ -63,6 +64,8 @@ pub struct Plan {
     /// Indexed by `KeyId`.
     pub key_info: Vec<ApiKey>,
     pub usage_plans: Vec<UsagePlan>,
+    /// `[access_log]`: where lines go (`-` = stdout) and their compiled format.
+    pub access_log: Option<(String, Format)>,
     /// Things that compiled but that the operator should know (features not enforced yet).
     pub warnings: Vec<String>,
 }

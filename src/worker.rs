@@ -39,6 +39,7 @@ pub struct WorkerSpec {
     pub listeners: Vec<std::net::TcpListener>,
     pub plan: PlanHandle,
     pub shutdown: Arc<Shutdown>,
+    pub log: Option<crate::observe::access_log::LogSink>,
 }
 
 pub fn spawn(spec: WorkerSpec) -> std::io::Result<JoinHandle<()>> {
@@ -99,7 +100,11 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
     if spec.id == 0 {
         info!("worker driver: {driver:?}");
     }
-    let st = Rc::new(WorkerState::new(spec.id, spec.plan.clone()));
+    let st = Rc::new(WorkerState::new(
+        spec.id,
+        spec.plan.clone(),
+        spec.log.clone(),
+    ));
     monoio::spawn(drain::watch(spec.shutdown.clone(), st.clone()));
     for l in spec.listeners {
         match monoio::net::TcpListener::from_std(l) {

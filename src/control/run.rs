@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use arc_swap::ArcSwap;
 
 use super::admin::{self, Admin};
 use super::reload::{self, ConfigSource, ReloadStats};
 use crate::limit::quota::QuotaStore;
+use crate::observe::access_log;
 use crate::worker::{self, listener, Shutdown, WorkerSpec};
 use crate::{error, info, warn};
 
@@ -23,6 +26,7 @@ pub fn run(source: ConfigSource) -> i32 {
         warn!("{w}");
     }
     let g = plan.gateway.clone();
+    let g_log = plan.access_log.as_ref().map(|(path, _)| path.clone());
     // Signals are blocked in every thread (inherited) and taken synchronously here.
     let signals = block_signals();
 
@@ -60,6 +64,18 @@ pub fn run(source: ConfigSource) -> i32 {
         None => None,
     };
 
+    let reopen_log = Arc::new(AtomicBool::new(false));
+    let log = match &g_log {
+        Some(path) => match access_log::start(path, reopen_log.clone()) {
+            Ok(sink) => Some(sink),
+            Err(e) => {
+                error!("access log {path}: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+
     let cores = worker::allowed_cores();
     let mut threads = Vec::new();
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -69,6 +85,7 @@ pub fn run(source: ConfigSource) -> i32 {
             listeners,
             plan: handle.clone(),
             shutdown: shutdown.clone(),
+            log: log.clone(),
         };
         match worker::spawn(spec) {
             Ok(t) => threads.push(t),
@@ -96,6 +113,10 @@ pub fn run(source: ConfigSource) -> i32 {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
                 let _ = reload::reload(&handle, &source, &stats, &quotas);
+            }
+            libc::SIGUSR1 => {
+                info!("SIGUSR1: reopening the access log");
+                reopen_log.store(true, Ordering::Release);
             }
             libc::SIGTERM | libc::SIGINT => {
                 info!("draining: no new connections, finishing in-flight requests");

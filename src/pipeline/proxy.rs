@@ -106,6 +106,7 @@ async fn forward_with(
         body.read(ds, req).await.ok();
     }
 
+    let started = std::time::Instant::now();
     let exchange = send_and_receive(
         ds,
         head,
@@ -122,6 +123,12 @@ async fn forward_with(
         Ok(Err(f)) => return fail(ds, head, f, rid),
         Err(_) => return fail(ds, head, Fail::Respond(Error::UpstreamTimeout), rid),
     };
+    ds.rec.integration_latency = Some(started.elapsed());
+    ds.rec.integration_status = Some(resp.status);
+    ds.rec.status = resp.status;
+    if let Out::Length(n) = framing_bytes(resp, head) {
+        ds.rec.bytes = n;
+    }
     // The client's body must be fully read for its connection to be reusable; an
     // upstream that answered early leaves the rest unread, so the client must go.
     let client_clean = body.is_done();
@@ -162,9 +169,23 @@ fn fail(ds: &mut Downstream<'_>, head: &RequestHead, f: Fail, rid: &[u8]) -> Out
                 && !e.closes_connection()
                 && head.body == BodyFraming::Empty;
             write_error(ds.wbuf, head.is_head(), e, rid, !keep);
+            ds.rec.gateway_answer(e, head.is_head());
             Outcome { keep_alive: keep }
         }
-        Fail::Close => Outcome { keep_alive: false },
+        Fail::Close => {
+            // the client went away: AWS logs these as 499-like; we keep the status unset
+            ds.rec.error = "client closed the connection";
+            Outcome { keep_alive: false }
+        }
+    }
+}
+
+/// The body length a response declares, for the access log (streamed bodies are
+/// counted as they go).
+fn framing_bytes(resp: &ResponseHead, head: &RequestHead) -> Out {
+    match resp.body {
+        BodyFraming::Length(n) if !head.is_head() => Out::Length(n),
+        _ => Out::None,
     }
 }
 

@@ -78,6 +78,7 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
         keep = cheap && drain_body(ds, head, SKIP_AT_MOST).await.is_ok();
     }
     write_error(ds.wbuf, head.is_head(), err, rid, !keep);
+    ds.rec.gateway_answer(err, head.is_head());
     Outcome { keep_alive: keep }
 }
 
@@ -93,6 +94,7 @@ pub async fn mock(
         Ok(()) => {}
         Err(Some(e)) => {
             write_error(ds.wbuf, head.is_head(), e, rid, true);
+            ds.rec.gateway_answer(e, head.is_head());
             return Outcome { keep_alive: false };
         }
         Err(None) => return Outcome { keep_alive: false },
@@ -109,8 +111,10 @@ pub async fn mock(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    ds.rec.status = m.status;
     if !head.is_head() && m.status >= 200 && m.status != 204 && m.status != 304 {
         out.extend_from_slice(&m.body);
+        ds.rec.bytes = m.body.len() as u64;
     }
     Outcome { keep_alive: keep }
 }

@@ -16,6 +16,7 @@ use super::{
     Gateway, Integration, Mock, Plan, Proxy, Route, Stage, Target, Upstream, WeightedAddr,
 };
 use crate::config::{model, Config, Entry, Errors, Pos};
+use crate::observe::access_log::{Format, DEFAULT_FORMAT};
 
 const MIN_ROUTE_TIMEOUT: Duration = Duration::from_millis(50);
 const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(29);
@@ -65,7 +66,16 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         }
     }
     let limits = limits::compile(&mut cx, &cfg, &mut stages, &mut routes, gateway.workers);
-    not_enforced_yet(&mut cx, &cfg);
+    let access_log = cfg.access_log.as_ref().and_then(|e| {
+        let text = e.value.format.as_deref().unwrap_or(DEFAULT_FORMAT);
+        match Format::parse(text) {
+            Ok(f) => Some((e.value.path.clone(), f)),
+            Err(m) => {
+                cx.err(e.at.clone(), format!("[access_log] format: {m}"), None);
+                None
+            }
+        }
+    });
     if !cx.errors.is_empty() {
         cx.errors.sources = cfg.sources;
         return Err(cx.errors);
@@ -83,6 +93,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         keys: limits.keys,
         key_info: limits.key_info,
         usage_plans: limits.usage_plans,
+        access_log,
         router,
         routes,
         stages,
@@ -574,13 +585,6 @@ fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstre
                 &cfg.broken,
             );
         }
-    }
-}
-
-fn not_enforced_yet(cx: &mut Ctx, cfg: &Config) {
-    if cfg.access_log.is_some() {
-        cx.warnings
-            .push("[access_log] is read but not written yet".into());
     }
 }
 

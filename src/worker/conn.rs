@@ -8,13 +8,15 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use monoio::net::TcpStream;
 
 use crate::error::Error;
+use crate::observe::access_log::{Format, LogSink, Record};
 use crate::pipeline::respond::write_error;
-use crate::pipeline::{self, Downstream, Scratch};
+use crate::pipeline::{self, Downstream, Rec, Scratch};
+use crate::plan::Plan;
 use crate::proto::h1::{parse_request, HeadError, RequestHead};
 use crate::proto::io::{flush, ReadBuf};
 
@@ -40,6 +42,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
     let mut head = RequestHead::default();
     let mut scratch = Scratch::default();
     let peer_ip = peer.ip().to_string();
+    let mut rec = Rec::default();
     loop {
         let plan = st.plan.current();
         let g = &plan.gateway;
@@ -90,6 +93,15 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
         }
 
         // 2. the pipeline
+        let logging = st.log.is_some() && plan.access_log.is_some();
+        let started = logging.then(|| (Instant::now(), SystemTime::now()));
+        rec.route = None;
+        rec.key = None;
+        rec.status = 0;
+        rec.bytes = 0;
+        rec.error = "";
+        rec.integration_status = None;
+        rec.integration_latency = None;
         let mut ds = Downstream {
             io: &mut io,
             rbuf: &mut rbuf,
@@ -97,8 +109,14 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
             peer_ip: &peer_ip,
             scratch: &mut scratch,
             draining: st.drain.is_draining(),
+            rec: &mut rec,
         };
         let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
+        if let (Some((t0, wall)), Some(sink), Some((_, format))) =
+            (started, &st.log, &plan.access_log)
+        {
+            log_line(format, sink, &plan, &head, &rec, &peer_ip, t0, wall);
+        }
         if !outcome.keep_alive {
             let _ = flush(&mut io, &mut wbuf).await;
             return;
@@ -107,4 +125,44 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
             return;
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_line(
+    format: &Format,
+    sink: &LogSink,
+    plan: &Plan,
+    head: &RequestHead,
+    rec: &Rec,
+    peer_ip: &str,
+    t0: Instant,
+    wall: SystemTime,
+) {
+    let route = rec.route.map(|r| plan.route(r));
+    let header = |name: &[u8]| head.header(name);
+    let r = Record {
+        request_id: &rec.request_id,
+        source_ip: peer_ip,
+        method: head.method(),
+        path: head.path(),
+        route_key: route.map_or("", |r| &r.key),
+        stage: route.map_or("", |r| &plan.stages[r.stage as usize].name),
+        status: rec.status,
+        protocol: if head.version == 1 {
+            "HTTP/1.1"
+        } else {
+            "HTTP/1.0"
+        },
+        response_length: rec.bytes,
+        request_time: wall,
+        latency: t0.elapsed(),
+        integration_latency: rec.integration_latency,
+        integration_status: rec.integration_status,
+        error_message: rec.error,
+        api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
+        header: &header,
+    };
+    let mut line = Vec::with_capacity(256);
+    format.render(&r, &mut line);
+    sink.send(line);
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::limit::Locals;
+use crate::observe::access_log::LogSink;
 use crate::observe::request_id::IdGen;
 use crate::pipeline::WorkerCtx;
 use crate::plan::{Plan, PlanHandle};
@@ -19,10 +20,11 @@ pub struct WorkerState {
     pub drain: LocalDrain,
     /// Open client connections, for the drain.
     pub active: Cell<usize>,
+    pub log: Option<LogSink>,
 }
 
 impl WorkerState {
-    pub fn new(id: usize, plan: PlanHandle) -> Self {
+    pub fn new(id: usize, plan: PlanHandle, log: Option<LogSink>) -> Self {
         WorkerState {
             ctx: WorkerCtx {
                 pools: Pools::default(),
@@ -33,6 +35,7 @@ impl WorkerState {
             plan: PlanView::new(plan),
             drain: LocalDrain::default(),
             active: Cell::new(0),
+            log,
         }
     }
 }

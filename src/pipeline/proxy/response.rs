@@ -190,6 +190,7 @@ async fn copy_chunked(
             let used = dec.decode(avail, &mut data).map_err(|_| ())?;
             conn.rbuf.consume(used);
             if !data.is_empty() {
+                ds.rec.bytes += data.len() as u64;
                 if rechunk {
                     encode::chunk_head(ds.wbuf, data.len());
                 }
@@ -234,6 +235,7 @@ async fn copy_until_close(
                 ds.wbuf.extend_from_slice(b"\r\n");
             }
             let n = data.len();
+            ds.rec.bytes += n as u64;
             conn.rbuf.consume(n);
         }
         flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
