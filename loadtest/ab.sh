@@ -17,8 +17,8 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 for n in 1k 16k 256k; do head -c $(( ${n%k} * 1024 )) /dev/zero | tr '\0' x > "$WORK/www/$n"; done
 sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" \
     "$HERE/peers/upstream-nginx.conf" > "$WORK/up.conf"
-sed -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "${CONFIG_A:-$HERE/peers/turnpike.toml}" > "$WORK/a.toml"
-sed -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "${CONFIG_B:-$HERE/peers/turnpike.toml}" > "$WORK/b.toml"
+sed -e "s|__DIR__|$WORK|g" -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "${CONFIG_A:-$HERE/peers/turnpike.toml}" > "$WORK/a.toml"
+sed -e "s|__DIR__|$WORK|g" -e "s|__PROXY_PORT__|$PORT|g" -e "s|__UPSTREAM_PORT__|$UP|g" "${CONFIG_B:-$HERE/peers/turnpike.toml}" > "$WORK/b.toml"
 taskset -c "$LOAD_CPU" nginx -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
 sleep 0.3
 run() {

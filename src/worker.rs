@@ -106,6 +106,9 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
         spec.log.clone(),
     ));
     monoio::spawn(drain::watch(spec.shutdown.clone(), st.clone()));
+    if st.log.is_some() {
+        monoio::spawn(flush_access_log(st.clone()));
+    }
     for l in spec.listeners {
         match monoio::net::TcpListener::from_std(l) {
             Ok(l) => {
@@ -125,6 +128,19 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
             spec.id,
             st.active.get()
         );
+    }
+    if let Some(log) = &st.log {
+        log.flush();
+    }
+}
+
+/// Hands this worker's partial access-log batch to the writer every 100 ms.
+async fn flush_access_log(st: Rc<WorkerState>) {
+    while !st.drain.is_draining() {
+        monoio::time::sleep(crate::observe::access_log::FLUSH_EVERY).await;
+        if let Some(log) = &st.log {
+            log.flush();
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// AWS API Gateway's default-ish JSON line.
 pub const DEFAULT_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime","httpMethod":"$context.httpMethod","routeKey":"$context.routeKey","status":"$context.status","protocol":"$context.protocol","responseLength":"$context.responseLength"}"#;
 
-/// Lines queued per node before new ones are dropped.
-const QUEUE: usize = 64 * 1024;
+/// Batches (of up to 32 KiB) queued per node before new ones are dropped: 32 MiB.
+const QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -288,12 +288,56 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    pub fn send(&self, line: Vec<u8>) {
-        match self.tx.try_send(line) {
+    /// Hands a batch of whole lines to the writer; a full queue drops the batch and
+    /// counts its lines.
+    pub fn send(&self, batch: Vec<u8>) {
+        match self.tx.try_send(batch) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                let lines = b.iter().filter(|&&c| c == b'\n').count() as u64;
+                self.dropped.fetch_add(lines, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// A worker's batch of log lines. Sending each line would wake the writer thread
+/// (a futex call and a context switch) per request: measured at −35% req/s.
+#[derive(Debug)]
+pub struct WorkerLog {
+    pub sink: LogSink,
+    buf: std::cell::RefCell<Vec<u8>>,
+}
+
+/// A batch is handed over when it reaches this size, or at the next flush tick.
+const BATCH: usize = 32 << 10;
+/// How often a worker hands over a partial batch: lines reach the file within it.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+impl WorkerLog {
+    pub fn new(sink: LogSink) -> WorkerLog {
+        WorkerLog {
+            sink,
+            buf: std::cell::RefCell::new(Vec::with_capacity(BATCH + 1024)),
+        }
+    }
+
+    pub fn line(&self, format: &Format, r: &Record<'_>) {
+        let mut buf = self.buf.borrow_mut();
+        format.render(r, &mut buf);
+        if buf.len() >= BATCH {
+            let full = std::mem::replace(&mut *buf, Vec::with_capacity(BATCH + 1024));
+            drop(buf);
+            self.sink.send(full);
+        }
+    }
+
+    pub fn flush(&self) {
+        let mut buf = self.buf.borrow_mut();
+        if !buf.is_empty() {
+            let part = std::mem::replace(&mut *buf, Vec::with_capacity(BATCH + 1024));
+            drop(buf);
+            self.sink.send(part);
         }
     }
 }
@@ -330,13 +374,13 @@ fn writer(
     loop {
         // wake at least every 200 ms so a SIGUSR1 reopen happens promptly
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => batch.extend_from_slice(&line),
+            Ok(part) => batch.extend_from_slice(&part),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        while batch.len() < 256 << 10 {
+        while batch.len() < 1 << 20 {
             match rx.try_recv() {
-                Ok(line) => batch.extend_from_slice(&line),
+                Ok(part) => batch.extend_from_slice(&part),
                 Err(_) => break,
             }
         }

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use monoio::net::TcpStream;
 
 use crate::error::Error;
-use crate::observe::access_log::{Format, LogSink, Record};
+use crate::observe::access_log::{Format, Record, WorkerLog};
 use crate::pipeline::respond::write_error;
 use crate::pipeline::{self, Downstream, Rec, Scratch};
 use crate::plan::Plan;
@@ -130,7 +130,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
 #[allow(clippy::too_many_arguments)]
 fn log_line(
     format: &Format,
-    sink: &LogSink,
+    log: &WorkerLog,
     plan: &Plan,
     head: &RequestHead,
     rec: &Rec,
@@ -162,7 +162,5 @@ fn log_line(
         api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
         header: &header,
     };
-    let mut line = Vec::with_capacity(256);
-    format.render(&r, &mut line);
-    sink.send(line);
+    log.line(format, &r);
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::limit::Locals;
-use crate::observe::access_log::LogSink;
+use crate::observe::access_log::{LogSink, WorkerLog};
 use crate::observe::request_id::IdGen;
 use crate::pipeline::WorkerCtx;
 use crate::plan::{Plan, PlanHandle};
@@ -20,7 +20,7 @@ pub struct WorkerState {
     pub drain: LocalDrain,
     /// Open client connections, for the drain.
     pub active: Cell<usize>,
-    pub log: Option<LogSink>,
+    pub log: Option<WorkerLog>,
 }
 
 impl WorkerState {
@@ -35,7 +35,7 @@ impl WorkerState {
             plan: PlanView::new(plan),
             drain: LocalDrain::default(),
             active: Cell::new(0),
-            log,
+            log: log.map(WorkerLog::new),
         }
     }
 }
