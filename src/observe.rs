@@ -5,3 +5,4 @@
 pub mod access_log;
 pub mod log;
 pub mod request_id;
+pub mod trace;

@@ -299,3 +299,29 @@ fn malformed_upstream_responses_are_502() {
         assert_eq!(r.text(), r#"{"message":"Bad Gateway"}"#);
     }
 }
+
+#[test]
+fn traceparent_is_continued_or_started_and_tracestate_passes() {
+    let (_up, gw) = setup();
+    let inc = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let raw = format!("GET /v1/users/1 HTTP/1.1\r\nHost: a\r\ntraceparent: {inc}\r\ntracestate: vendor=x\r\nX-Amzn-Trace-Id: Root=1-abc\r\nConnection: close\r\n\r\n");
+    let r = request(gw.addr, raw.as_bytes()).unwrap();
+    let sent = r.json_field("traceparent").unwrap();
+    assert_eq!(&sent[..36], &inc[..36], "same trace");
+    assert_ne!(&sent[36..52], &inc[36..52], "our own span id");
+    assert_eq!(&sent[52..], "-01");
+    assert_eq!(r.json_field("tracestate").as_deref(), Some("vendor=x"));
+    assert_eq!(
+        r.json_field("x-amzn-trace-id").as_deref(),
+        Some("Root=1-abc")
+    );
+    assert!(
+        !r.text().contains(&inc[36..52]),
+        "the caller's span id must not be forwarded"
+    );
+    // no traceparent: a new, valid one
+    let r = get(gw.addr, "/v1/users/2");
+    let started = r.json_field("traceparent").unwrap();
+    assert_eq!(started.len(), 55);
+    assert!(started.starts_with("00-") && started.ends_with("-01"));
+}

@@ -13,6 +13,8 @@ use monoio::buf::IoBuf;
 use monoio::io::AsyncWriteRentExt;
 
 use crate::error::Error;
+use crate::observe::request_id::IdGen;
+use crate::observe::trace::next_traceparent;
 use crate::plan::{Params, Plan, Proxy, Route, Target};
 use crate::proto::h1::{
     encode, is_hop_by_hop, parse_response, BodyFraming, RequestHead, ResponseHead,
@@ -99,7 +101,7 @@ async fn forward_with(
         Ok(b) => b,
         Err(e) => return fail(ds, head, e.into(), rid),
     };
-    write_request_head(req, head, plan, route, params, p, rid, ds.peer_ip);
+    write_request_head(req, head, plan, route, params, p, rid, ds.peer_ip, &w.ids);
     // A body already in our buffer goes out with the head, and can be resent.
     let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
     if body.fully_buffered(ds) && !body.is_done() {
@@ -206,6 +208,7 @@ fn write_request_head(
     p: &Proxy,
     rid: &[u8],
     peer_ip: &str,
+    ids: &IdGen,
 ) {
     let path = head.path();
     out.extend_from_slice(head.method());
@@ -236,6 +239,7 @@ fn write_request_head(
             || name.eq_ignore_ascii_case(b"content-length")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"x-request-id")
+            || name.eq_ignore_ascii_case(b"traceparent")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
             || crate::proto::h1::has_token(connection_tokens, name)
@@ -259,6 +263,9 @@ fn write_request_head(
         encode::header(out, b"x-forwarded-host", head.host_header());
     }
     encode::header(out, b"x-request-id", rid);
+    out.extend_from_slice(b"traceparent: ");
+    next_traceparent(head.header(b"traceparent"), ids, out);
+    out.extend_from_slice(b"\r\n");
     match head.body {
         BodyFraming::Length(n) => encode::content_length(out, n),
         BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
