@@ -4,5 +4,6 @@
 
 pub mod access_log;
 pub mod log;
+pub mod metrics;
 pub mod request_id;
 pub mod trace;

@@ -51,6 +51,9 @@ pub struct Rec {
     pub error: &'static str,
     pub integration_status: Option<u16>,
     pub integration_latency: Option<std::time::Duration>,
+    /// The throttle scope that refused it (index into `observe::metrics::SCOPES`).
+    pub throttled: Option<usize>,
+    pub quota_exceeded: bool,
 }
 
 impl Rec {
@@ -135,10 +138,12 @@ pub async fn handle(
     };
 
     // throttle
-    if let Err(e) = throttle::admit(plan, route_id, key, &w.locals) {
+    if let Err((scope, e)) = throttle::admit(plan, route_id, key, &w.locals) {
+        ds.rec.throttled = Some(scope);
         return respond::error(ds, head, e, rid).await;
     }
     if let Err(e) = throttle::quota(plan, key, &w.locals) {
+        ds.rec.quota_exceeded = true;
         return respond::error(ds, head, e, rid).await;
     }
 

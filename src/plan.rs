@@ -25,6 +25,7 @@ use crate::limit::quota::{Period, QuotaCounter, QuotaStore};
 use crate::limit::table::KeyTable;
 use crate::limit::{ApiKeys, Budget};
 use crate::observe::access_log::Format;
+use crate::observe::metrics::{MetricsStore, Series};
 
 pub use compile::compile;
 pub use route_key::Method;
@@ -157,6 +158,8 @@ pub struct Route {
     pub api_key_required: bool,
     /// `[stages.S].routes."KEY".throttle` budget.
     pub limit: Option<u32>,
+    /// Metrics of this stage's route (bound by `bind_metrics` before publishing).
+    pub series: Option<Arc<Series>>,
 }
 
 #[derive(Debug)]
@@ -209,6 +212,15 @@ pub type PlanHandle = Arc<ArcSwap<Plan>>;
 impl Plan {
     pub fn route(&self, id: RouteId) -> &Route {
         &self.routes[id as usize]
+    }
+
+    /// Links every route to its metric series (by stage and route key), so counters
+    /// keep counting across reloads.
+    pub fn bind_metrics(&mut self, store: &MetricsStore) {
+        for r in &mut self.routes {
+            let stage = &self.stages[r.stage as usize].name;
+            r.series = Some(store.series(stage, &r.key));
+        }
     }
 
     /// Links every key's quota to its counter in `store` (by key name), so counts

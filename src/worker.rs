@@ -40,6 +40,7 @@ pub struct WorkerSpec {
     pub plan: PlanHandle,
     pub shutdown: Arc<Shutdown>,
     pub log: Option<crate::observe::access_log::LogSink>,
+    pub metrics: Arc<crate::observe::metrics::MetricsStore>,
 }
 
 pub fn spawn(spec: WorkerSpec) -> std::io::Result<JoinHandle<()>> {
@@ -100,10 +101,16 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
     if spec.id == 0 {
         info!("worker driver: {driver:?}");
     }
+    if spec.id == 0 {
+        if let Ok(mut d) = spec.metrics.driver.lock() {
+            *d = format!("{driver:?}");
+        }
+    }
     let st = Rc::new(WorkerState::new(
         spec.id,
         spec.plan.clone(),
         spec.log.clone(),
+        spec.metrics.clone(),
     ));
     monoio::spawn(drain::watch(spec.shutdown.clone(), st.clone()));
     if st.log.is_some() {

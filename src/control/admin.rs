@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::reload::{self, ConfigSource, ReloadStats};
 use crate::limit::quota::QuotaStore;
+use crate::observe::metrics::MetricsStore;
 use crate::plan::PlanHandle;
 use crate::proto::h1::{parse_request, RequestHead};
 use crate::worker::Shutdown;
@@ -20,6 +21,7 @@ pub struct Admin {
     pub shutdown: Arc<Shutdown>,
     pub stats: Arc<ReloadStats>,
     pub quotas: Arc<QuotaStore>,
+    pub metrics: Arc<MetricsStore>,
 }
 
 pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
@@ -46,7 +48,14 @@ fn serve(mut s: TcpStream, admin: &Admin) -> std::io::Result<()> {
         match parse_request(&buf, 16 << 10, &mut head) {
             Ok(Some(_)) => break,
             Ok(None) => {}
-            Err(_) => return respond(&mut s, 400, r#"{"message":"Bad Request"}"#),
+            Err(_) => {
+                return respond(
+                    &mut s,
+                    400,
+                    "application/json",
+                    r#"{"message":"Bad Request"}"#,
+                )
+            }
         }
         let n = s.read(&mut chunk)?;
         if n == 0 {
@@ -55,12 +64,59 @@ fn serve(mut s: TcpStream, admin: &Admin) -> std::io::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let (status, body) = route(head.method(), head.path(), admin);
-    respond(&mut s, status, &body)
+    let ctype = if head.path() == "/metrics" && status == 200 {
+        "text/plain; version=0.0.4; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    respond(&mut s, status, ctype, &body)
 }
 
 fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
     match (method, path) {
         (b"GET" | b"HEAD", "/healthz") => (200, r#"{"status":"ok"}"#.into()),
+        (b"GET", "/metrics") => {
+            let p = admin.plan.load();
+            let hash = format!("{{hash=\"{:016x}\"}}", p.hash);
+            let ok = admin.stats.ok.load(Ordering::Relaxed) as f64;
+            let failed = admin.stats.failed.load(Ordering::Relaxed) as f64;
+            let ready = if admin.shutdown.is_draining() {
+                0.0
+            } else {
+                1.0
+            };
+            let text = admin.metrics.render(&[
+                (
+                    "turnpike_plan_info",
+                    "The active plan's hash.",
+                    "gauge",
+                    &hash,
+                    1.0,
+                ),
+                (
+                    "turnpike_reloads_ok_total",
+                    "Reloads that compiled and were published.",
+                    "counter",
+                    "",
+                    ok,
+                ),
+                (
+                    "turnpike_reloads_failed_total",
+                    "Reloads that failed and changed nothing.",
+                    "counter",
+                    "",
+                    failed,
+                ),
+                (
+                    "turnpike_ready",
+                    "1 while serving, 0 while draining.",
+                    "gauge",
+                    "",
+                    ready,
+                ),
+            ]);
+            (200, text)
+        }
         (b"GET" | b"HEAD", "/ready") => {
             if admin.shutdown.is_draining() {
                 (503, r#"{"ready":false,"reason":"draining"}"#.into())
@@ -93,7 +149,13 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
             )
         }
         (b"POST", "/reload") => {
-            match reload::reload(&admin.plan, &admin.source, &admin.stats, &admin.quotas) {
+            match reload::reload(
+                &admin.plan,
+                &admin.source,
+                &admin.stats,
+                &admin.quotas,
+                &admin.metrics,
+            ) {
                 Ok(p) => (
                     200,
                     format!(r#"{{"message":"reloaded","hash":"{:016x}"}}"#, p.hash),
@@ -128,9 +190,9 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
     }
 }
 
-fn respond(s: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+fn respond(s: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         crate::proto::h1::encode::reason(status),
         body.len()
     );

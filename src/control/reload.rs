@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{self, Errors};
 use crate::limit::quota::QuotaStore;
+use crate::observe::metrics::MetricsStore;
 use crate::plan::{self, Plan, PlanHandle};
 use crate::{error, info, warn};
 
@@ -61,6 +62,7 @@ pub fn reload(
     source: &ConfigSource,
     stats: &ReloadStats,
     quotas: &QuotaStore,
+    metrics: &MetricsStore,
 ) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
@@ -81,6 +83,7 @@ pub fn reload(
                 warn!("reload: a new state_dir takes effect at the next restart");
             }
             next.bind_quotas(quotas);
+            next.bind_metrics(metrics);
             let next = Arc::new(next);
             handle.store(next.clone());
             stats.ok.fetch_add(1, Ordering::Relaxed);

@@ -11,6 +11,7 @@ use super::admin::{self, Admin};
 use super::reload::{self, ConfigSource, ReloadStats};
 use crate::limit::quota::QuotaStore;
 use crate::observe::access_log;
+use crate::observe::metrics::MetricsStore;
 use crate::worker::{self, listener, Shutdown, WorkerSpec};
 use crate::{error, info, warn};
 
@@ -40,6 +41,8 @@ pub fn run(source: ConfigSource) -> i32 {
     let quotas = Arc::new(open_quotas(&plan));
     let mut plan = plan;
     plan.bind_quotas(&quotas);
+    let metrics = Arc::new(MetricsStore::new(g.workers));
+    plan.bind_metrics(&metrics);
     let handle = Arc::new(ArcSwap::from_pointee(plan));
     let shutdown = Arc::new(Shutdown::default());
     let stats = Arc::new(ReloadStats::default());
@@ -52,6 +55,7 @@ pub fn run(source: ConfigSource) -> i32 {
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
                 quotas: quotas.clone(),
+                metrics: metrics.clone(),
             };
             match admin::start(addr, a) {
                 Ok(bound) => Some(bound),
@@ -66,13 +70,15 @@ pub fn run(source: ConfigSource) -> i32 {
 
     let reopen_log = Arc::new(AtomicBool::new(false));
     let log = match &g_log {
-        Some(path) => match access_log::start(path, reopen_log.clone()) {
-            Ok(sink) => Some(sink),
-            Err(e) => {
-                error!("access log {path}: {e}");
-                return 1;
+        Some(path) => {
+            match access_log::start(path, reopen_log.clone(), metrics.access_log_dropped.clone()) {
+                Ok(sink) => Some(sink),
+                Err(e) => {
+                    error!("access log {path}: {e}");
+                    return 1;
+                }
             }
-        },
+        }
         None => None,
     };
 
@@ -86,6 +92,7 @@ pub fn run(source: ConfigSource) -> i32 {
             plan: handle.clone(),
             shutdown: shutdown.clone(),
             log: log.clone(),
+            metrics: metrics.clone(),
         };
         match worker::spawn(spec) {
             Ok(t) => threads.push(t),
@@ -112,7 +119,7 @@ pub fn run(source: ConfigSource) -> i32 {
         match wait_signal(&signals) {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
-                let _ = reload::reload(&handle, &source, &stats, &quotas);
+                let _ = reload::reload(&handle, &source, &stats, &quotas, &metrics);
             }
             libc::SIGUSR1 => {
                 info!("SIGUSR1: reopening the access log");

@@ -343,7 +343,11 @@ impl WorkerLog {
 }
 
 /// Starts the writer thread for `path` ("-" = stdout). `reopen` is set by SIGUSR1.
-pub fn start(path: &str, reopen: Arc<AtomicBool>) -> std::io::Result<LogSink> {
+pub fn start(
+    path: &str,
+    reopen: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+) -> std::io::Result<LogSink> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let target = if path == "-" {
         None
@@ -358,10 +362,7 @@ pub fn start(path: &str, reopen: Arc<AtomicBool>) -> std::io::Result<LogSink> {
     std::thread::Builder::new()
         .name("turnpike-access-log".into())
         .spawn(move || writer(rx, target, file, reopen))?;
-    Ok(LogSink {
-        tx,
-        dropped: Arc::new(AtomicU64::new(0)),
-    })
+    Ok(LogSink { tx, dropped })
 }
 
 fn writer(

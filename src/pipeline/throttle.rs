@@ -7,12 +7,13 @@ use crate::limit::quota::unix_now;
 use crate::limit::{KeyId, Locals};
 use crate::plan::{Plan, RouteId};
 
+/// On refusal: the index of the refusing scope in `observe::metrics::SCOPES`, and the error.
 pub fn admit(
     plan: &Plan,
     route_id: RouteId,
     key: Option<KeyId>,
     locals: &Locals,
-) -> Result<(), Error> {
+) -> Result<(), (usize, Error)> {
     let limits = &plan.limits;
     let route = plan.route(route_id);
     let budgets = [
@@ -41,7 +42,10 @@ pub fn admit(
             .throttle
             .as_ref()
             .map(|(rate, lease)| (u64::from(k) << 16 | 0xFFFF, rate, *lease));
-        for (scope, rate, lease) in [per_route, per_key].into_iter().flatten() {
+        for (which, scoped) in [per_route, per_key].into_iter().enumerate() {
+            let Some((scope, rate, lease)) = scoped else {
+                continue;
+            };
             let ok = locals.with_key(plan.hash, scope, now, |l| {
                 l.admit_from(
                     lease,
@@ -51,10 +55,9 @@ pub fn admit(
                 )
             });
             if !ok {
-                return Err(throttled(
-                    rate.retry_after_secs(),
-                    rate.per_sec,
-                    rate.burst(),
+                return Err((
+                    which,
+                    throttled(rate.retry_after_secs(), rate.per_sec, rate.burst()),
                 ));
             }
         }
@@ -65,14 +68,14 @@ pub fn admit(
         return Ok(());
     }
     locals.with(plan.hash, limits.budgets.len(), |slots| {
-        for b in budgets.into_iter().flatten() {
+        for (which, b) in budgets.into_iter().enumerate() {
+            let Some(b) = b else { continue };
             let i = b as usize;
             let budget = &limits.budgets[i];
             if !slots[i].admit(budget, limits.leases[i], now) {
-                return Err(throttled(
-                    budget.retry_after_secs(),
-                    budget.rate,
-                    budget.burst(),
+                return Err((
+                    2 + which,
+                    throttled(budget.retry_after_secs(), budget.rate, budget.burst()),
                 ));
             }
         }

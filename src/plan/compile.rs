@@ -445,6 +445,7 @@ fn compile_stage(
             timeout: timeout.unwrap_or(MAX_ROUTE_TIMEOUT),
             api_key_required: r.value.api_key_required,
             limit: None,
+            series: None,
         });
     }
 }

@@ -14,6 +14,7 @@ use monoio::net::TcpStream;
 
 use crate::error::Error;
 use crate::observe::access_log::{Format, Record, WorkerLog};
+use crate::observe::metrics::Observation;
 use crate::pipeline::respond::write_error;
 use crate::pipeline::{self, Downstream, Rec, Scratch};
 use crate::plan::Plan;
@@ -94,7 +95,8 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
 
         // 2. the pipeline
         let logging = st.log.is_some() && plan.access_log.is_some();
-        let started = logging.then(|| (Instant::now(), SystemTime::now()));
+        let t0 = Instant::now();
+        let wall = logging.then(SystemTime::now);
         rec.route = None;
         rec.key = None;
         rec.status = 0;
@@ -102,6 +104,8 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
         rec.error = "";
         rec.integration_status = None;
         rec.integration_latency = None;
+        rec.throttled = None;
+        rec.quota_exceeded = false;
         let mut ds = Downstream {
             io: &mut io,
             rbuf: &mut rbuf,
@@ -112,9 +116,18 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
             rec: &mut rec,
         };
         let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
-        if let (Some((t0, wall)), Some(sink), Some((_, format))) =
-            (started, &st.log, &plan.access_log)
-        {
+        let series = rec.route.and_then(|r| plan.route(r).series.as_deref());
+        series
+            .unwrap_or(&st.metrics.unrouted)
+            .worker(st.id)
+            .observe(&Observation {
+                status: rec.status,
+                latency: t0.elapsed(),
+                integration_latency: rec.integration_latency,
+                throttled: rec.throttled,
+                quota_exceeded: rec.quota_exceeded,
+            });
+        if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
             log_line(format, sink, &plan, &head, &rec, &peer_ip, t0, wall);
         }
         if !outcome.keep_alive {

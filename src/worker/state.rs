@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::limit::Locals;
 use crate::observe::access_log::{LogSink, WorkerLog};
+use crate::observe::metrics::MetricsStore;
 use crate::observe::request_id::IdGen;
 use crate::pipeline::WorkerCtx;
 use crate::plan::{Plan, PlanHandle};
@@ -21,10 +22,17 @@ pub struct WorkerState {
     /// Open client connections, for the drain.
     pub active: Cell<usize>,
     pub log: Option<WorkerLog>,
+    pub id: usize,
+    pub metrics: Arc<MetricsStore>,
 }
 
 impl WorkerState {
-    pub fn new(id: usize, plan: PlanHandle, log: Option<LogSink>) -> Self {
+    pub fn new(
+        id: usize,
+        plan: PlanHandle,
+        log: Option<LogSink>,
+        metrics: Arc<MetricsStore>,
+    ) -> Self {
         WorkerState {
             ctx: WorkerCtx {
                 pools: Pools::default(),
@@ -36,6 +44,8 @@ impl WorkerState {
             drain: LocalDrain::default(),
             active: Cell::new(0),
             log: log.map(WorkerLog::new),
+            id,
+            metrics,
         }
     }
 }

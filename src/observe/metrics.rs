@@ -1,0 +1,310 @@
+//! Prometheus metrics: per-worker counters summed when `/metrics` is scraped.
+//!
+//! Series are per stage and route key (labels come from the plan, never from request
+//! paths, so cardinality is bounded by the config). A [`MetricsStore`] keeps them
+//! across reloads so counters never go backwards. Each worker writes only its own
+//! cache-line-aligned block with plain loads and stores (no locked instruction, no
+//! shared cache line); the admin thread reads all blocks and sums.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Latency bucket upper bounds, in microseconds (Prometheus `le` in seconds).
+pub const BUCKETS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
+];
+const NB: usize = BUCKETS_US.len() + 1;
+
+/// Throttle scopes, in AWS's order, as metric labels.
+pub const SCOPES: [&str; 5] = ["key_route", "key", "route", "stage", "gateway"];
+
+/// One worker's counters for one series. Written by that worker only.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// 1xx..5xx
+    by_class: [AtomicU64; 5],
+    latency: [AtomicU64; NB],
+    latency_sum_us: AtomicU64,
+    integration: [AtomicU64; NB],
+    integration_sum_us: AtomicU64,
+    throttled: [AtomicU64; 5],
+    quota_exceeded: AtomicU64,
+}
+
+/// Owner-only increment: a plain load and store, no read-modify-write instruction.
+fn bump(a: &AtomicU64, n: u64) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+fn bucket(d: Duration) -> usize {
+    let us = d.as_micros() as u64;
+    BUCKETS_US
+        .iter()
+        .position(|&b| us <= b)
+        .unwrap_or(BUCKETS_US.len())
+}
+
+/// What one finished request adds to its series.
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub status: u16,
+    pub latency: Duration,
+    pub integration_latency: Option<Duration>,
+    /// Index into [`SCOPES`] when a throttle refused the request.
+    pub throttled: Option<usize>,
+    pub quota_exceeded: bool,
+}
+
+impl Counters {
+    pub fn observe(&self, o: &Observation) {
+        let class = (o.status / 100).clamp(1, 5) as usize - 1;
+        bump(&self.by_class[class], 1);
+        bump(&self.latency[bucket(o.latency)], 1);
+        bump(&self.latency_sum_us, o.latency.as_micros() as u64);
+        if let Some(d) = o.integration_latency {
+            bump(&self.integration[bucket(d)], 1);
+            bump(&self.integration_sum_us, d.as_micros() as u64);
+        }
+        if let Some(s) = o.throttled {
+            bump(&self.throttled[s.min(4)], 1);
+        }
+        if o.quota_exceeded {
+            bump(&self.quota_exceeded, 1);
+        }
+    }
+}
+
+/// One stage + route key, with a counter block per worker.
+#[derive(Debug)]
+pub struct Series {
+    pub stage: String,
+    pub route: String,
+    per_worker: Box<[Counters]>,
+}
+
+impl Series {
+    /// The block of `worker` (out-of-range workers share the last block, which
+    /// cannot happen with the worker count the store was made for).
+    pub fn worker(&self, worker: usize) -> &Counters {
+        &self.per_worker[worker.min(self.per_worker.len() - 1)]
+    }
+}
+
+/// The series in creation order, and where each (stage, route) is in it.
+type SeriesIndex = (Vec<Arc<Series>>, HashMap<(String, String), usize>);
+
+/// Every series, across reloads. Cross-core: written by workers (their own blocks),
+/// read by the admin thread; the mutex is taken only at bind and scrape time.
+#[derive(Debug)]
+pub struct MetricsStore {
+    workers: usize,
+    series: Mutex<SeriesIndex>,
+    /// Requests that matched no route (404/405, and refusals before routing).
+    pub unrouted: Arc<Series>,
+    pub access_log_dropped: Arc<AtomicU64>,
+    pub driver: Mutex<String>,
+}
+
+impl MetricsStore {
+    pub fn new(workers: usize) -> MetricsStore {
+        let workers = workers.max(1);
+        MetricsStore {
+            workers,
+            series: Mutex::default(),
+            unrouted: Arc::new(Series {
+                stage: String::new(),
+                route: String::new(),
+                per_worker: (0..workers).map(|_| Counters::default()).collect(),
+            }),
+            access_log_dropped: Arc::new(AtomicU64::new(0)),
+            driver: Mutex::new(String::new()),
+        }
+    }
+
+    /// The series of a stage's route, created on first use and kept for good.
+    pub fn series(&self, stage: &str, route: &str) -> Arc<Series> {
+        let mut g = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let (list, index) = &mut *g;
+        if let Some(&i) = index.get(&(stage.to_string(), route.to_string())) {
+            return list[i].clone();
+        }
+        let s = Arc::new(Series {
+            stage: stage.to_string(),
+            route: route.to_string(),
+            per_worker: (0..self.workers).map(|_| Counters::default()).collect(),
+        });
+        index.insert((stage.to_string(), route.to_string()), list.len());
+        list.push(s.clone());
+        s
+    }
+
+    /// Prometheus text exposition (format 0.0.4). `gauges` are extra
+    /// `(name, help, labels, value)` lines (plan hash, reloads, …).
+    pub fn render(&self, extra: &[(&str, &str, &str, &str, f64)]) -> String {
+        let list: Vec<Arc<Series>> = {
+            let g = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.clone()
+        };
+        let mut all: Vec<&Series> = list.iter().map(|s| &**s).collect();
+        all.push(&self.unrouted);
+        let sum = |s: &Series, f: &dyn Fn(&Counters) -> &AtomicU64| -> u64 {
+            s.per_worker
+                .iter()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum()
+        };
+        let mut out = String::with_capacity(4096);
+        let labels =
+            |s: &Series| format!("stage=\"{}\",route=\"{}\"", esc(&s.stage), esc(&s.route));
+
+        out.push_str("# HELP turnpike_requests_total Requests by stage, route and status class (AWS Count, 4XXError, 5XXError).\n# TYPE turnpike_requests_total counter\n");
+        for s in &all {
+            for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+                let v = sum(s, &|c| &c.by_class[i]);
+                let _ = writeln!(
+                    out,
+                    "turnpike_requests_total{{{},class=\"{class}\"}} {v}",
+                    labels(s)
+                );
+            }
+        }
+        for (name, help, pick_buckets, pick_sum) in [
+            (
+                "turnpike_latency_seconds",
+                "Time from a complete request head to the end of the response (AWS Latency).",
+                0,
+                0,
+            ),
+            (
+                "turnpike_integration_latency_seconds",
+                "Time from sending to the upstream to its response head (AWS IntegrationLatency).",
+                1,
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for s in &all {
+                let l = labels(s);
+                let mut cumulative = 0;
+                for (i, le) in BUCKETS_US
+                    .iter()
+                    .map(|b| format!("{}", *b as f64 / 1e6))
+                    .chain(["+Inf".to_string()])
+                    .enumerate()
+                {
+                    cumulative += sum(s, &|c| {
+                        if pick_buckets == 0 {
+                            &c.latency[i]
+                        } else {
+                            &c.integration[i]
+                        }
+                    });
+                    let _ = writeln!(out, "{name}_bucket{{{l},le=\"{le}\"}} {cumulative}");
+                }
+                let total_us = sum(s, &|c| {
+                    if pick_sum == 0 {
+                        &c.latency_sum_us
+                    } else {
+                        &c.integration_sum_us
+                    }
+                });
+                let _ = writeln!(out, "{name}_sum{{{l}}} {}", total_us as f64 / 1e6);
+                let _ = writeln!(out, "{name}_count{{{l}}} {cumulative}");
+            }
+        }
+        out.push_str("# HELP turnpike_throttled_total Requests refused with 429 Too Many Requests, by the throttle scope that refused.\n# TYPE turnpike_throttled_total counter\n");
+        for s in &all {
+            for (i, scope) in SCOPES.iter().enumerate() {
+                let v = sum(s, &|c| &c.throttled[i]);
+                let _ = writeln!(
+                    out,
+                    "turnpike_throttled_total{{{},scope=\"{scope}\"}} {v}",
+                    labels(s)
+                );
+            }
+        }
+        out.push_str("# HELP turnpike_quota_exceeded_total Requests refused with 429 Limit Exceeded.\n# TYPE turnpike_quota_exceeded_total counter\n");
+        for s in &all {
+            let _ = writeln!(
+                out,
+                "turnpike_quota_exceeded_total{{{}}} {}",
+                labels(s),
+                sum(s, &|c| &c.quota_exceeded)
+            );
+        }
+        out.push_str("# HELP turnpike_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE turnpike_access_log_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "turnpike_access_log_dropped_total {}",
+            self.access_log_dropped.load(Ordering::Relaxed)
+        );
+        let driver = self.driver.lock().map(|d| d.clone()).unwrap_or_default();
+        out.push_str("# HELP turnpike_event_driver The event driver the workers run on.\n# TYPE turnpike_event_driver gauge\n");
+        let _ = writeln!(
+            out,
+            "turnpike_event_driver{{driver=\"{}\"}} 1",
+            esc(&driver)
+        );
+        for (name, help, kind, labels, v) in extra {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {v}"
+            );
+        }
+        out
+    }
+}
+
+/// Label value escaping (backslash, quote, newline).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_workers_and_buckets_cumulatively() {
+        let m = MetricsStore::new(2);
+        let s = m.series("prod", "GET /x");
+        s.worker(0).observe(&Observation {
+            status: 200,
+            latency: Duration::from_millis(3),
+            ..Default::default()
+        });
+        s.worker(1).observe(&Observation {
+            status: 503,
+            latency: Duration::from_millis(30),
+            integration_latency: Some(Duration::from_millis(20)),
+            ..Default::default()
+        });
+        let text = m.render(&[]);
+        assert!(
+            text.contains(
+                "turnpike_requests_total{stage=\"prod\",route=\"GET /x\",class=\"2xx\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text
+            .contains("turnpike_requests_total{stage=\"prod\",route=\"GET /x\",class=\"5xx\"} 1"));
+        assert!(text.contains(
+            "turnpike_latency_seconds_bucket{stage=\"prod\",route=\"GET /x\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "turnpike_latency_seconds_bucket{stage=\"prod\",route=\"GET /x\",le=\"+Inf\"} 2"
+        ));
+        assert!(text.contains(
+            "turnpike_integration_latency_seconds_count{stage=\"prod\",route=\"GET /x\"} 1"
+        ));
+        // the same labels give the same series (reloads keep counting)
+        assert!(Arc::ptr_eq(&s, &m.series("prod", "GET /x")));
+    }
+}
