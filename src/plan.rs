@@ -37,6 +37,8 @@ pub use template::PathTemplate;
 pub struct Gateway {
     pub listen: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// SHA-256 of the admin bearer token, when one is required.
+    pub admin_token: Option<[u8; 32]>,
     /// Number of worker threads; already resolved from `workers = 0`.
     pub workers: usize,
     /// Where quota counters are kept across restarts (none: in memory only).

@@ -246,4 +246,42 @@ fn in_flight_requests_keep_their_plan_across_a_reload() {
     assert_eq!(get(gw.addr, "/v").text(), "after");
     assert_eq!(get(gw.addr, "/slow/1").status, 404);
     assert_eq!(inflight.join().unwrap().status, 200);
+    // the log says what the reload changed
+    assert!(
+        gw.log()
+            .contains(r#"added ["s:GET /gone/{ms}"]; removed ["s:GET /slow/{ms}"]"#),
+        "{}",
+        gw.log()
+    );
+}
+
+#[test]
+fn an_admin_token_is_required_when_configured() {
+    let cfg = config(&routes("x"), Some("127.0.0.1:9".parse().unwrap())).replace(
+        "workers = 2",
+        "workers = 2\nadmin_token = \"s3cret-admin-token-0123\"",
+    );
+    let gw = Gateway::start(&cfg);
+    let a = gw.admin.unwrap();
+    let call = |auth: &str| {
+        request(
+            a,
+            format!("GET /config HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(call("").status, 401);
+    assert_eq!(
+        call("Authorization: Bearer wrong-token-wrong-token\r\n").status,
+        401
+    );
+    assert_eq!(
+        call("Authorization: s3cret-admin-token-0123\r\n").status,
+        401
+    );
+    assert_eq!(
+        call("Authorization: Bearer s3cret-admin-token-0123\r\n").status,
+        200
+    );
 }

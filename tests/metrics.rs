@@ -213,6 +213,10 @@ fn metrics_count_what_happened_and_parse_strictly() {
         .keys()
         .any(|k| k.starts_with("turnpike_event_driver{driver=\"IoUring")));
 
+    // our keep-alive connection is open
+    assert!(get(r#"turnpike_connections_open{protocol="http/1.1"}"#) >= 1.0);
+    assert!(get(r#"turnpike_connections_accepted_total{protocol="http/1.1"}"#) >= 1.0);
+
     // a reload keeps counting the same series
     std::fs::write(&gw.config, cfg(up.addr) + "\n# changed\n").unwrap();
     assert_eq!(admin(&gw, "POST", "/reload").status, 200);

@@ -15,6 +15,8 @@ use toml::Spanned;
 pub struct Gateway {
     pub listen: Option<Vec<Spanned<String>>>,
     pub admin: Option<Spanned<String>>,
+    /// When set, admin requests need `Authorization: Bearer <token>`.
+    pub admin_token: Option<Spanned<String>>,
     pub workers: Option<usize>,
     pub state_dir: Option<String>,
     pub throttle: Option<Throttle>,

@@ -63,6 +63,20 @@ fn serve(mut s: TcpStream, admin: &Admin) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    if let Some(want) = admin.plan.load().gateway.admin_token {
+        let given = head
+            .header(b"authorization")
+            .and_then(|v| v.strip_prefix(b"Bearer "))
+            .map(crate::limit::keys::sha256);
+        if !given.is_some_and(|g| crate::limit::keys::ct_eq(&g, &want)) {
+            return respond(
+                &mut s,
+                401,
+                "application/json",
+                r#"{"message":"Unauthorized"}"#,
+            );
+        }
+    }
     let (status, body) = route(head.method(), head.path(), admin);
     let ctype = if head.path() == "/metrics" && status == 200 {
         "text/plain; version=0.0.4; charset=utf-8"

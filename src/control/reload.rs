@@ -84,13 +84,15 @@ pub fn reload(
             }
             next.bind_quotas(quotas);
             next.bind_metrics(metrics);
+            let changes = describe_changes(&current, &next);
             let next = Arc::new(next);
             handle.store(next.clone());
             stats.ok.fetch_add(1, Ordering::Relaxed);
             info!(
-                "reload: plan {:016x} active ({} routes)",
+                "reload: plan {:016x} active ({} routes, {} keys){changes}",
                 next.hash,
-                next.routes.len()
+                next.routes.len(),
+                next.key_info.len()
             );
             Ok(next)
         }
@@ -100,4 +102,36 @@ pub fn reload(
             Err(e)
         }
     }
+}
+
+/// What a reload changed, for the log: routes added and removed (by stage and key).
+fn describe_changes(old: &Plan, new: &Plan) -> String {
+    use std::collections::BTreeSet;
+    let keys = |p: &Plan| -> BTreeSet<String> {
+        p.routes
+            .iter()
+            .map(|r| format!("{}:{}", p.stages[r.stage as usize].name, r.key))
+            .collect()
+    };
+    let (a, b) = (keys(old), keys(new));
+    let added: Vec<&String> = b.difference(&a).take(20).collect();
+    let removed: Vec<&String> = a.difference(&b).take(20).collect();
+    let mut out = String::new();
+    if !added.is_empty() {
+        out.push_str(&format!("; added {added:?}"));
+    }
+    if !removed.is_empty() {
+        out.push_str(&format!("; removed {removed:?}"));
+    }
+    if old.key_info.len() != new.key_info.len() {
+        out.push_str(&format!(
+            "; keys {} -> {}",
+            old.key_info.len(),
+            new.key_info.len()
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("; same routes");
+    }
+    out
 }

@@ -79,6 +79,28 @@ impl Counters {
     }
 }
 
+/// A worker's connection counts (owner-written, padded to its own cache lines).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    open: AtomicU64,
+    accepted: AtomicU64,
+}
+
+impl ConnCounters {
+    pub fn opened(&self) {
+        bump(&self.open, 1);
+        bump(&self.accepted, 1);
+    }
+
+    pub fn closed(&self) {
+        self.open.store(
+            self.open.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// One stage + route key, with a counter block per worker.
 #[derive(Debug)]
 pub struct Series {
@@ -108,6 +130,7 @@ pub struct MetricsStore {
     pub unrouted: Arc<Series>,
     pub access_log_dropped: Arc<AtomicU64>,
     pub driver: Mutex<String>,
+    connections: Box<[ConnCounters]>,
 }
 
 impl MetricsStore {
@@ -123,7 +146,13 @@ impl MetricsStore {
             }),
             access_log_dropped: Arc::new(AtomicU64::new(0)),
             driver: Mutex::new(String::new()),
+            connections: (0..workers).map(|_| ConnCounters::default()).collect(),
         }
+    }
+
+    /// The connection counters of `worker`.
+    pub fn connections(&self, worker: usize) -> &ConnCounters {
+        &self.connections[worker.min(self.connections.len() - 1)]
     }
 
     /// The series of a stage's route, created on first use and kept for good.
@@ -242,6 +271,26 @@ impl MetricsStore {
             out,
             "turnpike_access_log_dropped_total {}",
             self.access_log_dropped.load(Ordering::Relaxed)
+        );
+        let open: u64 = self
+            .connections
+            .iter()
+            .map(|c| c.open.load(Ordering::Relaxed))
+            .sum();
+        let accepted: u64 = self
+            .connections
+            .iter()
+            .map(|c| c.accepted.load(Ordering::Relaxed))
+            .sum();
+        out.push_str("# HELP turnpike_connections_open Client connections open now, by protocol.\n# TYPE turnpike_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "turnpike_connections_open{{protocol=\"http/1.1\"}} {open}"
+        );
+        out.push_str("# HELP turnpike_connections_accepted_total Client connections accepted, by protocol.\n# TYPE turnpike_connections_accepted_total counter\n");
+        let _ = writeln!(
+            out,
+            "turnpike_connections_accepted_total{{protocol=\"http/1.1\"}} {accepted}"
         );
         let driver = self.driver.lock().map(|d| d.clone()).unwrap_or_default();
         out.push_str("# HELP turnpike_event_driver The event driver the workers run on.\n# TYPE turnpike_event_driver gauge\n");

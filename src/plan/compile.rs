@@ -158,6 +158,7 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
         return Gateway {
             listen: vec![default_listen],
             admin: Some(([127, 0, 0, 1], 9901).into()),
+            admin_token: None,
             workers: cores.max(1),
             state_dir: None,
             timeout: MAX_ROUTE_TIMEOUT,
@@ -228,9 +229,22 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
         cx.warnings
             .push("[gateway] tls is read but not served yet".into());
     }
+    let admin_token = match &v.admin_token {
+        Some(t) if t.get_ref().len() < 16 => {
+            cx.err(
+                at(e, t.span()),
+                "admin_token must be at least 16 characters",
+                None,
+            );
+            None
+        }
+        Some(t) => Some(crate::limit::keys::sha256(t.get_ref().as_bytes())),
+        None => None,
+    };
     Gateway {
         listen,
         admin,
+        admin_token,
         workers: match v.workers {
             None | Some(0) => cores.max(1),
             Some(n) => n.min(1024),

@@ -32,11 +32,13 @@ struct ActiveGuard<'a>(&'a WorkerState);
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.active.set(self.0.active.get() - 1);
+        self.0.metrics.connections(self.0.id).closed();
     }
 }
 
 pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
     st.active.set(st.active.get() + 1);
+    st.metrics.connections(st.id).opened();
     let _guard = ActiveGuard(&st);
     let mut rbuf = ReadBuf::with_capacity(8 << 10);
     let mut wbuf = Vec::with_capacity(8 << 10);
