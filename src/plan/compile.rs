@@ -102,35 +102,35 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
     })
 }
 
+/// A config value parsed by `parse` (a duration, a size), or `default` when absent;
+/// a bad value is reported at its position and `default` stands in.
+fn parsed<T>(
+    cx: &mut Ctx,
+    e: &Entry<impl Sized>,
+    v: &Option<Spanned<String>>,
+    default: T,
+    parse: fn(&str) -> Result<T, String>,
+) -> T {
+    match v {
+        None => default,
+        Some(s) => parse(s.get_ref()).unwrap_or_else(|msg| {
+            cx.err(at(e, s.span()), msg, None);
+            default
+        }),
+    }
+}
+
 fn duration(
     cx: &mut Ctx,
     e: &Entry<impl Sized>,
     v: &Option<Spanned<String>>,
     default: Duration,
 ) -> Duration {
-    match v {
-        None => default,
-        Some(s) => match crate::config::units::parse_duration(s.get_ref()) {
-            Ok(d) => d,
-            Err(msg) => {
-                cx.err(at(e, s.span()), msg, None);
-                default
-            }
-        },
-    }
+    parsed(cx, e, v, default, crate::config::units::parse_duration)
 }
 
 fn size(cx: &mut Ctx, e: &Entry<impl Sized>, v: &Option<Spanned<String>>, default: u64) -> u64 {
-    match v {
-        None => default,
-        Some(s) => match crate::config::units::parse_size(s.get_ref()) {
-            Ok(d) => d,
-            Err(msg) => {
-                cx.err(at(e, s.span()), msg, None);
-                default
-            }
-        },
-    }
+    parsed(cx, e, v, default, crate::config::units::parse_size)
 }
 
 fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
