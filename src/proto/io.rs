@@ -59,7 +59,10 @@ impl ReadBuf {
     }
 }
 
-/// Writes all of `buf` and clears it, keeping its allocation.
+/// Write buffers above this are released after a flush instead of kept.
+const KEEP_WRITE_CAPACITY: usize = 64 << 10;
+
+/// Writes all of `buf` and clears it, keeping its allocation unless it is large.
 pub async fn flush<S: AsyncWriteRent>(io: &mut S, buf: &mut Vec<u8>) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -67,6 +70,9 @@ pub async fn flush<S: AsyncWriteRent>(io: &mut S, buf: &mut Vec<u8>) -> io::Resu
     let owned = std::mem::take(buf);
     let (res, mut owned) = io.write_all(owned).await;
     owned.clear();
-    *buf = owned;
+    // A large response grew this buffer; do not keep that much per connection.
+    if owned.capacity() <= KEEP_WRITE_CAPACITY {
+        *buf = owned;
+    }
     res.map(|_| ())
 }

@@ -40,8 +40,11 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
     st.active.set(st.active.get() + 1);
     st.metrics.connections(st.id).opened();
     let _guard = ActiveGuard(&st);
-    let mut rbuf = ReadBuf::with_capacity(8 << 10);
-    let mut wbuf = Vec::with_capacity(8 << 10);
+    // Small to start: an idle keep-alive connection pins its read buffer in the
+    // kernel (a pending io_uring read), and thousands of them add up. Both grow on
+    // demand; see `flush` for how a large response's buffer is given back.
+    let mut rbuf = ReadBuf::with_capacity(4 << 10);
+    let mut wbuf = Vec::new();
     let mut head = RequestHead::default();
     let mut scratch = Scratch::default();
     let peer_ip = peer.ip().to_string();
