@@ -100,10 +100,17 @@ pub async fn mock(
         Err(None) => return Outcome { keep_alive: false },
     }
     let keep = head.keep_alive && !ds.draining;
-    let out = &mut *ds.wbuf;
+    ds.rec.status = m.status;
+    ds.rec.bytes = write_mock(ds.wbuf, head.is_head(), m, rid, keep);
+    Outcome { keep_alive: keep }
+}
+
+/// Appends a mock integration's response to `out`; returns the body bytes written.
+pub fn write_mock(out: &mut Vec<u8>, is_head: bool, m: &Mock, rid: &[u8], keep: bool) -> u64 {
+    let has_body = m.status >= 200 && m.status != 204 && m.status != 304;
     encode::status_line(out, m.status);
     out.extend_from_slice(&m.headers);
-    if m.status != 204 && m.status != 304 && m.status >= 200 {
+    if has_body {
         encode::content_length(out, m.body.len() as u64);
     }
     encode::header(out, b"x-request-id", rid);
@@ -111,12 +118,11 @@ pub async fn mock(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    ds.rec.status = m.status;
-    if !head.is_head() && m.status >= 200 && m.status != 204 && m.status != 304 {
+    if has_body && !is_head {
         out.extend_from_slice(&m.body);
-        ds.rec.bytes = m.body.len() as u64;
+        return m.body.len() as u64;
     }
-    Outcome { keep_alive: keep }
+    0
 }
 
 #[cfg(test)]
