@@ -298,3 +298,55 @@ fn a_stale_listener_on_the_port_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already in use"), "{err}");
 }
+
+/// With many connections open, idle ones wait for readiness without buffers
+/// (forced here with TURNPIKE_LOW_MEMORY_ABOVE=0): behaviour must not change.
+#[test]
+fn the_low_memory_idle_path_serves_the_same() {
+    let up = Upstream::start();
+    let dir = TempDir::new("lowmem");
+    let cfg = config(ROUTES, Some(up.addr))
+        .replace("workers = 2", "workers = 2\nidle_timeout = \"400ms\"");
+    let path = dir.write("t.toml", &cfg);
+    let mut gw = Gateway::start_env(
+        dir,
+        path,
+        &["run", "-c"],
+        &[("TURNPIKE_LOW_MEMORY_ABOVE", "0")],
+    );
+    let mut c = Client::connect(gw.addr);
+    for i in 0..30 {
+        let r = if i % 2 == 0 {
+            c.get("/ping")
+        } else {
+            c.get("/echo")
+        };
+        assert_eq!(r.status, 200);
+    }
+    // pipelined burst after an idle pause
+    std::thread::sleep(Duration::from_millis(100));
+    c.send(b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().text(), "pong");
+    assert_eq!(
+        c.read_response(false)
+            .unwrap()
+            .json_field("body_len")
+            .as_deref(),
+        Some("3")
+    );
+    assert_eq!(c.read_response(false).unwrap().text(), "pong");
+    // the idle timeout still closes it
+    let t = Instant::now();
+    assert!(c.is_closed(Duration::from_secs(3)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    // and a drain wakes an idle connection at once
+    let mut idle = Client::connect(gw.addr);
+    assert_eq!(idle.get("/ping").status, 200);
+    gw.signal("TERM");
+    assert!(idle.is_closed(Duration::from_secs(2)));
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+}

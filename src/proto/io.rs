@@ -31,6 +31,14 @@ impl ReadBuf {
         self.start == self.buf.len()
     }
 
+    /// Frees the buffer when nothing is unconsumed; the next `fill` allocates again.
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.buf.len());
         if self.start == self.buf.len() {

@@ -82,10 +82,26 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                 if st.drain.is_draining() {
                     return;
                 }
-                let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(&mut io));
-                match race(idle, st.drain.wait()).await {
-                    Either::Left(r) => r,
-                    Either::Right(()) => return,
+                if st.active.get() > st.low_memory_above {
+                    // Many connections: wait for readiness holding no buffer (a
+                    // pending read would pin one), and give the buffers back. Never
+                    // by cancelling a read: one completing as it is cancelled would
+                    // lose the client's bytes.
+                    rbuf.release();
+                    wbuf = Vec::new();
+                    scratch = Scratch::default();
+                    let ready = monoio::time::timeout(g.idle_timeout, io.readable(false));
+                    match race(ready, st.drain.wait()).await {
+                        Either::Left(Ok(Ok(()))) => {}
+                        _ => return,
+                    }
+                    monoio::time::timeout(g.header_timeout, rbuf.fill(&mut io)).await
+                } else {
+                    let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(&mut io));
+                    match race(idle, st.drain.wait()).await {
+                        Either::Left(r) => r,
+                        Either::Right(()) => return,
+                    }
                 }
             } else {
                 let d = *deadline.get_or_insert_with(|| Instant::now() + g.header_timeout);

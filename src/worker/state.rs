@@ -24,7 +24,13 @@ pub struct WorkerState {
     pub log: Option<WorkerLog>,
     pub id: usize,
     pub metrics: Arc<MetricsStore>,
+    /// Past this many open connections, idle ones wait without holding buffers.
+    pub low_memory_above: usize,
 }
+
+/// Open connections per worker past which idle connections trade one extra poll per
+/// request for holding no buffers (10,000 idle connections: memory, not speed).
+const LOW_MEMORY_ABOVE: usize = 1024;
 
 impl WorkerState {
     pub fn new(
@@ -46,6 +52,11 @@ impl WorkerState {
             log: log.map(WorkerLog::new),
             id,
             metrics,
+            // TURNPIKE_LOW_MEMORY_ABOVE overrides (tests exercise both paths)
+            low_memory_above: std::env::var("TURNPIKE_LOW_MEMORY_ABOVE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(LOW_MEMORY_ABOVE),
         }
     }
 }
