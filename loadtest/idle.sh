@@ -10,26 +10,21 @@ UP=18180
 declare -A PORT=([turnpike]=18181 [nginx]=18182 [haproxy]=18183)
 declare -A CAP=([turnpike]=$N [nginx]=$N [haproxy]=$(( N < 7900 ? N : 7900 )))
 ulimit -n 20000
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+. loadtest/lib.sh
 cargo build --release --quiet
-WORK=$(mktemp -d /tmp/turnpike-idle.XXXXXX); chmod 755 "$WORK"; mkdir -p "$WORK/www"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-render() { sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__PROXY_PORT__|$2|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" "$1" > "$3"; }
-render loadtest/peers/upstream-nginx.conf 0 "$WORK/up.conf"
-"$NGINX" -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
+lt_init idle
+lt_upstream "${LOAD_CPU:-1}"
 declare -A MAIN
 for p in $PROXIES; do
     case $p in
-        turnpike) render loadtest/peers/turnpike.toml "${PORT[$p]}" "$WORK/t.toml"
+        turnpike) lt_render loadtest/peers/turnpike.toml "${PORT[$p]}" "$WORK/t.toml"
                   target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & ;;
-        nginx) render loadtest/peers/nginx-proxy.conf "${PORT[$p]}" "$WORK/n.conf"
+        nginx) lt_render loadtest/peers/nginx-proxy.conf "${PORT[$p]}" "$WORK/n.conf"
                "$NGINX" -c "$WORK/n.conf" -p "$WORK" & ;;
-        haproxy) render loadtest/peers/haproxy.cfg "${PORT[$p]}" "$WORK/h.cfg"
+        haproxy) lt_render loadtest/peers/haproxy.cfg "${PORT[$p]}" "$WORK/h.cfg"
                  "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & ;;
     esac
-    PIDS+=($!); MAIN[$p]=$!
+    LT_PIDS+=($!); MAIN[$p]=$!
 done
 sleep 1
 rss_kib() { local t=0 pid; for pid in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; echo "$t"; }

@@ -11,16 +11,11 @@ ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} PROXY_CPU=${PROXY_CPU:-0} LOAD_CPU=
 KEY=loadtest-key-0123456789abcdef0123
 UP=18580
 declare -A PORT=([turnpike]=18581 [nginx]=18582 [haproxy]=18583)
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+. loadtest/lib.sh
 cargo build --release --quiet
-WORK=$(mktemp -d /tmp/turnpike-keyed.XXXXXX); chmod 755 "$WORK"; mkdir -p "$WORK/www"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" \
-    loadtest/peers/upstream-nginx.conf > "$WORK/up.conf"
-taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
-sed -e "s|__PROXY_PORT__|${PORT[turnpike]}|g" -e "s|__UPSTREAM_PORT__|$UP|g" loadtest/peers/turnpike-keyed.toml > "$WORK/t.toml"
+lt_init keyed
+lt_upstream "$LOAD_CPU"
+lt_render loadtest/peers/turnpike-keyed.toml "${PORT[turnpike]}" "$WORK/t.toml"
 cat > "$WORK/n.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -67,11 +62,11 @@ frontend fe
 backend be
     server up 127.0.0.1:$UP
 HAP
-taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & PIDS+=($!)
+taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & LT_PIDS+=($!)
 for p in turnpike nginx haproxy; do
-    for _ in $(seq 50); do curl -sf -o /dev/null -H "x-api-key: $KEY" "http://127.0.0.1:${PORT[$p]}/100b" && break; sleep 0.1; done
+    lt_wait "http://127.0.0.1:${PORT[$p]}/100b" "x-api-key: $KEY"
     with=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $KEY" "http://127.0.0.1:${PORT[$p]}/100b")
     without=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$p]}/100b")
     [ "$with" = 200 ] && [ "$without" = 403 ] || { echo "$p: with key $with, without $without (want 200/403)" >&2; exit 1; }

@@ -10,30 +10,27 @@ DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-3} RATES=${RATES:-"50 80"} PROXY_CPU=$
 command -v oha >/dev/null || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
 UP=18380
 declare -A PORT=([turnpike]=18381 [nginx]=18382 [haproxy]=18383)
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+. loadtest/lib.sh
 cargo build --release --quiet
-WORK=$(mktemp -d /tmp/turnpike-lat.XXXXXX); chmod 755 "$WORK"; mkdir -p "$WORK/www"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-render() { sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__PROXY_PORT__|$2|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" "$1" > "$3"; }
-render loadtest/peers/upstream-nginx.conf 0 "$WORK/up.conf"
-taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
-render loadtest/peers/turnpike.toml "${PORT[turnpike]}" "$WORK/t.toml"
-render loadtest/peers/nginx-proxy.conf "${PORT[nginx]}" "$WORK/n.conf"
-render loadtest/peers/haproxy.cfg "${PORT[haproxy]}" "$WORK/h.cfg"
-taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & PIDS+=($!)
-for p in turnpike nginx haproxy; do
-    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:${PORT[$p]}/100b" && break; sleep 0.1; done
-done
+lt_init lat
+lt_upstream "$LOAD_CPU"
+lt_render loadtest/peers/turnpike.toml "${PORT[turnpike]}" "$WORK/t.toml"
+lt_render loadtest/peers/nginx-proxy.conf "${PORT[nginx]}" "$WORK/n.conf"
+lt_render loadtest/peers/haproxy.cfg "${PORT[haproxy]}" "$WORK/h.cfg"
+taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & LT_PIDS+=($!)
+for p in turnpike nginx haproxy; do lt_wait "http://127.0.0.1:${PORT[$p]}/100b"; done
 # nginx's saturated rate, as the issue defines the reference
 SAT=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:${PORT[nginx]}/100b" | awk '/Requests\/sec/ {print int($2)}')
 echo "nginx saturated: $SAT req/s" >&2
 RESULTS=$WORK/results.jsonl
 for pct in $RATES; do
     q=$((SAT * pct / 100))
+    # warm every proxy at this rate first (connections, upstream pools, page faults)
+    for p in turnpike nginx haproxy; do
+        taskset -c "$LOAD_CPU" oha -z 2s -c 64 -q "$q" --no-tui --output-format json "http://127.0.0.1:${PORT[$p]}/100b" >/dev/null 2>&1 || true
+    done
     for r in $(seq "$ROUNDS"); do
         for p in turnpike nginx haproxy; do
             taskset -c "$LOAD_CPU" oha -z "${DURATION}s" -c 64 -q "$q" --latency-correction --no-tui \

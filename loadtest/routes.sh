@@ -9,15 +9,10 @@ ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} N=${N:-1000}
 PROXY_CPU=${PROXY_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
 UP=18280
 declare -A PORT=([turnpike]=18281 [nginx]=18282 [haproxy]=18283)
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+. loadtest/lib.sh
 cargo build --release --quiet
-WORK=$(mktemp -d /tmp/turnpike-routes.XXXXXX); chmod 755 "$WORK"; mkdir -p "$WORK/www"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" \
-    loadtest/peers/upstream-nginx.conf > "$WORK/up.conf"
-taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/up.conf" -p "$WORK" & PIDS+=($!)
+lt_init routes
+lt_upstream "$LOAD_CPU"
 
 python3 - "$WORK" "$N" "$UP" "${PORT[turnpike]}" "${PORT[nginx]}" "${PORT[haproxy]}" <<'PY'
 import sys
@@ -37,12 +32,12 @@ with open(f"{work}/routes.map", "w") as f:
 with open(f"{work}/h.cfg", "w") as f:
     f.write(f"""global\n nbthread 1\n maxconn 8000\ndefaults\n mode http\n timeout connect 1s\n timeout client 60s\n timeout server 60s\n option http-keep-alive\n http-reuse always\nfrontend fe\n bind 127.0.0.1:{ha}\n http-request set-var(txn.be) path,map_beg({work}/routes.map)\n http-request set-path /100b if {{ var(txn.be) -m found }}\n use_backend %[var(txn.be)]\nbackend be\n server up 127.0.0.1:{up}\n""")
 PY
-taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & PIDS+=($!)
-taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & PIDS+=($!)
+taskset -c "$PROXY_CPU" target/release/turnpike run -c "$WORK/t.toml" 2>/dev/null & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/n.conf" -p "$WORK" & LT_PIDS+=($!)
+taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/h.cfg" 2>/dev/null & LT_PIDS+=($!)
 LAST=$((N - 1))
 for p in turnpike nginx haproxy; do
-    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:${PORT[$p]}/svc$LAST/items/42" && break; sleep 0.1; done
+    lt_wait "http://127.0.0.1:${PORT[$p]}/svc$LAST/items/42"
     # a proxy that does not answer 200 here would be measured answering errors
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$p]}/svc$LAST/items/42")
     [ "$code" = 200 ] || { echo "$p answers $code, not 200: its config is wrong" >&2; exit 1; }

@@ -53,7 +53,8 @@ impl KeyTable {
     fn slot(&self, scope: u64, rate: &Rate, now: u64) -> &Slot {
         let id = scope + 1;
         let base = spread(scope);
-        for attempt in 0..4 {
+        // a few tries: another worker may claim the same victim at the same moment
+        for _ in 0..4 {
             let mut victim: Option<(&Slot, u64, bool)> = None;
             for i in 0..WINDOW {
                 let s = &self.slots[(base + i) & self.mask];
@@ -92,7 +93,6 @@ impl KeyTable {
                     return s;
                 }
             }
-            let _ = attempt;
         }
         // Contention on every try (vanishingly rare): share the first slot of the
         // window rather than fail the request.

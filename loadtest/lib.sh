@@ -1,0 +1,34 @@
+# Shared by the load-test scripts (sourced): a work directory and the processes
+# started from it, both cleaned up on exit; config templates rendered; the nginx
+# upstream started. Loopback only.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+LT_PIDS=()
+
+# lt_init NAME: creates $WORK (readable by nginx's workers) with the fixed bodies.
+lt_init() {
+    WORK=$(mktemp -d "/tmp/turnpike-$1.XXXXXX")
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/www"
+    for n in 1 16 256; do head -c $((n * 1024)) /dev/zero | tr '\0' x > "$WORK/www/${n}k"; done
+    trap 'for p in "${LT_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+}
+
+# lt_render TEMPLATE PROXY_PORT OUT: fills __DIR__, __UPSTREAM_PORT__ ($UP), __PROXY_PORT__.
+lt_render() {
+    sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UP|g" -e "s|__PROXY_PORT__|$2|g" \
+        -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' a)|g" "$1" > "$3"
+}
+
+# lt_upstream CPU: the nginx upstream on port $UP, pinned to CPU.
+lt_upstream() {
+    lt_render "$(dirname "${BASH_SOURCE[0]}")/peers/upstream-nginx.conf" 0 "$WORK/up.conf"
+    taskset -c "$1" "$NGINX" -c "$WORK/up.conf" -p "$WORK" & LT_PIDS+=($!)
+}
+
+# lt_wait URL [HEADER]: until URL answers (5 s at most).
+lt_wait() {
+    for _ in $(seq 50); do curl -sf -o /dev/null ${2:+-H "$2"} "$1" && return 0; sleep 0.1; done
+    echo "$1 never answered" >&2
+    return 1
+}
