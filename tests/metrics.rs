@@ -165,6 +165,13 @@ fn metrics_count_what_happened_and_parse_strictly() {
     for _ in 0..5 {
         assert_eq!(c.get("/nope").status, 404);
     }
+    // a request refused before its head parses counts as unrouted 4xx too
+    let bad = request(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400);
     let statuses: Vec<u16> = (0..5).map(|_| c.get("/limited").status).collect();
     assert_eq!(statuses, [200, 200, 429, 429, 429]);
 
@@ -186,7 +193,7 @@ fn metrics_count_what_happened_and_parse_strictly() {
     );
     assert_eq!(
         get(r#"turnpike_requests_total{stage="",route="",class="4xx"}"#),
-        5.0
+        6.0
     );
     assert_eq!(
         get(r#"turnpike_requests_total{stage="prod",route="GET /limited",class="4xx"}"#),

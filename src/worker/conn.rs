@@ -70,6 +70,11 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                         let mut rid = [0u8; 36];
                         st.ctx.ids.write(&mut rid);
                         write_error(&mut wbuf, false, err, &rid, true);
+                        // no route and no head to log, but the count must show it
+                        st.metrics.unrouted.worker(st.id).observe(&Observation {
+                            status: err.status(),
+                            ..Observation::default()
+                        });
                         let _ = flush(&mut io, &mut wbuf).await;
                         return;
                     }
