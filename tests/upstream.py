@@ -32,6 +32,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def read_exactly(self, left, h):
+        """Reads `left` body bytes in 64 KiB pieces into the hash; returns the count."""
+        total = left
+        while left:
+            piece = self.rfile.read(min(left, 65536))
+            if not piece:
+                raise ConnectionError("short body")
+            h.update(piece)
+            left -= len(piece)
+        return total
+
     def read_body(self):
         h = hashlib.sha256()
         n = 0
@@ -43,24 +54,10 @@ class Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     break
-                left = size
-                while left:
-                    piece = self.rfile.read(min(left, 65536))
-                    if not piece:
-                        raise ConnectionError("short chunk")
-                    h.update(piece)
-                    n += len(piece)
-                    left -= len(piece)
+                n += self.read_exactly(size, h)
                 self.rfile.readline()
         else:
-            left = int(self.headers.get("Content-Length", "0") or "0")
-            while left:
-                piece = self.rfile.read(min(left, 65536))
-                if not piece:
-                    raise ConnectionError("short body")
-                h.update(piece)
-                n += len(piece)
-                left -= len(piece)
+            n += self.read_exactly(int(self.headers.get("Content-Length", "0") or "0"), h)
         return n, h.hexdigest()
 
     def send_fixed(self, status, body, ctype="application/json", extra=()):

@@ -216,19 +216,10 @@ fn respond(s: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::
 
 /// A JSON string literal with everything that needs escaping escaped.
 pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(s.len() + 2);
+    out.push(b'"');
+    crate::observe::access_log::escape(&mut out, s.as_bytes());
+    out.push(b'"');
+    // escape() writes valid UTF-8 (it escapes or re-encodes every char)
+    String::from_utf8(out).unwrap_or_default()
 }
