@@ -19,6 +19,7 @@
 //!   listener, connection pools and state; io_uring first, epoll fallback.
 //! - [`proto`]: HTTP/1.1 framing on `httparse`: request heads, body framing, encoding.
 //! - [`pipeline`]: the stages a request goes through, in order.
+//! - [`cache`]: the per-stage response cache, sharded across cores (SIEVE eviction).
 //! - [`limit`]: throttles as node-wide budgets leased by per-worker buckets; API keys.
 //! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools.
 //! - [`observe`]: request ids and the gateway's own log lines.
@@ -26,6 +27,7 @@
 //! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
 //! - [`fuzz`]: entry points of the fuzz targets, shared with their seed-corpus test.
 
+pub mod cache;
 pub mod config;
 pub mod control;
 pub mod error;

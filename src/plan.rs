@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::cache::{Cache, CacheStore, KeySpec};
 use crate::limit::budget::Rate;
 use crate::limit::quota::{Period, QuotaCounter, QuotaStore};
 use crate::limit::table::KeyTable;
@@ -146,6 +147,59 @@ pub struct Stage {
     pub base_path: String,
     /// `[stages.S].throttle` budget.
     pub limit: Option<u32>,
+    /// `[stages.S].cache`: present = caching on for the stage.
+    pub cache: Option<StageCache>,
+}
+
+/// A stage's cache settings and the cache itself (bound by `bind_caches`).
+#[derive(Debug)]
+pub struct StageCache {
+    pub capacity: usize,
+    pub max_entry: usize,
+    pub ttl: Duration,
+    pub statuses: Vec<u16>,
+    pub invalidation: Invalidation,
+    pub unauthorized: Unauthorized,
+    pub cache: Option<Arc<Cache>>,
+}
+
+/// Who may send `Cache-Control: max-age=0` to refresh an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Callers whose API key's usage plan has `invalidate_cache = true`.
+    RequireApiKey,
+    Anyone,
+    Nobody,
+}
+
+/// AWS's three answers to a refresh that is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// 403 Forbidden.
+    Fail403,
+    /// Served as if the header were absent, with a `Warning` saying so.
+    IgnoreWithHeader,
+    Ignore,
+}
+
+/// A route's cache policy in a stage that caches (compiled only where it applies).
+#[derive(Debug)]
+pub struct RouteCache {
+    pub spec: KeySpec,
+    /// Hash of the stage, route key and every setting here: part of each key, so
+    /// changed settings never see old entries (and a reload drops them).
+    pub tag: u64,
+    pub ttl: Duration,
+    /// Methods cached besides GET and HEAD.
+    pub methods: Vec<Vec<u8>>,
+    pub authorization: bool,
+    pub statuses: Vec<u16>,
+}
+
+impl RouteCache {
+    pub fn caches_method(&self, m: &[u8]) -> bool {
+        m == b"GET" || m == b"HEAD" || self.methods.iter().any(|x| x == m)
+    }
 }
 
 /// One route of one stage: the same API route mounted on two stages is two `Route`s.
@@ -162,6 +216,7 @@ pub struct Route {
     pub limit: Option<u32>,
     /// Metrics of this stage's route (bound by `bind_metrics` before publishing).
     pub series: Option<Arc<Series>>,
+    pub cache: Option<RouteCache>,
 }
 
 #[derive(Debug)]
@@ -223,6 +278,50 @@ impl Plan {
             let stage = &self.stages[r.stage as usize].name;
             r.series = Some(store.series(stage, &r.key));
         }
+    }
+
+    /// Gives every caching stage its cache from `store` (kept across reloads when
+    /// its size is unchanged), forgets the caches of stages that stopped caching, and
+    /// drops the entries of routes whose cache settings changed. Call before publishing.
+    pub fn bind_caches(&mut self, store: &CacheStore) {
+        let keep: Vec<&str> = self
+            .stages
+            .iter()
+            .filter(|s| s.cache.is_some())
+            .map(|s| s.name.as_str())
+            .collect();
+        store.retain(&keep);
+        for s in &mut self.stages {
+            if let Some(c) = &mut s.cache {
+                let cache = store.bind(&s.name, c.capacity, c.max_entry);
+                c.cache = Some(cache);
+            }
+        }
+    }
+
+    /// The tags of routes whose entries `next` cannot use (settings changed, route
+    /// gone), by stage, and drops those entries.
+    pub fn drop_stale_cache_entries(&self, next: &Plan) -> usize {
+        let mut dropped = 0;
+        for s in &next.stages {
+            let Some(cache) = s.cache.as_ref().and_then(|c| c.cache.as_ref()) else {
+                continue;
+            };
+            let live: Vec<u64> = next
+                .routes
+                .iter()
+                .filter_map(|r| r.cache.as_ref().map(|c| c.tag))
+                .collect();
+            let gone: Vec<u64> = self
+                .routes
+                .iter()
+                .filter(|r| self.stages[r.stage as usize].name == s.name)
+                .filter_map(|r| r.cache.as_ref().map(|c| c.tag))
+                .filter(|t| !live.contains(t))
+                .collect();
+            dropped += cache.drop_tags(&gone);
+        }
+        dropped
     }
 
     /// Links every key's quota to its counter in `store` (by key name), so counts

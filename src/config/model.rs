@@ -131,9 +131,19 @@ fn default_status() -> u16 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCache {
+    /// `query.NAME` and `header.NAME` values added to the cache key.
     #[serde(default)]
-    pub key: Vec<String>,
+    pub key: Vec<Spanned<String>>,
+    /// `"0s"` turns caching off for the route.
     pub ttl: Option<Spanned<String>>,
+    /// Methods cached besides GET and HEAD (e.g. `["POST"]`).
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    /// Cache requests that carry `Authorization` too (off: they bypass the cache).
+    #[serde(default)]
+    pub authorization: bool,
+    /// Statuses stored (default: the stage's, else `[200]`).
+    pub statuses: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,8 +177,12 @@ pub struct StageRoute {
 pub struct StageCache {
     pub capacity: Option<Spanned<String>>,
     pub ttl: Option<Spanned<String>>,
-    pub invalidation: Option<String>,
-    pub unauthorized: Option<String>,
+    pub invalidation: Option<Spanned<String>>,
+    pub unauthorized: Option<Spanned<String>>,
+    /// Largest response stored (keys + headers + body); default 1 MiB.
+    pub max_entry: Option<Spanned<String>>,
+    /// Statuses stored; default `[200]`.
+    pub statuses: Option<Spanned<Vec<u16>>>,
 }
 
 #[derive(Debug, Deserialize)]

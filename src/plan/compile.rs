@@ -372,12 +372,13 @@ fn compile_stage(
             hosts.push(name);
         }
     }
-    if s.cache.is_some() || s.canary.is_some() {
+    if s.canary.is_some() {
         cx.warnings.push(format!(
-            "stage `{}`: cache and canary are read but not enforced yet",
+            "stage `{}`: canary is read but not enforced yet",
             stage.name
         ));
     }
+    let stage_cache = cache::stage(cx, stage);
     let stage_id = stages.len() as u32;
     stages.push(Stage {
         name: stage.name.clone(),
@@ -385,7 +386,9 @@ fn compile_stage(
         hosts: hosts.clone(),
         base_path: base_path.clone(),
         limit: None,
+        cache: stage_cache,
     });
+    let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let _ = route_api;
         let key = match route_key::parse(&r.name) {
@@ -445,12 +448,14 @@ fn compile_stage(
             );
             continue;
         }
-        if r.value.cache.is_some() {
-            cx.warnings.push(format!(
-                "route `{}`: cache is read but not enforced yet",
-                r.name
-            ));
-        }
+        let route_cache = cache::route(
+            cx,
+            r,
+            &stage.name,
+            stages[stage_id as usize].cache.as_ref(),
+            matches!(integration, Integration::HttpProxy(_)),
+            first_stage,
+        );
         routes.push(Route {
             key: r.name.as_str().into(),
             stage: stage_id,
@@ -460,6 +465,7 @@ fn compile_stage(
             api_key_required: r.value.api_key_required,
             limit: None,
             series: None,
+            cache: route_cache,
         });
     }
 }
@@ -603,6 +609,7 @@ fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstre
     }
 }
 
+mod cache;
 mod limits;
 
 #[cfg(test)]
