@@ -62,7 +62,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct Cache {
     shards: Box<[RwLock<Shard>]>,
-    pending: Box<[Mutex<HashMap<u64, Arc<Ticket>>>]>,
+    pending: Box<[Mutex<Waiting>]>,
     hasher: RandomState,
     pub capacity: usize,
     pub max_entry: usize,
@@ -127,7 +127,7 @@ impl Cache {
         self.shards[i].write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pending(&self, i: usize) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Ticket>>> {
+    fn pending(&self, i: usize) -> std::sync::MutexGuard<'_, Waiting> {
         self.pending[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -223,6 +223,9 @@ impl Cache {
         self.shards.len()
     }
 }
+
+/// Fills in flight in one shard, by key hash.
+type Waiting = HashMap<u64, Arc<Ticket>>;
 
 const PENDING: u8 = 0;
 const STORED: u8 = 1;
