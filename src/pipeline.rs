@@ -1,4 +1,4 @@
-//! The request stages, in order: route → auth → throttle → (cache, issue #6) →
+//! The request stages, in order: route → auth → throttle → cache →
 //! integrate → respond. `handle` is the whole pipeline in one screen; each stage lives
 //! in its own file. The pipeline never owns the connection: it borrows the client's
 //! socket and buffers through [`Downstream`] and says in [`Outcome`] whether the
@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod proxy;
 pub mod respond;
 pub mod throttle;
@@ -54,6 +55,8 @@ pub struct Rec {
     /// The throttle scope that refused it (index into `observe::metrics::SCOPES`).
     pub throttled: Option<usize>,
     pub quota_exceeded: bool,
+    /// How the cache took part (`None`: the route is not cached).
+    pub cache: Option<crate::cache::policy::Outcome>,
 }
 
 impl Rec {
@@ -77,6 +80,8 @@ pub struct Scratch {
     pub response: ResponseHead,
     /// Pieces of large response bodies on their way through.
     pub body: Vec<u8>,
+    /// The cache key of the request being served.
+    pub cache_key: Vec<u8>,
 }
 
 /// What a worker lends every request: its pools, balancers and id generator.
@@ -147,13 +152,17 @@ pub async fn handle(
         return respond::error(ds, head, e, rid).await;
     }
 
-    // (cache: issue #6)
+    // cache
+    let cached = match cache::lookup(ds, head, plan, route, key, rid).await {
+        cache::Step::Answered(out) => return out,
+        cache::Step::Forward(c) => c,
+    };
 
     // integrate → respond
     match &route.integration {
         Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
         Integration::HttpProxy(p) => {
-            proxy::forward(ds, head, plan, route, &params, p, rid, w).await
+            proxy::forward(ds, head, plan, route, &params, p, rid, w, cached).await
         }
     }
 }

@@ -11,7 +11,10 @@ Binds 127.0.0.1 on an ephemeral port, prints the port on stdout, and serves:
   /reset               close the connection without answering
   /garbage             a response with a malformed Content-Length
   /notHTTP             bytes that are not HTTP at all
-  anything else        echo: JSON with method, path, query, headers, body length and sha256
+  /slowecho/MS/...     wait MS milliseconds, then echo
+  anything else        echo: JSON with method, path, query, headers, body length and sha256,
+                       and `seq`, this request's number (a cache hit repeats an old one);
+                       each `h=Name:Value` query parameter becomes a response header
 Request bodies are read and hashed in 64 KiB pieces, so large uploads use little memory.
 """
 import hashlib
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 COUNT = 0
 LOCK = threading.Lock()
@@ -28,6 +32,9 @@ LOCK = threading.Lock()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body go out in separate writes; with Nagle on, the body would wait
+    # for the peer's delayed ACK (40 ms) on a reused connection.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
@@ -133,7 +140,14 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
         else:
+            if parts[0] == "slowecho" and len(parts) > 1:
+                time.sleep(int(parts[1]) / 1000.0)
+            extra = [("X-Upstream", "echo")]
+            for h in parse_qs(query).get("h", []):
+                name, _, value = h.partition(":")
+                extra.append((name, value))
             body = json.dumps({
+                "seq": seen,
                 "method": self.command,
                 "path": path,
                 "query": query,
@@ -142,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
                 "body_len": n,
                 "body_sha256": digest,
             }).encode()
-            self.send_fixed(200, body, extra=(("X-Upstream", "echo"),))
+            self.send_fixed(200, body, extra=extra)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = handle_any
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::reload::{self, ConfigSource, ReloadStats};
+use crate::cache::CacheStore;
 use crate::limit::quota::QuotaStore;
 use crate::observe::metrics::MetricsStore;
 use crate::plan::PlanHandle;
@@ -22,6 +23,7 @@ pub struct Admin {
     pub stats: Arc<ReloadStats>,
     pub quotas: Arc<QuotaStore>,
     pub metrics: Arc<MetricsStore>,
+    pub caches: Arc<CacheStore>,
 }
 
 pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
@@ -99,7 +101,7 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
             } else {
                 1.0
             };
-            let text = admin.metrics.render(&[
+            let mut text = admin.metrics.render(&[
                 (
                     "turnpike_plan_info",
                     "The active plan's hash.",
@@ -129,6 +131,7 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                     ready,
                 ),
             ]);
+            cache_metrics(&mut text, &admin.caches);
             (200, text)
         }
         (b"GET" | b"HEAD", "/ready") => {
@@ -169,6 +172,7 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                 &admin.stats,
                 &admin.quotas,
                 &admin.metrics,
+                &admin.caches,
             ) {
                 Ok(p) => (
                     200,
@@ -197,10 +201,93 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                 }
             }
         }
+        (m, p) if p.starts_with("/stages/") && p.ends_with("/cache") => {
+            let stage = &p["/stages/".len()..p.len() - "/cache".len()];
+            if m != b"DELETE" {
+                return (405, r#"{"message":"Method Not Allowed"}"#.into());
+            }
+            flush_stage(stage, admin)
+        }
         (_, "/healthz" | "/ready" | "/config" | "/reload") => {
             (405, r#"{"message":"Method Not Allowed"}"#.into())
         }
         _ => (404, r#"{"message":"Not Found"}"#.into()),
+    }
+}
+
+/// `DELETE /stages/{stage}/cache`: drops every entry of the stage's cache.
+fn flush_stage(stage: &str, admin: &Admin) -> (u16, String) {
+    let plan = admin.plan.load();
+    let Some(s) = plan.stages.iter().find(|s| s.name == stage) else {
+        return (
+            404,
+            format!(
+                r#"{{"message":{}}}"#,
+                json_str(&format!("no stage `{stage}`"))
+            ),
+        );
+    };
+    let Some(cache) = s.cache.as_ref().and_then(|c| c.cache.as_ref()) else {
+        return (
+            404,
+            format!(
+                r#"{{"message":{}}}"#,
+                json_str(&format!("stage `{stage}` has no cache"))
+            ),
+        );
+    };
+    let n = cache.flush();
+    crate::info!("cache of stage `{stage}` flushed: {n} entries dropped");
+    (
+        200,
+        format!(
+            r#"{{"message":"flushed","stage":{},"entries":{n}}}"#,
+            json_str(stage)
+        ),
+    )
+}
+
+/// Per-stage cache gauges: entries, bytes held, capacity, evictions.
+fn cache_metrics(out: &mut String, caches: &CacheStore) {
+    use std::fmt::Write as _;
+    let all = caches.all();
+    let rows: Vec<(String, crate::cache::Stats, usize)> = all
+        .iter()
+        .map(|(name, c)| (name.clone(), c.stats(), c.capacity))
+        .collect();
+    for (name, help, kind) in [
+        (
+            "turnpike_cache_entries",
+            "Entries held in the stage's cache.",
+            "gauge",
+        ),
+        (
+            "turnpike_cache_bytes",
+            "Bytes held (keys + headers + bodies) in the stage's cache.",
+            "gauge",
+        ),
+        (
+            "turnpike_cache_capacity_bytes",
+            "The stage's cache capacity.",
+            "gauge",
+        ),
+        (
+            "turnpike_cache_evictions_total",
+            "Entries evicted to make room.",
+            "counter",
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (stage, st, cap) in &rows {
+            let v = match name {
+                "turnpike_cache_entries" => st.entries as u64,
+                "turnpike_cache_bytes" => st.bytes as u64,
+                "turnpike_cache_capacity_bytes" => *cap as u64,
+                _ => st.evictions,
+            };
+            let label = crate::observe::metrics::esc(stage);
+            let _ = writeln!(out, "{name}{{stage=\"{label}\"}} {v}");
+        }
     }
 }
 

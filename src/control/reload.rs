@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::cache::CacheStore;
 use crate::config::{self, Errors};
 use crate::limit::quota::QuotaStore;
 use crate::observe::metrics::MetricsStore;
@@ -63,6 +64,7 @@ pub fn reload(
     stats: &ReloadStats,
     quotas: &QuotaStore,
     metrics: &MetricsStore,
+    caches: &CacheStore,
 ) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
@@ -84,7 +86,14 @@ pub fn reload(
             }
             next.bind_quotas(quotas);
             next.bind_metrics(metrics);
-            let changes = describe_changes(&current, &next);
+            next.bind_caches(caches);
+            let dropped = current.drop_stale_cache_entries(&next);
+            let mut changes = describe_changes(&current, &next);
+            if dropped > 0 {
+                changes.push_str(&format!(
+                    "; dropped {dropped} cache entries of routes whose cache settings changed"
+                ));
+            }
             let next = Arc::new(next);
             handle.store(next.clone());
             stats.ok.fetch_add(1, Ordering::Relaxed);

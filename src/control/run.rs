@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use super::admin::{self, Admin};
 use super::reload::{self, ConfigSource, ReloadStats};
+use crate::cache::CacheStore;
 use crate::limit::quota::QuotaStore;
 use crate::observe::access_log;
 use crate::observe::metrics::MetricsStore;
@@ -43,6 +44,8 @@ pub fn run(source: ConfigSource) -> i32 {
     plan.bind_quotas(&quotas);
     let metrics = Arc::new(MetricsStore::new(g.workers));
     plan.bind_metrics(&metrics);
+    let caches = Arc::new(CacheStore::default());
+    plan.bind_caches(&caches);
     let handle = Arc::new(ArcSwap::from_pointee(plan));
     let shutdown = Arc::new(Shutdown::default());
     let stats = Arc::new(ReloadStats::default());
@@ -56,6 +59,7 @@ pub fn run(source: ConfigSource) -> i32 {
                 stats: stats.clone(),
                 quotas: quotas.clone(),
                 metrics: metrics.clone(),
+                caches: caches.clone(),
             };
             match admin::start(addr, a) {
                 Ok(bound) => Some(bound),
@@ -119,7 +123,7 @@ pub fn run(source: ConfigSource) -> i32 {
         match wait_signal(&signals) {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
-                let _ = reload::reload(&handle, &source, &stats, &quotas, &metrics);
+                let _ = reload::reload(&handle, &source, &stats, &quotas, &metrics, &caches);
             }
             libc::SIGUSR1 => {
                 info!("SIGUSR1: reopening the access log");

@@ -158,6 +158,8 @@ pub struct Record<'a> {
     pub integration_status: Option<u16>,
     pub error_message: &'static str,
     pub api_key_id: &'a str,
+    /// `$context.cacheStatus` (empty: the route is not cached).
+    pub cache_status: &'static str,
     pub header: &'a dyn Fn(&[u8]) -> Option<&'a [u8]>,
 }
 
@@ -237,7 +239,10 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
                 r.error_message.as_bytes()
             },
         ),
-        // no cache and no canary yet: AWS logs "-" for an absent value
+        Var::CacheStatus if !r.cache_status.is_empty() => {
+            out.extend_from_slice(r.cache_status.as_bytes())
+        }
+        // no canary yet: AWS logs "-" for an absent value
         Var::CacheStatus | Var::Canary => out.push(b'-'),
         Var::RequestHeader(name) => escape(out, (r.header)(name.as_bytes()).unwrap_or(b"-")),
     }
@@ -442,6 +447,7 @@ mod tests {
             integration_status: None,
             error_message: "",
             api_key_id: "alice",
+            cache_status: "",
             header: &header,
         };
         let mut out = Vec::new();

@@ -34,6 +34,8 @@ pub struct Counters {
     integration_sum_us: AtomicU64,
     throttled: [AtomicU64; 5],
     quota_exceeded: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 /// Owner-only increment: a plain load and store, no read-modify-write instruction.
@@ -58,6 +60,8 @@ pub struct Observation {
     /// Index into [`SCOPES`] when a throttle refused the request.
     pub throttled: Option<usize>,
     pub quota_exceeded: bool,
+    /// How the cache took part, on cached routes.
+    pub cache: Option<crate::cache::policy::Outcome>,
 }
 
 impl Counters {
@@ -75,6 +79,11 @@ impl Counters {
         }
         if o.quota_exceeded {
             bump(&self.quota_exceeded, 1);
+        }
+        match o.cache {
+            Some(c) if c.is_hit() => bump(&self.cache_hits, 1),
+            Some(crate::cache::policy::Outcome::Bypass) | None => {}
+            Some(_) => bump(&self.cache_misses, 1),
         }
     }
 }
@@ -266,6 +275,16 @@ impl MetricsStore {
                 sum(s, &|c| &c.quota_exceeded)
             );
         }
+        for (name, help, pick) in [
+            ("turnpike_cache_hits_total", "Responses served from the stage's cache (including requests coalesced onto another's fill).", 0),
+            ("turnpike_cache_misses_total", "Cacheable requests sent upstream (miss, stale entry, or client-requested refresh).", 1),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for s in &all {
+                let v = sum(s, &|c| if pick == 0 { &c.cache_hits } else { &c.cache_misses });
+                let _ = writeln!(out, "{name}{{{}}} {v}", labels(s));
+            }
+        }
         out.push_str("# HELP turnpike_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE turnpike_access_log_dropped_total counter\n");
         let _ = writeln!(
             out,
@@ -310,7 +329,7 @@ impl MetricsStore {
 }
 
 /// Label value escaping (backslash, quote, newline).
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

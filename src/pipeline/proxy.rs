@@ -24,7 +24,9 @@ use crate::upstream::{connect, UpConn};
 
 use super::body::{BodyError, BodyReader, PIECE};
 
+mod fill;
 mod response;
+use super::cache::Forward;
 use super::respond::write_error;
 use super::{Downstream, Outcome, WorkerCtx};
 use response::{stream_response, write_response_head, Out};
@@ -60,13 +62,14 @@ pub async fn forward(
     p: &Proxy,
     rid: &[u8],
     w: &WorkerCtx,
+    cache: Option<Forward<'_>>,
 ) -> Outcome {
     // The connection's reusable buffers, lent to this request and given back after.
     let mut req = std::mem::take(&mut ds.scratch.upstream_head);
     let mut resp = std::mem::take(&mut ds.scratch.response);
     req.clear();
     let out = forward_with(
-        ds, head, plan, route, params, p, rid, w, &mut req, &mut resp,
+        ds, head, plan, route, params, p, rid, w, &mut req, &mut resp, cache,
     )
     .await;
     ds.scratch.upstream_head = req;
@@ -86,6 +89,7 @@ async fn forward_with(
     w: &WorkerCtx,
     req: &mut Vec<u8>,
     resp: &mut ResponseHead,
+    cache: Option<Forward<'_>>,
 ) -> Outcome {
     let (addr, connect_timeout) = match p.target {
         Target::Addr(a) => (Some(a), Duration::from_secs(1)),
@@ -135,7 +139,35 @@ async fn forward_with(
     // upstream that answered early leaves the rest unread, so the client must go.
     let client_clean = body.is_done();
     let mut keep = head.keep_alive && !ds.draining && client_clean;
-    let framing = write_response_head(ds.wbuf, head, &conn, resp, rid, &mut keep);
+    let mut extra = Vec::new();
+    if let Some(mut fwd) = cache {
+        let pr = fwd.policy;
+        let buf = conn.rbuf.data();
+        let why_not = crate::cache::policy::unstorable(
+            resp.status,
+            &pr.statuses,
+            &pr.spec,
+            resp.headers
+                .iter()
+                .map(|(n, v)| (&buf[n.0..n.1], &buf[v.0..v.1])),
+        );
+        match fwd.fill.take() {
+            Some(f)
+                if why_not.is_none() && !head.is_head() && fill::may_fit(resp, f.max_entry()) =>
+            {
+                let headers = fill::stored_headers(&conn, resp);
+                conn.rbuf.consume(resp.head_len);
+                let idle = route.timeout;
+                return Box::pin(fill::respond_and_store(
+                    ds, head, conn, resp, headers, &fwd, f, rid, keep, idle, w,
+                ))
+                .await;
+            }
+            Some(_) => fwd.write_lines(&mut extra, why_not.or(Some("size"))),
+            None => fwd.write_lines(&mut extra, None),
+        }
+    }
+    let framing = write_response_head(ds.wbuf, head, &conn, resp, rid, &mut keep, &extra);
     conn.rbuf.consume(resp.head_len);
     // A small body already read with the head is copied without an await.
     let streamed = match framing {

@@ -48,7 +48,7 @@ pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], clo
 
 /// Reads and drops the request body so the connection stays usable. Returns the
 /// error to answer instead, or `Err(None)` when the client is gone.
-async fn drain_body(
+pub(super) async fn drain_body(
     ds: &mut Downstream<'_>,
     head: &RequestHead,
     max: u64,

@@ -132,6 +132,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
         rec.integration_latency = None;
         rec.throttled = None;
         rec.quota_exceeded = false;
+        rec.cache = None;
         let mut ds = Downstream {
             io: &mut io,
             rbuf: &mut rbuf,
@@ -152,6 +153,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                 integration_latency: rec.integration_latency,
                 throttled: rec.throttled,
                 quota_exceeded: rec.quota_exceeded,
+                cache: rec.cache,
             });
         if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
             log_line(format, sink, &plan, &head, &rec, &peer_ip, t0, wall);
@@ -199,6 +201,7 @@ fn log_line(
         integration_status: rec.integration_status,
         error_message: rec.error,
         api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
+        cache_status: rec.cache.map_or("", |c| c.as_str()),
         header: &header,
     };
     log.line(format, &r);

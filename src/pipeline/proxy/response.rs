@@ -36,6 +36,7 @@ pub(super) fn write_response_head(
     resp: &ResponseHead,
     rid: &[u8],
     keep: &mut bool,
+    extra: &[u8],
 ) -> Out {
     let buf = conn.rbuf.data();
     let s = |r: (usize, usize)| &buf[r.0..r.1];
@@ -86,6 +87,7 @@ pub(super) fn write_response_head(
         Out::DechunkToClose | Out::CloseToClose => *keep = false,
         Out::None | Out::Length(_) => {}
     }
+    out.extend_from_slice(extra);
     if !*keep {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -105,7 +107,8 @@ pub(super) async fn stream_response(
         Out::None => Ok(()),
         Out::Length(n) => copy_length(ds, conn, n, idle).await,
         Out::Rechunk | Out::DechunkToClose => {
-            copy_chunked(ds, conn, framing == Out::Rechunk, idle).await
+            let dec = ChunkedDecoder::default();
+            copy_chunked(ds, conn, framing == Out::Rechunk, idle, dec).await
         }
         Out::ChunkFromClose | Out::CloseToClose => {
             copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await
@@ -174,13 +177,15 @@ async fn copy_length(
     Ok(())
 }
 
-async fn copy_chunked(
+/// Copies a chunked body, re-chunked (`rechunk`) or as raw data; `dec` carries on
+/// from data already decoded elsewhere.
+pub(super) async fn copy_chunked(
     ds: &mut Downstream<'_>,
     conn: &mut UpConn,
     rechunk: bool,
     idle: Duration,
+    mut dec: ChunkedDecoder,
 ) -> Result<(), ()> {
-    let mut dec = ChunkedDecoder::default();
     let mut data = Vec::with_capacity(PIECE);
     loop {
         if !conn.rbuf.is_empty() {
@@ -218,7 +223,7 @@ async fn copy_chunked(
     }
 }
 
-async fn copy_until_close(
+pub(super) async fn copy_until_close(
     ds: &mut Downstream<'_>,
     conn: &mut UpConn,
     chunk: bool,
