@@ -17,7 +17,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-SCENARIOS=${SCENARIOS:-"ka-100b ka-1k ka-16k ka-256k new-conn"}
+SCENARIOS=${SCENARIOS:-"ka-100b ka-1k ka-16k ka-256k new-conn cache-hit"}
 PROXIES=${PROXIES:-"turnpike nginx haproxy"}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
 declare -A PORT=([turnpike]=18081 [nginx]=18082 [haproxy]=18083)
@@ -83,8 +83,15 @@ done
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/100b" && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; return 1; }
 wait_port "$UPSTREAM_PORT"
 for p in $PROXIES; do wait_port "${PORT[$p]}"; done
+if [[ " $SCENARIOS " == *" cache-hit "* ]]; then
+    # warm each cache, and show that the second answer is a hit
+    for p in $PROXIES; do
+        curl -s -o /dev/null "http://127.0.0.1:${PORT[$p]}/cached/1k"
+        echo "$p /cached/1k: $(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$p]}/cached/1k" | grep -i '^cache-status' | tr -d '\r')" >&2
+    done
+fi
 
-path_of() { case $1 in ka-100b|new-conn) echo /100b ;; ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; esac; }
+path_of() { case $1 in ka-100b|new-conn) echo /100b ;; ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; cache-hit) echo /cached/1k ;; esac; }
 extra_of() { case $1 in new-conn) echo "-H Connection:close" ;; *) echo "" ;; esac; }
 
 # CPU time (clock ticks) of a proxy: its process (all threads) and its children
