@@ -55,9 +55,13 @@ fn timings(c: &mut Criterion) {
                 j += 1;
                 let k = format!("tag-GET-/new/{j}").into_bytes();
                 let h = cache.hash(&k);
-                cache
-                    .refill(h, &k)
-                    .store(1, 200, Bytes::new(), body.clone(), Duration::from_secs(60))
+                cache.refill(h, &k).store(
+                    1,
+                    200,
+                    Bytes::new(),
+                    body.clone(),
+                    Duration::from_secs(60),
+                )
             })
         });
         let keys = Arc::new(keys);
@@ -149,7 +153,9 @@ impl Lru {
 fn hit_ratios(_: &mut Criterion) {
     const ITEMS: usize = 100_000;
     const REQUESTS: usize = 1_000_000;
-    println!("\nhit ratio, {ITEMS} keys, {REQUESTS} requests (SIEVE = turnpike's cache, one shard)");
+    println!(
+        "\nhit ratio, {ITEMS} keys, {REQUESTS} requests (SIEVE = turnpike's cache, one shard)"
+    );
     println!("| zipf s | cache size | SIEVE | LRU | SIEVE - LRU |\n|---|---|---:|---:|---:|");
     for s in [0.9, 1.0, 1.1] {
         for pct in [1usize, 10] {

@@ -1,10 +1,16 @@
 //! The whole request pipeline without sockets, per request: parse the head → route →
-//! auth (API key) → throttle (stage, key and gateway scopes) → encode the response.
-//! (The cache lookup joins when the response cache lands.)
+//! auth (API key) → throttle (stage, key and gateway scopes) → cache lookup → encode
+//! the response (a mock's, or a cache hit's).
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use turnpike::cache::policy::Outcome as CacheOutcome;
+use turnpike::cache::{CacheStore, Found};
 use turnpike::config::load_str;
 use turnpike::limit::Locals;
+use turnpike::pipeline::cache::{request_key, write_hit};
 use turnpike::pipeline::respond::write_mock;
 use turnpike::pipeline::{auth, throttle};
 use turnpike::plan::{compile, Integration, Lookup, Method};
@@ -22,10 +28,15 @@ api_key_required = true
 [apis.a.routes."GET /ping"]
 integration = { type = "mock", status = 200, body = "pong" }
 
+[apis.a.routes."GET /items/{id}"]
+integration = { type = "http_proxy", uri = "http://127.0.0.1:9/items/{id}" }
+cache = { key = ["query.fields"] }
+
 [stages.prod]
 api = "a"
 base_path = "/v1"
 throttle = { rate = 1000000000, burst = 1000000000 }
+cache = { capacity = "64MiB" }
 
 [usage_plans.p]
 stages = ["prod"]
@@ -67,5 +78,70 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// parse → route → throttle → cache lookup (hit) → encode the stored response.
+fn cache_hit(c: &mut Criterion) {
+    let mut plan = compile(load_str("bench.toml", CONFIG).unwrap(), 2).unwrap();
+    plan.bind_caches(&CacheStore::default());
+    let locals = Locals::default();
+    let mut head = RequestHead::default();
+    let mut out = Vec::with_capacity(4096);
+    let mut key = Vec::new();
+    let raw = b"GET /v1/items/42?fields=name&x=1 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench\r\n\r\n";
+    // store the entry the requests will hit
+    parse_request(raw, 32 << 10, &mut head).unwrap().unwrap();
+    let Lookup::Found(id, _) =
+        plan.router
+            .lookup("api.example.com", Method::from_bytes(b"GET"), head.path())
+    else {
+        panic!("no route")
+    };
+    let route = plan.route(id);
+    let stage = &plan.stages[route.stage as usize];
+    let cache = stage.cache.as_ref().and_then(|c| c.cache.clone()).unwrap();
+    let rc = route.cache.as_ref().unwrap();
+    let h = request_key(&head, &stage.base_path, rc, &cache, &mut key);
+    cache.refill(h, &key).store(
+        rc.tag,
+        200,
+        Bytes::from_static(b"content-type: application/json\r\nx-upstream: bench\r\n"),
+        Bytes::from(vec![b'x'; 100]),
+        Duration::from_secs(3600),
+    );
+    c.bench_function("pipeline/cache_hit_100b", |b| {
+        b.iter(|| {
+            let n = parse_request(black_box(raw), 32 << 10, &mut head)
+                .unwrap()
+                .unwrap();
+            let Lookup::Found(id, _) = plan.router.lookup(
+                "api.example.com",
+                Method::from_bytes(head.method()),
+                head.path(),
+            ) else {
+                panic!("no route")
+            };
+            let route = plan.route(id);
+            let k = auth::identify(&plan, route, &head).unwrap();
+            throttle::admit(&plan, id, k, &locals).unwrap();
+            let stage = &plan.stages[route.stage as usize];
+            let rc = route.cache.as_ref().unwrap();
+            let h = request_key(&head, &stage.base_path, rc, &cache, &mut key);
+            let Found::Fresh(e) = cache.get(h, &key) else {
+                panic!("not a hit")
+            };
+            out.clear();
+            let len = write_hit(
+                &mut out,
+                false,
+                &e,
+                CacheOutcome::Hit,
+                false,
+                b"0d8f6c6e-1b1a-4c1e-9a7e-2f6b5d4c3b2a",
+                true,
+            );
+            black_box((n, len, out.len()))
+        })
+    });
+}
+
+criterion_group!(benches, bench, cache_hit);
 criterion_main!(benches);

@@ -123,7 +123,8 @@ impl Outcome {
             out.extend_from_slice(b"; stored");
         }
         if let Some(t) = ttl {
-            out.extend_from_slice(format!("; ttl={t}").as_bytes());
+            out.extend_from_slice(b"; ttl=");
+            decimal(out, t);
         }
         if let Some(d) = detail {
             out.extend_from_slice(b"; detail=");
@@ -131,6 +132,21 @@ impl Outcome {
         }
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// `n` in decimal, without going through `fmt` (this is on every hit).
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
@@ -172,6 +188,22 @@ mod tests {
             Some("vary")
         );
         assert_eq!(check(200, &[("vary", "*")]), Some("vary"));
+    }
+
+    #[test]
+    fn cache_status_lines() {
+        let mut out = Vec::new();
+        Outcome::Hit.write_header(&mut out, false, Some(3600), None);
+        Outcome::Miss.write_header(&mut out, true, None, None);
+        Outcome::Stale.write_header(&mut out, false, None, Some("size"));
+        Outcome::Collapsed.write_header(&mut out, false, Some(0), None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "cache-status: turnpike; hit; ttl=3600\r\n\
+             cache-status: turnpike; fwd=miss; stored\r\n\
+             cache-status: turnpike; fwd=stale; detail=size\r\n\
+             cache-status: turnpike; fwd=miss; collapsed; ttl=0\r\n"
+        );
     }
 
     #[test]

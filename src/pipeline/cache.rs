@@ -92,17 +92,7 @@ pub async fn lookup<'p>(
     }
 
     let mut k = std::mem::take(&mut ds.scratch.cache_key);
-    let path = head.path();
-    let rest = path.get(stage.base_path.len()..).unwrap_or("");
-    rc.spec.build(
-        &mut k,
-        rc.tag,
-        head.method(),
-        rest.as_bytes(),
-        head.query(),
-        |n| head.header(n),
-    );
-    let hash = cache.hash(&k);
+    let hash = request_key(head, &stage.base_path, rc, cache, &mut k);
     let step = decide(head, plan, sc, cache, key, &k, hash, route.timeout).await;
     ds.scratch.cache_key = k;
     match step {
@@ -118,6 +108,26 @@ pub async fn lookup<'p>(
             forward(outcome, fill, warning)
         }
     }
+}
+
+/// Writes the request's cache key into `out` and returns its hash.
+pub fn request_key(
+    head: &RequestHead,
+    base_path: &str,
+    rc: &RouteCache,
+    cache: &Cache,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let rest = head.path().get(base_path.len()..).unwrap_or("");
+    rc.spec.build(
+        out,
+        rc.tag,
+        head.method(),
+        rest.as_bytes(),
+        head.query(),
+        |n| head.header(n),
+    );
+    cache.hash(out)
 }
 
 impl From<Outcome> for Step<'_> {
@@ -227,33 +237,39 @@ async fn serve(
         Err(None) => return Step::Answered(Outcome { keep_alive: false }),
     }
     let keep = head.keep_alive && !ds.draining;
+    ds.rec.bytes = write_hit(ds.wbuf, head.is_head(), e, how, warning, rid, keep);
+    ds.rec.status = e.status;
+    ds.rec.cache = Some(how);
+    Step::Answered(Outcome { keep_alive: keep })
+}
+
+/// Appends a response served from `e`; returns the body bytes written.
+pub fn write_hit(
+    out: &mut Vec<u8>,
+    is_head: bool,
+    e: &Entry,
+    how: CacheOutcome,
+    warning: bool,
+    rid: &[u8],
+    keep: bool,
+) -> u64 {
     let now = Instant::now();
     let age = now.saturating_duration_since(e.stored).as_secs();
     let ttl = e.expires.saturating_duration_since(now).as_secs();
-    write_entry_head(
-        ds.wbuf,
-        e.status,
-        &e.headers,
-        e.body.len(),
-        rid,
-        keep,
-        |out| {
-            encode::header(out, b"age", age.to_string().as_bytes());
-            how.write_header(out, false, Some(ttl), None);
-            if warning {
-                out.extend_from_slice(WARNING);
-            }
-        },
-    );
-    ds.rec.status = e.status;
-    ds.rec.cache = Some(how);
-    if head.is_head() {
-        ds.rec.bytes = 0;
-    } else {
-        ds.wbuf.extend_from_slice(&e.body);
-        ds.rec.bytes = e.body.len() as u64;
+    write_entry_head(out, e.status, &e.headers, e.body.len(), rid, keep, |out| {
+        out.extend_from_slice(b"age: ");
+        encode::decimal(out, age);
+        out.extend_from_slice(b"\r\n");
+        how.write_header(out, false, Some(ttl), None);
+        if warning {
+            out.extend_from_slice(WARNING);
+        }
+    });
+    if is_head {
+        return 0;
     }
-    Step::Answered(Outcome { keep_alive: keep })
+    out.extend_from_slice(&e.body);
+    e.body.len() as u64
 }
 
 /// The head of a response built from stored parts (a hit, or a miss just stored).

@@ -56,6 +56,12 @@ pub fn content_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `n` in decimal.
+pub fn decimal(out: &mut Vec<u8>, n: u64) {
+    let mut b = itoa_buf::Buffer::new();
+    out.extend_from_slice(b.format(n));
+}
+
 /// The chunk-size line of a chunk of `n` bytes.
 pub fn chunk_head(out: &mut Vec<u8>, n: usize) {
     let _ = write!(out, "{n:x}\r\n");
