@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use turnpike::cache::{Cache, Found};
+use turnpike::cache::{Cache, Found, ENTRY_OVERHEAD};
 
 const BODY: usize = 512;
 
@@ -160,8 +160,9 @@ fn hit_ratios(_: &mut Criterion) {
     for s in [0.9, 1.0, 1.1] {
         for pct in [1usize, 10] {
             let cap = ITEMS * pct / 100;
-            // every entry is 8 (key) + 0 (headers) + 0 (body) bytes
-            let cache = Arc::new(Cache::with_shards(cap * 8, 8, 1));
+            // every entry is an 8-byte key, no headers or body, plus the overhead
+            let size = 8 + ENTRY_OVERHEAD;
+            let cache = Arc::new(Cache::with_shards(cap * size, size, 1));
             let mut lru = Lru {
                 cap,
                 tick: 0,

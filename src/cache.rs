@@ -51,10 +51,14 @@ pub struct Entry {
     pub expires: Instant,
 }
 
+/// Bytes counted per entry for its bookkeeping (index slot, queue node, `Arc`), so
+/// that a flood of tiny entries cannot hold much more memory than the capacity.
+pub const ENTRY_OVERHEAD: usize = 128;
+
 impl Entry {
     /// The bytes this entry counts against the capacity.
     pub fn size(&self) -> usize {
-        self.key.len() + self.headers.len() + self.body.len()
+        self.key.len() + self.headers.len() + self.body.len() + ENTRY_OVERHEAD
     }
 }
 
@@ -270,6 +274,13 @@ impl Fill {
         self.cache.max_entry
     }
 
+    /// The largest body that can be stored with `headers_len` bytes of headers.
+    pub fn room(&self, headers_len: usize) -> usize {
+        self.cache
+            .max_entry
+            .saturating_sub(self.key.len() + headers_len + ENTRY_OVERHEAD)
+    }
+
     /// Stores the response; returns whether it was kept (it may be too large).
     pub fn store(
         mut self,
@@ -414,11 +425,12 @@ mod tests {
 
     #[test]
     fn entries_over_max_entry_are_not_stored() {
-        let c = Arc::new(Cache::new(1 << 20, 100));
+        let c = Arc::new(Cache::new(1 << 20, 300));
         let h = c.hash(b"k");
         let Lookup::Miss { fill: Some(f), .. } = c.lookup(h, b"k") else {
             panic!()
         };
+        assert_eq!(f.room(0), 300 - 1 - ENTRY_OVERHEAD);
         assert!(!store(f, &[0; 200]));
         assert_eq!(c.stats().entries, 0);
     }

@@ -246,14 +246,18 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
+    /// Size of a test entry with a `body`-byte body.
+    fn sz(body: usize) -> usize {
+        entry(0, body, HOUR).size()
+    }
+
     #[test]
     fn stays_within_budget_and_keeps_visited_entries() {
-        // 4 entries of 8 + 92 bytes fit in 400.
-        let mut s = Shard::new(400);
+        let mut s = Shard::new(4 * sz(92));
         for k in 0..4u64 {
             assert!(s.insert(k, entry(k, 92, HOUR)));
         }
-        assert_eq!(s.used, 400);
+        assert_eq!(s.used, 4 * sz(92));
         let now = Instant::now();
         // 0 and 2 are hit; 1 and 3 are not.
         assert!(matches!(
@@ -281,12 +285,12 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_fit_and_replaces_same_key() {
-        let mut s = Shard::new(100);
+        let mut s = Shard::new(sz(100));
         assert!(!s.insert(1, entry(1, 200, HOUR)));
         assert!(s.insert(1, entry(1, 50, HOUR)));
         assert!(s.insert(1, entry(1, 60, HOUR)));
         assert_eq!(s.len(), 1);
-        assert_eq!(s.used, 68);
+        assert_eq!(s.used, sz(60));
     }
 
     #[test]
@@ -305,7 +309,7 @@ mod tests {
 
     #[test]
     fn churn_keeps_links_consistent() {
-        let mut s = Shard::new(10 * 108);
+        let mut s = Shard::new(10 * sz(100));
         let mut x = 1u64;
         for round in 0..10_000u64 {
             x ^= x << 13;
@@ -319,7 +323,7 @@ mod tests {
                 s.retain(|e| e.key[0] % 3 == 0);
             }
             assert!(s.used <= s.budget);
-            assert_eq!(s.used, s.len() * 108);
+            assert_eq!(s.used, s.len() * sz(100));
         }
         // walk the list both ways: every live node once
         let mut n = 0;

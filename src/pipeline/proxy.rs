@@ -152,9 +152,7 @@ async fn forward_with(
                 .map(|(n, v)| (&buf[n.0..n.1], &buf[v.0..v.1])),
         );
         match fwd.fill.take() {
-            Some(f)
-                if why_not.is_none() && !head.is_head() && fill::may_fit(resp, f.max_entry()) =>
-            {
+            Some(f) if why_not.is_none() && !head.is_head() && fill::may_fit(resp, f.room(0)) => {
                 let headers = fill::stored_headers(&conn, resp);
                 conn.rbuf.consume(resp.head_len);
                 let idle = route.timeout;

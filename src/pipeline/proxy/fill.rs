@@ -122,9 +122,7 @@ pub(super) async fn respond_and_store(
     idle: Duration,
     w: &WorkerCtx,
 ) -> Outcome {
-    let room = fill.max_entry().saturating_sub(
-        headers.len() + 64, /* key, bounded by the request head */
-    );
+    let room = fill.room(headers.len());
     let collected = match collect(&mut conn, resp.body, room, idle).await {
         Ok(c) => c,
         Err(()) => return fail(ds, head, Fail::Respond(Error::UpstreamMalformed), rid),
