@@ -120,3 +120,23 @@ fn check_reports_throttle_plan_and_key_mistakes_together() {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
+
+#[test]
+fn check_reports_cache_mistakes_together() {
+    let (code, _, err) = turnpike(&["check", "-c", "configs/invalid/cache.toml"]);
+    assert_eq!(code, 1);
+    for needle in [
+        "cache.toml:4:18: error: cache key `cookie.session`: expected `query.NAME` or `header.NAME`",
+        "cache.toml:4:43: error: cache ttl must be at most 3600s",
+        "cache.toml:4:60: error: `P0ST` is not a method",
+        "cache.toml:8:22: error: cache statuses must be a non-empty list",
+        "cache.toml:12:22: error: cache capacity must be at least 4KiB",
+        "cache.toml:12:45: error: cache invalidation `everyone`",
+        "cache.toml:12:72: error: cache unauthorized `shrug`",
+        "8 errors",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let (code, out, _) = turnpike(&["check", "-c", "configs/examples/cache.toml"]);
+    assert_eq!(code, 0, "{out}");
+}
