@@ -41,7 +41,13 @@ pub enum Error {
     /// The upstream's response could not be parsed or framed.
     UpstreamMalformed,
     UpstreamTimeout,
+    /// The connect attempt timed out (nothing was sent: another target may answer).
+    UpstreamConnectTimeout,
     Unavailable,
+    /// Every target of the upstream is unhealthy, ejected or already tried.
+    NoHealthyTarget,
+    /// The upstream is at `max_connections` with `max_pending` requests waiting.
+    CircuitOpen,
 }
 
 impl Error {
@@ -55,8 +61,8 @@ impl Error {
             Error::Forbidden => 403,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => 502,
-            Error::UpstreamTimeout => 504,
-            Error::Unavailable => 503,
+            Error::UpstreamTimeout | Error::UpstreamConnectTimeout => 504,
+            Error::Unavailable | Error::NoHealthyTarget | Error::CircuitOpen => 503,
         }
     }
 
@@ -74,8 +80,11 @@ impl Error {
             Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => {
                 "Bad Gateway"
             }
-            Error::UpstreamTimeout => "Endpoint request timed out",
+            Error::UpstreamTimeout | Error::UpstreamConnectTimeout => "Endpoint request timed out",
             Error::Unavailable => "Service Unavailable",
+            // DESIGN's message, then why: clients matching the prefix still match
+            Error::NoHealthyTarget => "Service Unavailable: no healthy upstream target",
+            Error::CircuitOpen => "Service Unavailable: upstream at its connection limit",
         }
     }
 
@@ -85,13 +94,16 @@ impl Error {
             Error::UpstreamConnect
             | Error::UpstreamReset
             | Error::UpstreamMalformed
-            | Error::UpstreamTimeout => Side::Upstream,
+            | Error::UpstreamTimeout
+            | Error::UpstreamConnectTimeout => Side::Upstream,
             Error::NotFound
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
             | Error::TooManyRequests { .. }
             | Error::LimitExceeded { .. }
-            | Error::Unavailable => Side::Gateway,
+            | Error::Unavailable
+            | Error::NoHealthyTarget
+            | Error::CircuitOpen => Side::Gateway,
         }
     }
 
@@ -104,9 +116,14 @@ impl Error {
         )
     }
 
-    /// Whether the request may be sent again to another target.
+    /// Whether an idempotent, replayable request may be sent again to another
+    /// target: nothing of it was processed (no connection, or reset before any
+    /// response byte).
     pub fn retry_safe(self) -> bool {
-        matches!(self, Error::UpstreamConnect)
+        matches!(
+            self,
+            Error::UpstreamConnect | Error::UpstreamConnectTimeout | Error::UpstreamReset
+        )
     }
 }
 

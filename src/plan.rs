@@ -27,6 +27,7 @@ use crate::limit::table::KeyTable;
 use crate::limit::{ApiKeys, Budget};
 use crate::observe::access_log::Format;
 use crate::observe::metrics::{MetricsStore, Series};
+use crate::upstream::health::HealthStore;
 
 pub use compile::compile;
 pub use route_key::Method;
@@ -255,6 +256,64 @@ pub struct Upstream {
     pub targets: Vec<WeightedAddr>,
     pub connect_timeout: Duration,
     pub retries: u32,
+    /// Retries allowed as a share of requests (per worker, see `upstream::balance`).
+    pub retry_budget: f64,
+    pub balance: Balance,
+    /// Points of the consistent-hash ring: (point, target index), sorted by point.
+    pub ring: Vec<(u64, u32)>,
+    pub health: Option<HealthCheck>,
+    pub outlier: Outlier,
+    /// Most requests in flight per worker (`max_connections` split between workers).
+    pub max_in_flight: Option<u32>,
+    /// Most requests per worker waiting for a free slot.
+    pub max_pending: u32,
+    pub max_requests_per_connection: Option<u32>,
+    pub idle_timeout: Duration,
+    /// Active health per target (bound by `bind_health`; `None`: always healthy).
+    pub target_health: Vec<Option<Arc<crate::upstream::health::TargetHealth>>>,
+    /// Metric series per target (bound by `bind_metrics`).
+    pub target_series: Vec<Option<Arc<crate::observe::metrics::TargetSeries>>>,
+}
+
+/// How a target is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round-robin (nginx's).
+    RoundRobin,
+    /// Fewest requests in flight relative to weight.
+    LeastRequests,
+    /// Power of two random choices, by requests in flight.
+    Random2,
+    /// Consistent hashing on a request value; requests without it go round-robin.
+    Hash(HashOn),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    /// Lower-case header name.
+    Header(Vec<u8>),
+    Query(Vec<u8>),
+    Ip,
+}
+
+/// An upstream's active health check, run by one thread for the whole node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_after: u32,
+    pub healthy_after: u32,
+    /// Healthy statuses; empty = any 2xx.
+    pub expect: Vec<u16>,
+}
+
+/// Passive outlier detection settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outlier {
+    pub consecutive: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -271,12 +330,35 @@ impl Plan {
         &self.routes[id as usize]
     }
 
-    /// Links every route to its metric series (by stage and route key), so counters
-    /// keep counting across reloads.
+    /// Links every route to its metric series (by stage and route key), and every
+    /// upstream target to its own, so counters keep counting across reloads. Call
+    /// after `bind_health`.
     pub fn bind_metrics(&mut self, store: &MetricsStore) {
         for r in &mut self.routes {
             let stage = &self.stages[r.stage as usize].name;
             r.series = Some(store.series(stage, &r.key));
+        }
+        for u in &mut self.upstreams {
+            for (i, t) in u.targets.iter().enumerate() {
+                let series = store.target(&u.name, &t.addr.to_string());
+                if let Ok(mut h) = series.health.lock() {
+                    *h = u.target_health[i].clone();
+                }
+                u.target_series[i] = Some(series);
+            }
+        }
+    }
+
+    /// Links the targets of upstreams with active checks to their node-wide health
+    /// flags (by upstream name and address, so they survive reloads).
+    pub fn bind_health(&mut self, store: &HealthStore) {
+        for u in &mut self.upstreams {
+            if u.health.is_none() {
+                continue;
+            }
+            for (i, t) in u.targets.iter().enumerate() {
+                u.target_health[i] = Some(store.target(&u.name, t.addr));
+            }
         }
     }
 

@@ -1,8 +1,10 @@
-//! Connections to upstream targets: per-worker keep-alive pools (`pool`), target choice
-//! (`balance`), and connecting with a timeout. Per-worker state only: no locks.
+//! Connections to upstream targets: per-worker keep-alive pools (`pool`), target choice,
+//! outlier detection and retry budgets (`balance`, per worker: no locks), node-wide
+//! active health checks (`health`, one thread), and connecting with a timeout.
 //! Tested end to end by the proxy tests (`tests/proxy.rs`) and by unit tests here.
 
 pub mod balance;
+pub mod health;
 pub mod pool;
 
 use std::net::SocketAddr;
@@ -22,6 +24,6 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, E
             Ok(s)
         }
         Ok(Err(_)) => Err(Error::UpstreamConnect),
-        Err(_) => Err(Error::UpstreamTimeout),
+        Err(_) => Err(Error::UpstreamConnectTimeout),
     }
 }

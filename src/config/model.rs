@@ -68,9 +68,32 @@ pub struct Throttle {
 pub struct Upstream {
     pub targets: Vec<Spanned<Target>>,
     pub balance: Option<Spanned<String>>,
-    pub health: Option<Health>,
+    pub health: Option<Spanned<Health>>,
     pub connect_timeout: Option<Spanned<String>>,
+    /// Retries on another target for idempotent requests (connect failure, reset).
     pub retries: Option<u32>,
+    /// Retries allowed as a share of requests (0.2 = at most 20% extra load).
+    pub retry_budget: Option<f64>,
+    /// Passive outlier detection.
+    pub outlier: Option<Outlier>,
+    /// Most requests in flight to this upstream (node-wide, split between workers).
+    pub max_connections: Option<u32>,
+    /// Most requests waiting for a free connection when `max_connections` is reached.
+    pub max_pending: Option<u32>,
+    /// Requests sent on one connection before it is closed.
+    pub max_requests_per_connection: Option<u32>,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outlier {
+    /// Consecutive connect failures, resets or 5xx answers that eject a target.
+    pub consecutive: Option<u32>,
+    /// First ejection's length; each further one in a row is longer by as much.
+    pub base_ejection: Option<Spanned<String>>,
+    pub max_ejection: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,8 +115,11 @@ pub struct WeightedTarget {
 pub struct Health {
     pub path: String,
     pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
     pub unhealthy_after: Option<u32>,
     pub healthy_after: Option<u32>,
+    /// Statuses that count as healthy (default: any 2xx).
+    pub expect: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use crate::limit::quota::QuotaStore;
 use crate::observe::metrics::MetricsStore;
 use crate::plan::PlanHandle;
 use crate::proto::h1::{parse_request, RequestHead};
+use crate::upstream::health::HealthStore;
 use crate::worker::Shutdown;
 
 pub struct Admin {
@@ -24,6 +25,7 @@ pub struct Admin {
     pub quotas: Arc<QuotaStore>,
     pub metrics: Arc<MetricsStore>,
     pub caches: Arc<CacheStore>,
+    pub health: Arc<HealthStore>,
 }
 
 pub fn start(addr: SocketAddr, admin: Admin) -> std::io::Result<SocketAddr> {
@@ -173,6 +175,7 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                 &admin.quotas,
                 &admin.metrics,
                 &admin.caches,
+                &admin.health,
             ) {
                 Ok(p) => (
                     200,

@@ -9,6 +9,7 @@ use crate::config::{self, Errors};
 use crate::limit::quota::QuotaStore;
 use crate::observe::metrics::MetricsStore;
 use crate::plan::{self, Plan, PlanHandle};
+use crate::upstream::health::HealthStore;
 use crate::{error, info, warn};
 
 /// Where the configuration comes from.
@@ -65,6 +66,7 @@ pub fn reload(
     quotas: &QuotaStore,
     metrics: &MetricsStore,
     caches: &CacheStore,
+    health: &HealthStore,
 ) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
@@ -85,6 +87,7 @@ pub fn reload(
                 warn!("reload: a new state_dir takes effect at the next restart");
             }
             next.bind_quotas(quotas);
+            next.bind_health(health);
             next.bind_metrics(metrics);
             next.bind_caches(caches);
             let dropped = current.drop_stale_cache_entries(&next);

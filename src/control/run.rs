@@ -13,6 +13,7 @@ use crate::cache::CacheStore;
 use crate::limit::quota::QuotaStore;
 use crate::observe::access_log;
 use crate::observe::metrics::MetricsStore;
+use crate::upstream::health::HealthStore;
 use crate::worker::{self, listener, Shutdown, WorkerSpec};
 use crate::{error, info, warn};
 
@@ -42,6 +43,8 @@ pub fn run(source: ConfigSource) -> i32 {
     let quotas = Arc::new(open_quotas(&plan));
     let mut plan = plan;
     plan.bind_quotas(&quotas);
+    let health = Arc::new(HealthStore::default());
+    plan.bind_health(&health);
     let metrics = Arc::new(MetricsStore::new(g.workers));
     plan.bind_metrics(&metrics);
     let caches = Arc::new(CacheStore::default());
@@ -60,6 +63,7 @@ pub fn run(source: ConfigSource) -> i32 {
                 quotas: quotas.clone(),
                 metrics: metrics.clone(),
                 caches: caches.clone(),
+                health: health.clone(),
             };
             match admin::start(addr, a) {
                 Ok(bound) => Some(bound),
@@ -117,13 +121,19 @@ pub fn run(source: ConfigSource) -> i32 {
         info!("admin listening on {a}");
     }
     spawn_quota_persister(quotas.clone(), shutdown.clone());
+    if let Err(e) = crate::upstream::health::spawn(handle.clone(), shutdown.clone()) {
+        error!("cannot start the health checker: {e}");
+        return 1;
+    }
     info!("ready");
 
     loop {
         match wait_signal(&signals) {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
-                let _ = reload::reload(&handle, &source, &stats, &quotas, &metrics, &caches);
+                let _ = reload::reload(
+                    &handle, &source, &stats, &quotas, &metrics, &caches, &health,
+                );
             }
             libc::SIGUSR1 => {
                 info!("SIGUSR1: reopening the access log");

@@ -110,6 +110,57 @@ impl ConnCounters {
     }
 }
 
+/// One worker's counters for one upstream target. Written by that worker only.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct TargetCounters {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    connect_failures: AtomicU64,
+    retries: AtomicU64,
+    ejections: AtomicU64,
+}
+
+impl TargetCounters {
+    pub fn requests_started(&self) {
+        bump(&self.requests, 1);
+        bump(&self.in_flight, 1);
+    }
+
+    pub fn request_ended(&self) {
+        let v = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
+        self.in_flight.store(v, Ordering::Relaxed);
+    }
+
+    pub fn connect_failed(&self) {
+        bump(&self.connect_failures, 1);
+    }
+
+    pub fn retried(&self) {
+        bump(&self.retries, 1);
+    }
+
+    pub fn ejected(&self) {
+        bump(&self.ejections, 1);
+    }
+}
+
+/// One upstream target (by upstream name and address), a block per worker.
+#[derive(Debug)]
+pub struct TargetSeries {
+    pub upstream: String,
+    pub addr: String,
+    per_worker: Box<[TargetCounters]>,
+    /// The target's active health, when the upstream has checks (set at bind time).
+    pub health: Mutex<Option<Arc<crate::upstream::health::TargetHealth>>>,
+}
+
+impl TargetSeries {
+    pub fn worker(&self, worker: usize) -> &TargetCounters {
+        &self.per_worker[worker.min(self.per_worker.len() - 1)]
+    }
+}
+
 /// One stage + route key, with a counter block per worker.
 #[derive(Debug)]
 pub struct Series {
@@ -140,6 +191,7 @@ pub struct MetricsStore {
     pub access_log_dropped: Arc<AtomicU64>,
     pub driver: Mutex<String>,
     connections: Box<[ConnCounters]>,
+    targets: Mutex<Vec<Arc<TargetSeries>>>,
 }
 
 impl MetricsStore {
@@ -156,6 +208,98 @@ impl MetricsStore {
             access_log_dropped: Arc::new(AtomicU64::new(0)),
             driver: Mutex::new(String::new()),
             connections: (0..workers).map(|_| ConnCounters::default()).collect(),
+            targets: Mutex::default(),
+        }
+    }
+
+    /// The series of an upstream target, created on first use and kept for good.
+    pub fn target(&self, upstream: &str, addr: &str) -> Arc<TargetSeries> {
+        let mut g = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = g.iter().find(|t| t.upstream == upstream && t.addr == addr) {
+            return t.clone();
+        }
+        let t = Arc::new(TargetSeries {
+            upstream: upstream.to_string(),
+            addr: addr.to_string(),
+            per_worker: (0..self.workers)
+                .map(|_| TargetCounters::default())
+                .collect(),
+            health: Mutex::new(None),
+        });
+        g.push(t.clone());
+        t
+    }
+
+    fn render_targets(&self, out: &mut String) {
+        let list: Vec<Arc<TargetSeries>> = {
+            let g = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+            g.clone()
+        };
+        let sum = |t: &TargetSeries, f: &dyn Fn(&TargetCounters) -> &AtomicU64| -> u64 {
+            t.per_worker
+                .iter()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum()
+        };
+        let labels = |t: &TargetSeries| {
+            format!(
+                "upstream=\"{}\",target=\"{}\"",
+                esc(&t.upstream),
+                esc(&t.addr)
+            )
+        };
+        type Pick = fn(&TargetCounters) -> &AtomicU64;
+        let rows: [(&str, &str, &str, Pick); 5] = [
+            (
+                "turnpike_upstream_requests_total",
+                "Attempts sent to the target (retries included).",
+                "counter",
+                |c| &c.requests,
+            ),
+            (
+                "turnpike_upstream_in_flight",
+                "Requests in flight to the target.",
+                "gauge",
+                |c| &c.in_flight,
+            ),
+            (
+                "turnpike_upstream_connect_failures_total",
+                "Connections to the target refused or timed out.",
+                "counter",
+                |c| &c.connect_failures,
+            ),
+            (
+                "turnpike_upstream_retries_total",
+                "Requests retried after failing on the target.",
+                "counter",
+                |c| &c.retries,
+            ),
+            (
+                "turnpike_upstream_ejections_total",
+                "Times a worker ejected the target (passive outlier detection).",
+                "counter",
+                |c| &c.ejections,
+            ),
+        ];
+        for (name, help, kind, pick) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for t in &list {
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(t), sum(t, &pick));
+            }
+        }
+        out.push_str("# HELP turnpike_upstream_healthy Active health of the target (1 healthy, 0 not; 1 without checks).\n# TYPE turnpike_upstream_healthy gauge\n");
+        for t in &list {
+            let h = t
+                .health
+                .lock()
+                .map(|h| h.as_ref().is_none_or(|h| h.is_healthy()))
+                .unwrap_or(true);
+            let _ = writeln!(
+                out,
+                "turnpike_upstream_healthy{{{}}} {}",
+                labels(t),
+                u8::from(h)
+            );
         }
     }
 
@@ -311,6 +455,7 @@ impl MetricsStore {
             out,
             "turnpike_connections_accepted_total{{protocol=\"http/1.1\"}} {accepted}"
         );
+        self.render_targets(&mut out);
         let driver = self.driver.lock().map(|d| d.clone()).unwrap_or_default();
         out.push_str("# HELP turnpike_event_driver The event driver the workers run on.\n# TYPE turnpike_event_driver gauge\n");
         let _ = writeln!(

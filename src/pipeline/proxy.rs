@@ -24,6 +24,7 @@ use crate::upstream::{connect, UpConn};
 
 use super::body::{BodyError, BodyReader, PIECE};
 
+mod attempts;
 mod fill;
 mod response;
 use super::cache::Forward;
@@ -91,16 +92,12 @@ async fn forward_with(
     resp: &mut ResponseHead,
     cache: Option<Forward<'_>>,
 ) -> Outcome {
-    let (addr, connect_timeout) = match p.target {
-        Target::Addr(a) => (Some(a), Duration::from_secs(1)),
-        Target::Upstream(u) => (
-            w.balancers.pick(plan, u),
-            plan.upstreams[u as usize].connect_timeout,
-        ),
-    };
-    let Some(addr) = addr else {
-        return super::respond::error(ds, head, Error::Unavailable, rid).await;
-    };
+    if let Target::Upstream(u) = p.target {
+        if let Err(e) = attempts::admit(plan, u, &w.balancers, route.timeout).await {
+            return super::respond::error(ds, head, e, rid).await;
+        }
+        w.balancers.deposit(plan, u);
+    }
     let mut body = match BodyReader::new(head, plan.gateway.max_body) {
         Ok(b) => b,
         Err(e) => return fail(ds, head, e.into(), rid),
@@ -113,21 +110,15 @@ async fn forward_with(
     }
 
     let started = std::time::Instant::now();
-    let exchange = send_and_receive(
-        ds,
-        head,
-        &mut body,
-        req,
-        resp,
-        addr,
-        connect_timeout,
-        replayable,
-        w,
+    let peer_ip: &str = ds.peer_ip;
+    let key = attempts::hash_key(plan, p, head, peer_ip);
+    let deadline = started + route.timeout;
+    let exchange = attempts::exchange(
+        ds, head, &mut body, req, resp, plan, p, key, replayable, deadline, w,
     );
-    let mut conn = match monoio::time::timeout(route.timeout, exchange).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(f)) => return fail(ds, head, f, rid),
-        Err(_) => return fail(ds, head, Fail::Respond(Error::UpstreamTimeout), rid),
+    let mut conn = match exchange.await {
+        Ok(c) => c,
+        Err(f) => return fail(ds, head, f, rid),
     };
     ds.rec.integration_latency = Some(started.elapsed());
     ds.rec.integration_status = Some(resp.status);
@@ -304,6 +295,18 @@ fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// One target to send to, with its upstream's connection settings.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+    /// Pooled connections idle longer than this are not reused.
+    idle: Duration,
+    max_requests: Option<u32>,
+}
+
+/// One attempt on one target: a pooled connection (once more on a fresh one if the
+/// pooled one turns out closed), the request, the response head.
 #[allow(clippy::too_many_arguments)]
 async fn send_and_receive(
     ds: &mut Downstream<'_>,
@@ -311,24 +314,29 @@ async fn send_and_receive(
     body: &mut BodyReader,
     req: &mut Vec<u8>,
     resp: &mut ResponseHead,
-    addr: std::net::SocketAddr,
-    connect_timeout: Duration,
+    peer: Peer,
     replayable: bool,
     w: &WorkerCtx,
 ) -> Result<UpConn, Fail> {
     let mut fresh_only = false;
     loop {
-        let mut conn = match (!fresh_only).then(|| w.pools.take(addr)).flatten() {
+        let pooled = (!fresh_only)
+            .then(|| w.pools.take(peer.addr, peer.idle))
+            .flatten();
+        let mut conn = match pooled {
             Some(c) => c,
             None => {
                 // Boxed: rare on a warm pool, and its state would otherwise
                 // make every request's future (and every move of it) larger.
-                let io = Box::pin(connect(addr, connect_timeout))
+                let io = Box::pin(connect(peer.addr, peer.connect_timeout))
                     .await
                     .map_err(Fail::Respond)?;
-                UpConn::new(io, addr)
+                let mut c = UpConn::new(io, peer.addr);
+                c.max_requests = peer.max_requests;
+                c
             }
         };
+        conn.served += 1;
         let owned = std::mem::take(req);
         let (res, owned) = conn.io.write_all(owned).await;
         *req = owned;

@@ -12,9 +12,7 @@ use toml::Spanned;
 use super::route_key::{self, RouteKey, Segment};
 use super::router::{Conflict, Router};
 use super::template::{expand_stage_variables, parse_uri};
-use super::{
-    Gateway, Integration, Mock, Plan, Proxy, Route, Stage, Target, Upstream, WeightedAddr,
-};
+use super::{Gateway, Integration, Mock, Plan, Proxy, Route, Stage, Target, Upstream};
 use crate::config::{model, Config, Entry, Errors, Pos};
 use crate::observe::access_log::{Format, DEFAULT_FORMAT};
 
@@ -43,7 +41,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         warnings: Vec::new(),
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
-    let upstreams = upstreams(&mut cx, &cfg.upstreams);
+    let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
     let mut router = Router::default();
@@ -133,7 +131,7 @@ fn size(cx: &mut Ctx, e: &Entry<impl Sized>, v: &Option<Spanned<String>>, defaul
     parsed(cx, e, v, default, crate::config::units::parse_size)
 }
 
-fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+pub(super) fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -257,56 +255,6 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
         idle_timeout: duration(cx, e, &v.idle_timeout, Duration::from_secs(60)),
         drain_timeout: duration(cx, e, &v.drain_timeout, Duration::from_secs(30)),
     }
-}
-
-fn upstreams(cx: &mut Ctx, list: &[Entry<model::Upstream>]) -> Vec<Upstream> {
-    let mut out = Vec::new();
-    for e in list {
-        let v = &e.value;
-        let mut targets = Vec::new();
-        for t in &v.targets {
-            let (addr, weight) = match t.get_ref() {
-                model::Target::Addr(a) => (a.as_str(), 1),
-                model::Target::Weighted(w) => (w.addr.as_str(), w.weight),
-            };
-            if weight == 0 {
-                cx.err(at(e, t.span()), "weight must be at least 1", None);
-            }
-            match socket_addr(addr, 80) {
-                Ok(addr) => targets.push(WeightedAddr { addr, weight }),
-                Err(msg) => cx.err(at(e, t.span()), msg, None),
-            }
-        }
-        if v.targets.is_empty() {
-            cx.err(
-                e.at.clone(),
-                format!("upstream `{}` has no targets", e.name),
-                None,
-            );
-        }
-        if let Some(b) = &v.balance {
-            if b.get_ref() != "round_robin" {
-                cx.warnings.push(format!(
-                    "upstream `{}`: balance `{}` is not implemented yet; using round_robin",
-                    e.name,
-                    b.get_ref()
-                ));
-            }
-        }
-        if v.health.is_some() {
-            cx.warnings.push(format!(
-                "upstream `{}`: health checks are not implemented yet",
-                e.name
-            ));
-        }
-        out.push(Upstream {
-            name: e.name.clone(),
-            targets,
-            connect_timeout: duration(cx, e, &v.connect_timeout, Duration::from_secs(1)),
-            retries: v.retries.unwrap_or(1),
-        });
-    }
-    out
 }
 
 fn compile_stage(
@@ -611,6 +559,7 @@ fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstre
 
 mod cache;
 mod limits;
+mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,6 @@ use monoio::net::TcpStream;
 
 use crate::proto::io::ReadBuf;
 
-/// An idle connection older than this is closed rather than reused: upstreams
-/// commonly close idle keep-alive connections after 60–75 s, and a request sent on a
-/// connection the peer is closing is lost.
-const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Most idle connections kept per target per worker.
 const MAX_IDLE_PER_TARGET: usize = 512;
 
@@ -24,6 +20,10 @@ pub struct UpConn {
     pub addr: SocketAddr,
     /// True when it came from the pool (it may have been closed by the peer meanwhile).
     pub reused: bool,
+    /// Requests sent on it so far.
+    pub served: u32,
+    /// The upstream's `max_requests_per_connection`: past it, the pool closes it.
+    pub max_requests: Option<u32>,
     idle_since: Instant,
 }
 
@@ -35,6 +35,8 @@ impl UpConn {
             rbuf: ReadBuf::with_capacity(32 << 10),
             addr,
             reused: false,
+            served: 0,
+            max_requests: None,
             idle_since: Instant::now(),
         }
     }
@@ -81,13 +83,15 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// The most recently used idle connection to `addr`, if one is fresh enough.
-    pub fn take(&self, addr: SocketAddr) -> Option<UpConn> {
+    /// The most recently used idle connection to `addr` that has been idle less than
+    /// `max_idle` (the upstream's `idle_timeout`: below the usual 60–75 s upstream
+    /// keep-alive timeouts, so a request is rarely sent on a connection being closed).
+    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<UpConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(mut c) = list.pop() {
-            if now.duration_since(c.idle_since) < MAX_IDLE {
+            if now.duration_since(c.idle_since) < max_idle {
                 c.reused = true;
                 return Some(c);
             }
@@ -99,6 +103,9 @@ impl Pools {
     pub fn put(&self, mut conn: UpConn) {
         if !conn.rbuf.is_empty() {
             // The upstream sent bytes nobody asked for: the connection is not clean.
+            return;
+        }
+        if conn.max_requests.is_some_and(|m| conn.served >= m) {
             return;
         }
         conn.idle_since = Instant::now();

@@ -42,7 +42,7 @@ impl WorkerState {
         WorkerState {
             ctx: WorkerCtx {
                 pools: Pools::default(),
-                balancers: Balancers::default(),
+                balancers: Balancers::new(id),
                 ids: IdGen::from_entropy(id),
                 locals: Locals::default(),
             },

@@ -1,0 +1,179 @@
+//! Where a proxied request goes, and how often: circuit breaking before anything is
+//! sent, the balancer's pick, and retries on another target when the failure left
+//! the request unprocessed (connect refused or timed out, reset before any response
+//! byte) and the request is idempotent and fully buffered, within `retries` and the
+//! upstream's retry budget. Every attempt's outcome feeds passive outlier detection.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Side};
+use crate::plan::{Balance, HashOn, Plan, Proxy, Target};
+use crate::proto::h1::{RequestHead, ResponseHead};
+use crate::upstream::balance::{Attempt, Balancers, Slot};
+use crate::upstream::UpConn;
+use crate::warn;
+
+use super::super::body::BodyReader;
+use super::super::{Downstream, WorkerCtx};
+use super::{send_and_receive, Fail, Peer};
+
+/// Pooled connections to a literal `host:port` integration are kept this long idle.
+const LITERAL_IDLE: Duration = Duration::from_secs(30);
+const LITERAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a request waiting for a free connection slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(1);
+
+/// Circuit breaking: waits (within `wait`) for a slot when the upstream is at
+/// `max_connections`; refuses at once when `max_pending` requests already wait.
+pub(super) async fn admit(plan: &Plan, u: u32, b: &Balancers, wait: Duration) -> Result<(), Error> {
+    match b.slot(plan, u) {
+        Slot::Free => return Ok(()),
+        Slot::Full => return Err(Error::CircuitOpen),
+        Slot::Queue => {}
+    }
+    struct Waiting<'a>(&'a Balancers, &'a Plan, u32);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.queued(self.1, self.2, false);
+        }
+    }
+    b.queued(plan, u, true);
+    let _waiting = Waiting(b, plan, u);
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        monoio::time::sleep(SLOT_POLL).await;
+        if b.slot(plan, u) == Slot::Free {
+            return Ok(());
+        }
+    }
+    Err(Error::CircuitOpen)
+}
+
+/// The request's value for `hash(...)` balancing, if the upstream hashes and the
+/// request has it.
+pub(super) fn hash_key<'r>(
+    plan: &Plan,
+    p: &Proxy,
+    head: &'r RequestHead,
+    peer_ip: &'r str,
+) -> Option<&'r [u8]> {
+    let Target::Upstream(u) = p.target else {
+        return None;
+    };
+    let Balance::Hash(on) = &plan.upstreams[u as usize].balance else {
+        return None;
+    };
+    match on {
+        HashOn::Header(name) => head.header(name),
+        HashOn::Ip => Some(peer_ip.as_bytes()),
+        HashOn::Query(name) => head.query()?.split(|&b| b == b'&').find_map(|pair| {
+            let (n, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            (n == &name[..]).then_some(v)
+        }),
+    }
+}
+
+/// Sends the request (to as many targets as retries allow) until a response head
+/// arrives or the failure is final. `deadline`: the route's timeout, for all attempts.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn exchange(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    body: &mut BodyReader,
+    req: &mut Vec<u8>,
+    resp: &mut ResponseHead,
+    plan: &Plan,
+    p: &Proxy,
+    key: Option<&[u8]>,
+    replayable: bool,
+    deadline: Instant,
+    w: &WorkerCtx,
+) -> Result<UpConn, Fail> {
+    let (u, up) = match p.target {
+        Target::Addr(addr) => {
+            let peer = Peer {
+                addr,
+                connect_timeout: LITERAL_CONNECT_TIMEOUT,
+                idle: LITERAL_IDLE,
+                max_requests: None,
+            };
+            return timed(
+                send_and_receive(ds, head, body, req, resp, peer, replayable, w),
+                deadline,
+            )
+            .await;
+        }
+        Target::Upstream(u) => (u, &plan.upstreams[u as usize]),
+    };
+    let b = &w.balancers;
+    let mut tried = [0u32; 11];
+    let mut n = 0;
+    let mut last = None;
+    loop {
+        let Some(t) = b.pick(plan, u, key, &tried[..n]) else {
+            return Err(Fail::Respond(last.unwrap_or(Error::NoHealthyTarget)));
+        };
+        let addr: SocketAddr = up.targets[t as usize].addr;
+        let peer = Peer {
+            addr,
+            connect_timeout: up.connect_timeout,
+            idle: up.idle_timeout,
+            max_requests: up.max_requests_per_connection,
+        };
+        b.begin(plan, u, t);
+        let res = timed(
+            send_and_receive(ds, head, body, req, resp, peer, replayable, w),
+            deadline,
+        )
+        .await;
+        let verdict = match &res {
+            Ok(_) if resp.status >= 500 => Attempt::Failed,
+            Ok(_) => Attempt::Ok,
+            Err(Fail::Respond(e)) if e.side() == Side::Upstream => Attempt::Failed,
+            Err(_) => Attempt::Abandoned,
+        };
+        if matches!(
+            res,
+            Err(Fail::Respond(
+                Error::UpstreamConnect | Error::UpstreamConnectTimeout
+            ))
+        ) {
+            b.connect_failed(plan, u, t);
+        }
+        if let Some(d) = b.end(plan, u, t, verdict) {
+            warn!(
+                "upstream `{}` target {addr} ejected for {d:?} after {} failures in a row (passive outlier detection)",
+                up.name,
+                up.outlier.consecutive
+            );
+        }
+        match res {
+            Err(Fail::Respond(e))
+                if e.retry_safe()
+                    && replayable
+                    && (n as u32) < up.retries
+                    && Instant::now() < deadline
+                    && b.take_retry(plan, u, t) =>
+            {
+                tried[n] = t;
+                n += 1;
+                last = Some(e);
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn timed<F: std::future::Future<Output = Result<UpConn, Fail>>>(
+    f: F,
+    deadline: Instant,
+) -> Result<UpConn, Fail> {
+    match monoio::time::timeout_at(deadline.into(), f).await {
+        Ok(r) => r,
+        Err(_) => Err(Fail::Respond(Error::UpstreamTimeout)),
+    }
+}
