@@ -13,7 +13,8 @@ Binds 127.0.0.1 on an ephemeral port, prints the port on stdout, and serves:
   /notHTTP             bytes that are not HTTP at all
   /slowecho/MS/...     wait MS milliseconds, then echo
   anything else        echo: JSON with method, path, query, headers, body length and sha256,
-                       and `seq`, this request's number (a cache hit repeats an old one);
+                       `seq`, this request's number (a cache hit repeats an old one), `port`
+                       (which upstream answered) and `peer_port` (which connection it came on);
                        each `h=Name:Value` query parameter becomes a response header
 Request bodies are read and hashed in 64 KiB pieces, so large uploads use little memory.
 """
@@ -148,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
                 extra.append((name, value))
             body = json.dumps({
                 "seq": seen,
+                "port": self.server.server_address[1],
+                "peer_port": self.client_address[1],
                 "method": self.command,
                 "path": path,
                 "query": query,

@@ -113,9 +113,16 @@ pub(super) async fn exchange(
     let mut tried = [0u32; 11];
     let mut n = 0;
     let mut last = None;
+    // Whether every attempt so far failed to connect.
+    let mut refused_all = true;
     loop {
         let Some(t) = b.pick(plan, u, key, &tried[..n]) else {
-            return Err(Fail::Respond(last.unwrap_or(Error::NoHealthyTarget)));
+            // Nothing left to try: if the last target would not even take a
+            // connection, no target is healthy as far as this request can tell.
+            return Err(Fail::Respond(match last {
+                Some(e) if !refused_all => e,
+                _ => Error::NoHealthyTarget,
+            }));
         };
         let addr: SocketAddr = up.targets[t as usize].addr;
         let peer = Peer {
@@ -136,14 +143,16 @@ pub(super) async fn exchange(
             Err(Fail::Respond(e)) if e.side() == Side::Upstream => Attempt::Failed,
             Err(_) => Attempt::Abandoned,
         };
-        if matches!(
+        let refused = matches!(
             res,
             Err(Fail::Respond(
                 Error::UpstreamConnect | Error::UpstreamConnectTimeout
             ))
-        ) {
+        );
+        if refused {
             b.connect_failed(plan, u, t);
         }
+        refused_all &= refused;
         if let Some(d) = b.end(plan, u, t, verdict) {
             warn!(
                 "upstream `{}` target {addr} ejected for {d:?} after {} failures in a row (passive outlier detection)",
@@ -162,6 +171,10 @@ pub(super) async fn exchange(
                 tried[n] = t;
                 n += 1;
                 last = Some(e);
+            }
+            Err(Fail::Respond(_)) if refused_all && n + 1 >= up.targets.len() => {
+                // every target refused this request's connections
+                return Err(Fail::Respond(Error::NoHealthyTarget));
             }
             other => return other,
         }
