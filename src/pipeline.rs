@@ -57,6 +57,8 @@ pub struct Rec {
     pub quota_exceeded: bool,
     /// How the cache took part (`None`: the route is not cached).
     pub cache: Option<crate::cache::policy::Outcome>,
+    /// Whether the stage's canary served it (`None`: the stage has no canary).
+    pub canary: Option<bool>,
 }
 
 impl Rec {
@@ -92,6 +94,21 @@ pub struct WorkerCtx {
     pub ids: IdGen,
     /// This worker's leases on the plan's throttle budgets.
     pub locals: Locals,
+    /// xorshift state for canary draws.
+    pub rng: std::cell::Cell<u64>,
+}
+
+impl WorkerCtx {
+    /// A uniform draw in 0..1,000,000.
+    pub fn roll_ppm(&self) -> u32 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        // the top 32 bits scaled to a million (no modulo bias worth a mention)
+        (((x >> 32) * 1_000_000) >> 32) as u32
+    }
 }
 
 /// Whether the client connection may carry another request.
@@ -152,14 +169,33 @@ pub async fn handle(
         return respond::error(ds, head, e, rid).await;
     }
 
-    // cache
-    let cached = match cache::lookup(ds, head, plan, route, key, rid).await {
-        cache::Step::Answered(out) => return out,
-        cache::Step::Forward(c) => c,
+    // canary: per request, uniformly at random (as AWS does)
+    let stage = &plan.stages[route.stage as usize];
+    let integration = match (&route.canary, stage.canary_ppm) {
+        (Some(c), Some(ppm)) => {
+            let canary = w.roll_ppm() < ppm;
+            ds.rec.canary = Some(canary);
+            if canary {
+                c
+            } else {
+                &route.integration
+            }
+        }
+        _ => &route.integration,
+    };
+
+    // cache (canary requests neither use nor fill it: their answers may differ)
+    let cached = if ds.rec.canary == Some(true) {
+        None
+    } else {
+        match cache::lookup(ds, head, plan, route, key, rid).await {
+            cache::Step::Answered(out) => return out,
+            cache::Step::Forward(c) => c,
+        }
     };
 
     // integrate → respond
-    match &route.integration {
+    match integration {
         Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
         Integration::HttpProxy(p) => {
             proxy::forward(ds, head, plan, route, &params, p, rid, w, cached).await

@@ -150,6 +150,8 @@ pub struct Stage {
     pub limit: Option<u32>,
     /// `[stages.S].cache`: present = caching on for the stage.
     pub cache: Option<StageCache>,
+    /// `[stages.S].canary`: the share of requests it takes, in parts per million.
+    pub canary_ppm: Option<u32>,
 }
 
 /// A stage's cache settings and the cache itself (bound by `bind_caches`).
@@ -218,6 +220,8 @@ pub struct Route {
     /// Metrics of this stage's route (bound by `bind_metrics` before publishing).
     pub series: Option<Arc<Series>>,
     pub cache: Option<RouteCache>,
+    /// The integration with the stage's canary variables (stages with a canary).
+    pub canary: Option<Integration>,
 }
 
 #[derive(Debug)]

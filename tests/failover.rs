@@ -395,3 +395,73 @@ api = "a"
         "2 requests per upstream connection: {conns:?}"
     );
 }
+
+#[test]
+fn a_canary_takes_its_share_of_requests() {
+    let stable = Upstream::start();
+    let canary = Upstream::start();
+    let dir = TempDir::new("canary");
+    let log = dir.0.join("access.log");
+    let cfg = config(
+        &format!(
+            r#"
+[access_log]
+path = "{}"
+format = '$context.canary'
+
+[apis.a.routes."GET /x"]
+integration = {{ type = "http_proxy", uri = "http://${{stageVariables.backend}}/x" }}
+
+[stages.prod]
+api = "a"
+variables = {{ backend = "{}" }}
+canary = {{ percent = 25.0, variables = {{ backend = "{}" }} }}
+"#,
+            log.display(),
+            stable.addr,
+            canary.addr
+        ),
+        None,
+    );
+    let path = dir.write("turnpike.toml", &cfg);
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let addr = gw.addr;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                (0..2_500)
+                    .map(|_| port_of(&c.get("/x")))
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let ports: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let on_canary = ports.iter().filter(|&&p| p == canary.addr.port()).count();
+    assert_eq!(ports.len(), 10_000);
+    // 25% ± 2 percentage points
+    assert!(
+        (2_300..=2_700).contains(&on_canary),
+        "{on_canary} of 10,000 on the canary"
+    );
+    assert_eq!(
+        metric_sum(&gw, "turnpike_canary_requests_total{stage=\"prod\""),
+        on_canary as f64
+    );
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 10_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(text.lines().filter(|l| *l == "true").count(), on_canary);
+    assert_eq!(
+        text.lines().filter(|l| *l == "false").count(),
+        10_000 - on_canary
+    );
+}

@@ -160,6 +160,8 @@ pub struct Record<'a> {
     pub api_key_id: &'a str,
     /// `$context.cacheStatus` (empty: the route is not cached).
     pub cache_status: &'static str,
+    /// `$context.canary`: whether the stage's canary served it (`None`: no canary).
+    pub canary: Option<bool>,
     pub header: &'a dyn Fn(&[u8]) -> Option<&'a [u8]>,
 }
 
@@ -242,8 +244,13 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
         Var::CacheStatus if !r.cache_status.is_empty() => {
             out.extend_from_slice(r.cache_status.as_bytes())
         }
-        // no canary yet: AWS logs "-" for an absent value
-        Var::CacheStatus | Var::Canary => out.push(b'-'),
+        Var::Canary => match r.canary {
+            Some(true) => out.extend_from_slice(b"true"),
+            Some(false) => out.extend_from_slice(b"false"),
+            None => out.push(b'-'),
+        },
+        // AWS logs "-" for an absent value
+        Var::CacheStatus => out.push(b'-'),
         Var::RequestHeader(name) => escape(out, (r.header)(name.as_bytes()).unwrap_or(b"-")),
     }
 }
@@ -448,6 +455,7 @@ mod tests {
             error_message: "",
             api_key_id: "alice",
             cache_status: "",
+            canary: None,
             header: &header,
         };
         let mut out = Vec::new();

@@ -36,6 +36,7 @@ pub struct Counters {
     quota_exceeded: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    canary: AtomicU64,
 }
 
 /// Owner-only increment: a plain load and store, no read-modify-write instruction.
@@ -62,6 +63,8 @@ pub struct Observation {
     pub quota_exceeded: bool,
     /// How the cache took part, on cached routes.
     pub cache: Option<crate::cache::policy::Outcome>,
+    /// The stage's canary served it.
+    pub canary: bool,
 }
 
 impl Counters {
@@ -79,6 +82,9 @@ impl Counters {
         }
         if o.quota_exceeded {
             bump(&self.quota_exceeded, 1);
+        }
+        if o.canary {
+            bump(&self.canary, 1);
         }
         match o.cache {
             Some(c) if c.is_hit() => bump(&self.cache_hits, 1),
@@ -422,10 +428,15 @@ impl MetricsStore {
         for (name, help, pick) in [
             ("turnpike_cache_hits_total", "Responses served from the stage's cache (including requests coalesced onto another's fill).", 0),
             ("turnpike_cache_misses_total", "Cacheable requests sent upstream (miss, stale entry, or client-requested refresh).", 1),
+            ("turnpike_canary_requests_total", "Requests served through the stage's canary (the rest of the stage's requests went to its own variables).", 2),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for s in &all {
-                let v = sum(s, &|c| if pick == 0 { &c.cache_hits } else { &c.cache_misses });
+                let v = sum(s, &|c| match pick {
+                    0 => &c.cache_hits,
+                    1 => &c.cache_misses,
+                    _ => &c.canary,
+                });
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels(s));
             }
         }

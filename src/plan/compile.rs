@@ -320,12 +320,24 @@ fn compile_stage(
             hosts.push(name);
         }
     }
-    if s.canary.is_some() {
-        cx.warnings.push(format!(
-            "stage `{}`: canary is read but not enforced yet",
-            stage.name
-        ));
-    }
+    // canary: its share in parts per million, and the stage's variables with the
+    // canary's on top
+    let canary = s.canary.as_ref().and_then(|c| {
+        if !(0.0..=100.0).contains(&c.percent) {
+            cx.err(
+                stage.at.clone(),
+                format!(
+                    "stage `{}`: canary percent {} is not between 0 and 100",
+                    stage.name, c.percent
+                ),
+                None,
+            );
+            return None;
+        }
+        let mut vars = s.variables.clone();
+        vars.extend(c.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some(((c.percent * 10_000.0).round() as u32, vars))
+    });
     let stage_cache = cache::stage(cx, stage);
     let stage_id = stages.len() as u32;
     stages.push(Stage {
@@ -335,6 +347,7 @@ fn compile_stage(
         base_path: base_path.clone(),
         limit: None,
         cache: stage_cache,
+        canary_ppm: canary.as_ref().map(|c| c.0),
     });
     let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
@@ -354,6 +367,15 @@ fn compile_stage(
             integration(cx, r, &param_names, &s.variables, upstreams, &cfg.broken)
         else {
             continue;
+        };
+        let canary_integration = match &canary {
+            Some((_, vars)) => {
+                match self::integration(cx, r, &param_names, vars, upstreams, &cfg.broken) {
+                    Some(i) => Some(i),
+                    None => continue,
+                }
+            }
+            None => None,
         };
         let timeout = match &r.value.timeout {
             None => None,
@@ -414,6 +436,7 @@ fn compile_stage(
             limit: None,
             series: None,
             cache: route_cache,
+            canary: canary_integration,
         });
     }
 }

@@ -133,6 +133,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
         rec.throttled = None;
         rec.quota_exceeded = false;
         rec.cache = None;
+        rec.canary = None;
         let mut ds = Downstream {
             io: &mut io,
             rbuf: &mut rbuf,
@@ -154,6 +155,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                 throttled: rec.throttled,
                 quota_exceeded: rec.quota_exceeded,
                 cache: rec.cache,
+                canary: rec.canary == Some(true),
             });
         if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
             log_line(format, sink, &plan, &head, &rec, &peer_ip, t0, wall);
@@ -202,6 +204,7 @@ fn log_line(
         error_message: rec.error,
         api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
         cache_status: rec.cache.map_or("", |c| c.as_str()),
+        canary: rec.canary,
         header: &header,
     };
     log.line(format, &r);

@@ -28,6 +28,12 @@ pub struct WorkerState {
     pub low_memory_above: usize,
 }
 
+/// A random non-zero seed for the worker's canary draws.
+fn seed(id: usize) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(id) | 1
+}
+
 /// Open connections per worker past which idle connections trade one extra poll per
 /// request for holding no buffers (10,000 idle connections: memory, not speed).
 const LOW_MEMORY_ABOVE: usize = 1024;
@@ -45,6 +51,7 @@ impl WorkerState {
                 balancers: Balancers::new(id),
                 ids: IdGen::from_entropy(id),
                 locals: Locals::default(),
+                rng: std::cell::Cell::new(seed(id)),
             },
             plan: PlanView::new(plan),
             drain: LocalDrain::default(),
