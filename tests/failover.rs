@@ -223,6 +223,10 @@ outlier = { consecutive = 2, base_ejection = "30s" }"#,
             "{:?}",
             t0.elapsed()
         );
+        println!(
+            "all targets down: request {i} answered 503 in {:?}",
+            t0.elapsed()
+        );
     }
     assert!(metric_sum(&gw, "turnpike_upstream_connect_failures_total") >= 2.0);
     assert!(
@@ -245,6 +249,7 @@ fn a_slow_target_times_out_at_the_route_timeout() {
         let r = send(gw.addr, "GET", "/slow/3000", "");
         let took = t0.elapsed();
         assert_eq!(r.status, 504);
+        println!("slow target: 504 after {took:?} (route timeout 1s)");
         assert!(
             took >= Duration::from_millis(900) && took <= Duration::from_millis(1100),
             "504 after {took:?}, expected 1s ± 10%"
@@ -351,6 +356,10 @@ fn over_the_connection_limit_is_503_at_once() {
         .collect();
     let out: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let ok = out.iter().filter(|r| r.0 == 200).count();
+    println!(
+        "max_connections 2: {ok} of 10 served, the rest 503 in at most {:?}",
+        out.iter().filter(|r| r.0 == 503).map(|r| r.1).max()
+    );
     let refused: Vec<_> = out.iter().filter(|r| r.0 == 503).collect();
     assert!((1..=4).contains(&ok), "{out:?}");
     assert!(refused.len() >= 6, "{out:?}");
@@ -443,6 +452,7 @@ canary = {{ percent = 25.0, variables = {{ backend = "{}" }} }}
     let on_canary = ports.iter().filter(|&&p| p == canary.addr.port()).count();
     assert_eq!(ports.len(), 10_000);
     // 25% ± 2 percentage points
+    println!("canary 25%: {on_canary} of 10,000");
     assert!(
         (2_300..=2_700).contains(&on_canary),
         "{on_canary} of 10,000 on the canary"
