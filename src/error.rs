@@ -48,6 +48,8 @@ pub enum Error {
     NoHealthyTarget,
     /// The upstream is at `max_connections` with `max_pending` requests waiting.
     CircuitOpen,
+    /// The TLS handshake with the upstream failed (certificate, name, protocol).
+    UpstreamTls,
 }
 
 impl Error {
@@ -60,7 +62,10 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Forbidden => 403,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
-            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => 502,
+            Error::UpstreamConnect
+            | Error::UpstreamReset
+            | Error::UpstreamMalformed
+            | Error::UpstreamTls => 502,
             Error::UpstreamTimeout | Error::UpstreamConnectTimeout => 504,
             Error::Unavailable | Error::NoHealthyTarget | Error::CircuitOpen => 503,
         }
@@ -77,9 +82,10 @@ impl Error {
             Error::Forbidden => "Forbidden",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
-            Error::UpstreamConnect | Error::UpstreamReset | Error::UpstreamMalformed => {
-                "Bad Gateway"
-            }
+            Error::UpstreamConnect
+            | Error::UpstreamReset
+            | Error::UpstreamMalformed
+            | Error::UpstreamTls => "Bad Gateway",
             Error::UpstreamTimeout | Error::UpstreamConnectTimeout => "Endpoint request timed out",
             Error::Unavailable => "Service Unavailable",
             // DESIGN's message, then why: clients matching the prefix still match
@@ -95,7 +101,8 @@ impl Error {
             | Error::UpstreamReset
             | Error::UpstreamMalformed
             | Error::UpstreamTimeout
-            | Error::UpstreamConnectTimeout => Side::Upstream,
+            | Error::UpstreamConnectTimeout
+            | Error::UpstreamTls => Side::Upstream,
             Error::NotFound
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
@@ -122,7 +129,10 @@ impl Error {
     pub fn retry_safe(self) -> bool {
         matches!(
             self,
-            Error::UpstreamConnect | Error::UpstreamConnectTimeout | Error::UpstreamReset
+            Error::UpstreamConnect
+                | Error::UpstreamConnectTimeout
+                | Error::UpstreamReset
+                | Error::UpstreamTls
         )
     }
 }

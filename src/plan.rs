@@ -246,6 +246,8 @@ pub struct Proxy {
     pub path: Option<PathTemplate>,
     /// The `Host` header sent upstream.
     pub host: String,
+    /// TLS to a literal `https://host:port` (upstreams carry their own).
+    pub tls: Option<crate::upstream::TlsPeer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +279,8 @@ pub struct Upstream {
     pub target_health: Vec<Option<Arc<crate::upstream::health::TargetHealth>>>,
     /// Metric series per target (bound by `bind_metrics`).
     pub target_series: Vec<Option<Arc<crate::observe::metrics::TargetSeries>>>,
+    /// TLS per target (`tls = true`): the same config, each target's server name.
+    pub tls: Vec<Option<crate::upstream::TlsPeer>>,
 }
 
 /// How a target is chosen.

@@ -6,6 +6,7 @@
 pub mod balance;
 pub mod health;
 pub mod pool;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,15 +16,30 @@ use monoio::net::TcpStream;
 use crate::error::Error;
 
 pub use pool::{Pools, UpConn};
+pub use tls::{TlsPeer, UpIo};
 
-/// Connects to `addr`, giving up after `timeout`. A refusal is a 502, a timeout a 504.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
+/// Connects to `addr` (and runs the TLS handshake when `tls` says so), giving up
+/// after `timeout` for both. A refusal is a 502, a timeout a 504, a failed handshake
+/// a 502.
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&TlsPeer>,
+) -> Result<UpIo, Error> {
+    let attempt = async {
+        let s = TcpStream::connect_addr(addr)
+            .await
+            .map_err(|_| Error::UpstreamConnect)?;
+        let _ = s.set_nodelay(true);
+        match tls {
+            None => Ok(UpIo::Plain(s)),
+            Some(peer) => tls::handshake(s, peer)
+                .await
+                .map_err(|_| Error::UpstreamTls),
         }
-        Ok(Err(_)) => Err(Error::UpstreamConnect),
+    };
+    match monoio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
         Err(_) => Err(Error::UpstreamConnectTimeout),
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real upstream for turnpike's end-to-end tests.
 
-Binds 127.0.0.1 on an ephemeral port, prints the port on stdout, and serves:
+Binds 127.0.0.1 on an ephemeral port (or argv[1]), prints the port on stdout, and serves
+(over TLS when argv[2] and argv[3] name a PEM certificate chain and key):
   /status/N            answer status N
   /slow/MS             wait MS milliseconds, then answer
   /bytes/N             N bytes of 'x' with Content-Length
@@ -173,6 +174,12 @@ class Server(ThreadingHTTPServer):
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     srv = Server(("127.0.0.1", port), Handler)
+    if len(sys.argv) > 3:
+        # upstream.py PORT CERT KEY: serve HTTPS
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     # Exit when the test that started us goes away (stdin closes).
     threading.Thread(target=lambda: (sys.stdin.read(), srv.shutdown()), daemon=True).start()

@@ -84,6 +84,13 @@ pub struct Upstream {
     pub max_requests_per_connection: Option<u32>,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Option<Spanned<String>>,
+    /// Speak TLS to the targets (also implied by `https://` integration URIs).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) to trust instead of the system's roots.
+    pub tls_ca: Option<Spanned<String>>,
+    /// Name for SNI and certificate verification (default: each target's host).
+    pub tls_server_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -297,8 +297,9 @@ fn write_request_head(
 
 /// One target to send to, with its upstream's connection settings.
 #[derive(Debug, Clone, Copy)]
-struct Peer {
+struct Peer<'p> {
     addr: std::net::SocketAddr,
+    tls: Option<&'p crate::upstream::TlsPeer>,
     connect_timeout: Duration,
     /// Pooled connections idle longer than this are not reused.
     idle: Duration,
@@ -314,24 +315,25 @@ async fn send_and_receive(
     body: &mut BodyReader,
     req: &mut Vec<u8>,
     resp: &mut ResponseHead,
-    peer: Peer,
+    peer: Peer<'_>,
     replayable: bool,
     w: &WorkerCtx,
 ) -> Result<UpConn, Fail> {
     let mut fresh_only = false;
     loop {
+        let tls_key = peer.tls.map_or(0, |t| t.key);
         let pooled = (!fresh_only)
-            .then(|| w.pools.take(peer.addr, peer.idle))
+            .then(|| w.pools.take(peer.addr, tls_key, peer.idle))
             .flatten();
         let mut conn = match pooled {
             Some(c) => c,
             None => {
                 // Boxed: rare on a warm pool, and its state would otherwise
                 // make every request's future (and every move of it) larger.
-                let io = Box::pin(connect(peer.addr, peer.connect_timeout))
+                let io = Box::pin(connect(peer.addr, peer.connect_timeout, peer.tls))
                     .await
                     .map_err(Fail::Respond)?;
-                let mut c = UpConn::new(io, peer.addr);
+                let mut c = UpConn::new(io, peer.addr, tls_key);
                 c.max_requests = peer.max_requests;
                 c
             }

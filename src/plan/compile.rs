@@ -22,6 +22,26 @@ const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(29);
 struct Ctx {
     errors: Errors,
     warnings: Vec<String>,
+    /// The client TLS configuration with the system's roots, built on first need.
+    system_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Ctx {
+    /// The system-roots TLS client configuration (made once per compile).
+    fn system_tls(&mut self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        if self.system_tls.is_none() {
+            match crate::upstream::tls::client_config(None) {
+                Ok((c, warning)) => {
+                    if let Some(w) = warning {
+                        self.warnings.push(w);
+                    }
+                    self.system_tls = Some(c);
+                }
+                Err(msg) => self.warnings.push(format!("TLS: {msg}")),
+            }
+        }
+        self.system_tls.clone()
+    }
 }
 
 impl Ctx {
@@ -39,9 +59,10 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
     let mut cx = Ctx {
         errors: std::mem::take(&mut cfg.errors),
         warnings: Vec::new(),
+        system_tls: None,
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
-    let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers);
+    let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers, &cfg.sources);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
     let mut router = Router::default();
@@ -517,11 +538,42 @@ fn integration(
                     return None;
                 }
             };
+            let mut tls = None;
             let target = match upstreams.iter().position(|u| u.name == parsed.authority) {
+                Some(i) if parsed.tls != upstreams[i].tls.iter().any(Option::is_some) => {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!(
+                            "`{}` uses {} but upstream `{}` {}",
+                            uri,
+                            if parsed.tls { "https://" } else { "http://" },
+                            parsed.authority,
+                            if parsed.tls {
+                                "has no `tls = true`"
+                            } else {
+                                "speaks TLS (`tls = true`): use https://"
+                            }
+                        ),
+                        None,
+                    );
+                    return None;
+                }
                 Some(i) => Target::Upstream(i as u32),
                 // already reported where the upstream is defined
                 None if broken.contains(&parsed.authority) => return None,
-                None => match socket_addr(&parsed.authority, 80) {
+                None => match socket_addr(&parsed.authority, if parsed.tls { 443 } else { 80 }) {
+                    Ok(a) if parsed.tls => {
+                        let host = upstream::host_of(&parsed.authority);
+                        let config = cx.system_tls()?;
+                        match crate::upstream::TlsPeer::new(config, "", host) {
+                            Ok(p) => tls = Some(p),
+                            Err(msg) => {
+                                cx.err(at(r, span.clone()), msg, None);
+                                return None;
+                            }
+                        }
+                        Target::Addr(a)
+                    }
                     Ok(a) => Target::Addr(a),
                     Err(msg) => {
                         cx.err(
@@ -540,6 +592,7 @@ fn integration(
                 target,
                 path: parsed.path,
                 host: parsed.authority,
+                tls,
             }))
         }
     }

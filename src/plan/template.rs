@@ -69,18 +69,18 @@ pub fn expand_stage_variables(
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParsedUri {
     pub authority: String,
+    /// `https://`
+    pub tls: bool,
     pub path: Option<PathTemplate>,
 }
 
 /// Parses an integration URI (stage variables already expanded). `params` are the
 /// route's parameter names; `{name}` must name one of them.
 pub fn parse_uri(uri: &str, params: &[String]) -> Result<ParsedUri, String> {
-    let rest = match uri.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => {
-            return Err("https upstreams are not supported yet; use http://".to_string())
-        }
-        _ => return Err(format!("`{uri}` must start with http://")),
+    let (tls, rest) = match uri.split_once("://") {
+        Some(("http", rest)) => (false, rest),
+        Some(("https", rest)) => (true, rest),
+        _ => return Err(format!("`{uri}` must start with http:// or https://")),
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -97,6 +97,7 @@ pub fn parse_uri(uri: &str, params: &[String]) -> Result<ParsedUri, String> {
     if path.is_empty() {
         return Ok(ParsedUri {
             authority: authority.to_string(),
+            tls,
             path: None,
         });
     }
@@ -125,6 +126,7 @@ pub fn parse_uri(uri: &str, params: &[String]) -> Result<ParsedUri, String> {
         pieces.push(Piece::Lit(rest.to_string()));
     }
     Ok(ParsedUri {
+        tls,
         authority: authority.to_string(),
         path: Some(PathTemplate { pieces }),
     })

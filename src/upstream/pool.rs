@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
 use crate::proto::io::ReadBuf;
+
+use super::UpIo;
 
 /// Most idle connections kept per target per worker.
 const MAX_IDLE_PER_TARGET: usize = 512;
@@ -15,9 +15,11 @@ const MAX_IDLE_PER_TARGET: usize = 512;
 /// An upstream connection and the bytes read from it but not yet consumed.
 #[derive(Debug)]
 pub struct UpConn {
-    pub io: TcpStream,
+    pub io: UpIo,
     pub rbuf: ReadBuf,
     pub addr: SocketAddr,
+    /// The TLS identity it was made with (0: plain), part of the pool's key.
+    pub tls_key: u64,
     /// True when it came from the pool (it may have been closed by the peer meanwhile).
     pub reused: bool,
     /// Requests sent on it so far.
@@ -28,9 +30,10 @@ pub struct UpConn {
 }
 
 impl UpConn {
-    pub fn new(io: TcpStream, addr: SocketAddr) -> Self {
+    pub fn new(io: UpIo, addr: SocketAddr, tls_key: u64) -> Self {
         UpConn {
             io,
+            tls_key,
             // room for a typical response head and a body of a few pages in one read
             rbuf: ReadBuf::with_capacity(32 << 10),
             addr,
@@ -79,16 +82,16 @@ type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
 
 #[derive(Debug, Default)]
 pub struct Pools {
-    idle: RefCell<Map<SocketAddr, Vec<UpConn>>>,
+    idle: RefCell<Map<(SocketAddr, u64), Vec<UpConn>>>,
 }
 
 impl Pools {
     /// The most recently used idle connection to `addr` that has been idle less than
     /// `max_idle` (the upstream's `idle_timeout`: below the usual 60–75 s upstream
     /// keep-alive timeouts, so a request is rarely sent on a connection being closed).
-    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<UpConn> {
+    pub fn take(&self, addr: SocketAddr, tls_key: u64, max_idle: Duration) -> Option<UpConn> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&(addr, tls_key))?;
         let now = Instant::now();
         while let Some(mut c) = list.pop() {
             if now.duration_since(c.idle_since) < max_idle {
@@ -110,7 +113,7 @@ impl Pools {
         }
         conn.idle_since = Instant::now();
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(conn.addr).or_default();
+        let list = idle.entry((conn.addr, conn.tls_key)).or_default();
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(conn);
         }

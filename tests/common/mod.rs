@@ -225,10 +225,20 @@ impl Upstream {
     }
 
     pub fn start_on(port: u16) -> Upstream {
+        Upstream::spawn(port, &[])
+    }
+
+    /// An upstream speaking HTTPS with the given PEM certificate chain and key.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Upstream {
+        Upstream::spawn(0, &[cert, key])
+    }
+
+    fn spawn(port: u16, tls: &[&std::path::Path]) -> Upstream {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/upstream.py");
         let mut child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
+            .args(tls)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -97,6 +97,7 @@ pub(super) async fn exchange(
         Target::Addr(addr) => {
             let peer = Peer {
                 addr,
+                tls: p.tls.as_ref(),
                 connect_timeout: LITERAL_CONNECT_TIMEOUT,
                 idle: LITERAL_IDLE,
                 max_requests: None,
@@ -127,6 +128,7 @@ pub(super) async fn exchange(
         let addr: SocketAddr = up.targets[t as usize].addr;
         let peer = Peer {
             addr,
+            tls: up.tls.get(t as usize).and_then(Option::as_ref),
             connect_timeout: up.connect_timeout,
             idle: up.idle_timeout,
             max_requests: up.max_requests_per_connection,

@@ -3,10 +3,14 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use super::{at, duration, socket_addr, Ctx};
-use crate::config::{model, Entry};
+use crate::config::{model, Entry, Sources};
 use crate::plan::{Balance, HashOn, HealthCheck, Outlier, Upstream, WeightedAddr};
 use crate::upstream::balance::ring_hash;
+use crate::upstream::tls::client_config;
+use crate::upstream::TlsPeer;
 
 /// Ring points per unit of weight: enough that each target's share of the ring is
 /// within a few percent of its weight's.
@@ -16,11 +20,13 @@ pub(super) fn compile(
     cx: &mut Ctx,
     list: &[Entry<model::Upstream>],
     workers: usize,
+    sources: &Sources,
 ) -> Vec<Upstream> {
     let mut out = Vec::new();
     for e in list {
         let v = &e.value;
         let mut targets = Vec::new();
+        let mut hosts = Vec::new();
         for t in &v.targets {
             let (addr, weight) = match t.get_ref() {
                 model::Target::Addr(a) => (a.as_str(), 1),
@@ -36,7 +42,10 @@ pub(super) fn compile(
                     format!("target {addr} is listed twice"),
                     None,
                 ),
-                Ok(addr) => targets.push(WeightedAddr { addr, weight }),
+                Ok(addr) => {
+                    targets.push(WeightedAddr { addr, weight });
+                    hosts.push(host_of(addr_str(t.get_ref())).to_string());
+                }
                 Err(msg) => cx.err(at(e, t.span()), msg, None),
             }
         }
@@ -127,6 +136,7 @@ pub(super) fn compile(
         };
         let ring = ring_points(&targets);
         let n = targets.len();
+        let tls = upstream_tls(cx, e, sources, &hosts);
         out.push(Upstream {
             name: e.name.clone(),
             targets,
@@ -143,9 +153,90 @@ pub(super) fn compile(
             idle_timeout: duration(cx, e, &v.idle_timeout, Duration::from_secs(30)),
             target_health: vec![None; n],
             target_series: vec![None; n],
+            tls,
         });
     }
     out
+}
+
+/// The TLS peers of an upstream's targets (`tls = true`), or none.
+fn upstream_tls(
+    cx: &mut Ctx,
+    e: &Entry<model::Upstream>,
+    sources: &Sources,
+    hosts: &[String],
+) -> Vec<Option<TlsPeer>> {
+    let v = &e.value;
+    if !v.tls {
+        for s in [&v.tls_ca, &v.tls_server_name].into_iter().flatten() {
+            cx.err(
+                at(e, s.span()),
+                "tls_ca and tls_server_name need `tls = true`",
+                None,
+            );
+        }
+        return vec![None; hosts.len()];
+    }
+    let (config, ca_id) = match &v.tls_ca {
+        Some(ca) => {
+            // relative to the file that names it
+            let base = sources
+                .files
+                .get(e.at.file)
+                .and_then(|f| f.path.parent())
+                .unwrap_or(Path::new("."));
+            let path = base.join(ca.get_ref());
+            match client_config(Some(&path)) {
+                Ok((c, _)) => (c, path.display().to_string()),
+                Err(msg) => {
+                    cx.err(at(e, ca.span()), msg, None);
+                    return vec![None; hosts.len()];
+                }
+            }
+        }
+        None => match cx.system_tls() {
+            Some(c) => (c, String::new()),
+            None => return vec![None; hosts.len()],
+        },
+    };
+    hosts
+        .iter()
+        .map(|h| {
+            let name = v
+                .tls_server_name
+                .as_ref()
+                .map_or(h.as_str(), |n| n.get_ref());
+            match TlsPeer::new(config.clone(), &ca_id, name) {
+                Ok(p) => Some(p),
+                Err(msg) => {
+                    let span = v
+                        .tls_server_name
+                        .as_ref()
+                        .map_or(e.at.span.clone(), |n| n.span());
+                    cx.err(at(e, span), msg, None);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn addr_str(t: &model::Target) -> &str {
+    match t {
+        model::Target::Addr(a) => a,
+        model::Target::Weighted(w) => &w.addr,
+    }
+}
+
+/// The host part of `host:port`, `[v6]:port` or `host`.
+pub(super) fn host_of(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match s.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => s,
+    }
 }
 
 fn parse_balance(s: &str) -> Result<Balance, String> {
