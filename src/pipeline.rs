@@ -184,11 +184,12 @@ pub async fn handle(
         _ => &route.integration,
     };
 
-    // cache (canary requests neither use nor fill it: their answers may differ)
-    let cached = if ds.rec.canary == Some(true) {
+    // cache (canary requests neither use nor fill it: their answers may differ).
+    // Boxed: its state would otherwise enlarge every request's future, cached or not.
+    let cached = if route.cache.is_none() || ds.rec.canary == Some(true) {
         None
     } else {
-        match cache::lookup(ds, head, plan, route, key, rid).await {
+        match Box::pin(cache::lookup(ds, head, plan, route, key, rid)).await {
             cache::Step::Answered(out) => return out,
             cache::Step::Forward(c) => c,
         }
