@@ -475,3 +475,17 @@ canary = {{ percent = 25.0, variables = {{ backend = "{}" }} }}
         10_000 - on_canary
     );
 }
+
+#[test]
+fn a_response_cut_short_before_anything_was_sent_is_a_502() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&upstream_cfg(&format!(r#""{}""#, up.addr), "", ""));
+    let mut c = Client::connect(gw.addr);
+    for _ in 0..3 {
+        let r = c.get("/truncated");
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert_eq!(r.json_field("message").as_deref(), Some("Bad Gateway"));
+        // and the client's connection carries on
+        assert_eq!(c.get("/x").status, 200);
+    }
+}

@@ -11,6 +11,7 @@ Binds 127.0.0.1 on an ephemeral port (or argv[1]), prints the port on stdout, an
   /count               how many requests this process has served (before this one)
   /reset               close the connection without answering
   /garbage             a response with a malformed Content-Length
+  /truncated           a head promising 100 bytes, then 10 of them and a close
   /notHTTP             bytes that are not HTTP at all
   /slowecho/MS/...     wait MS milliseconds, then echo
   anything else        echo: JSON with method, path, query, headers, body length and sha256,
@@ -129,6 +130,14 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif parts[0] == "count":
             self.send_fixed(200, json.dumps({"count": seen}).encode())
+        elif parts[0] == "truncated":
+            # a head promising 100 bytes, 10 of them, then the connection closes
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            self.wfile.flush()
+            time.sleep(0.05)
+            self.wfile.write(b"0123456789")
+            self.wfile.flush()
+            self.close_connection = True
         elif parts[0] == "garbage":
             # a response no HTTP/1.1 parser should accept
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello")

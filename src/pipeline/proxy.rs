@@ -30,7 +30,7 @@ mod response;
 use super::cache::Forward;
 use super::respond::write_error;
 use super::{Downstream, Outcome, WorkerCtx};
-use response::{stream_response, write_response_head, Out};
+use response::{stream_response, write_response_head, Cut, Out};
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
@@ -156,6 +156,8 @@ async fn forward_with(
             None => fwd.write_lines(&mut extra, None),
         }
     }
+    // Until something of this response is flushed, a failure can still become a 502.
+    let mark = ds.wbuf.len();
     let framing = write_response_head(ds.wbuf, head, &conn, resp, rid, &mut keep, &extra);
     conn.rbuf.consume(resp.head_len);
     // A small body already read with the head is copied without an await.
@@ -175,7 +177,16 @@ async fn forward_with(
             }
             Outcome { keep_alive: keep }
         }
-        Err(_) => {
+        Err(Cut::Unsent) => {
+            // The upstream broke off before its (small) body was complete and none of
+            // it has been sent: answer 502 instead of a truncated response.
+            ds.wbuf.truncate(mark);
+            let e = Error::UpstreamMalformed;
+            write_error(ds.wbuf, head.is_head(), e, rid, !keep);
+            ds.rec.gateway_answer(e, head.is_head());
+            Outcome { keep_alive: keep }
+        }
+        Err(Cut::Sent) => {
             let _ = flush(ds.io, ds.wbuf).await;
             Outcome { keep_alive: false }
         }

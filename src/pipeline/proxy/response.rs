@@ -95,23 +95,36 @@ pub(super) fn write_response_head(
     framing
 }
 
-/// Copies the response body from the upstream to the client. Any error means the
-/// response is cut short, and the client connection must close.
+/// Where a response body that broke off was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// Nothing of this response has left our write buffer: it can still be replaced
+    /// by an error response.
+    Unsent,
+    /// Part of it reached the client: the connection must close.
+    Sent,
+}
+
+/// Copies the response body from the upstream to the client.
 pub(super) async fn stream_response(
     ds: &mut Downstream<'_>,
     conn: &mut UpConn,
     framing: Out,
     idle: Duration,
-) -> Result<(), ()> {
+) -> Result<(), Cut> {
     match framing {
         Out::None => Ok(()),
         Out::Length(n) => copy_length(ds, conn, n, idle).await,
         Out::Rechunk | Out::DechunkToClose => {
             let dec = ChunkedDecoder::default();
-            copy_chunked(ds, conn, framing == Out::Rechunk, idle, dec).await
+            copy_chunked(ds, conn, framing == Out::Rechunk, idle, dec)
+                .await
+                .map_err(|()| Cut::Sent)
         }
         Out::ChunkFromClose | Out::CloseToClose => {
-            copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle).await
+            copy_until_close(ds, conn, framing == Out::ChunkFromClose, idle)
+                .await
+                .map_err(|()| Cut::Sent)
         }
     }
 }
@@ -135,7 +148,7 @@ async fn copy_length(
     conn: &mut UpConn,
     mut remaining: u64,
     idle: Duration,
-) -> Result<(), ()> {
+) -> Result<(), Cut> {
     // Up to one piece: gather the whole body behind the head, so the client gets
     // head and body in one write (the connection loop flushes, batched with
     // pipelining). Larger: stream in pieces read straight into a reused buffer.
@@ -152,10 +165,10 @@ async fn copy_length(
         }
         match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return Err(()),
+            _ => return Err(Cut::Unsent),
         }
     }
-    flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+    flush(ds.io, ds.wbuf).await.map_err(|_| Cut::Sent)?;
     let mut buf = std::mem::take(&mut ds.scratch.body);
     while remaining > 0 {
         let want = remaining.min(PIECE as u64) as usize;
@@ -163,13 +176,13 @@ async fn copy_length(
             buf.reserve(want);
         }
         let (res, b) = read_some(conn, buf, want, idle).await;
-        let n = res?;
+        let n = res.map_err(|()| Cut::Sent)?;
         if n == 0 {
-            return Err(());
+            return Err(Cut::Sent);
         }
         remaining -= n as u64;
         let (res, b) = ds.io.write_all(b).await;
-        res.map_err(|_| ())?;
+        res.map_err(|_| Cut::Sent)?;
         buf = b;
         buf.clear();
     }
