@@ -51,6 +51,7 @@ pub struct Gateway {
     pub log: Arc<Mutex<String>>,
     pub dir: TempDir,
     pub config: PathBuf,
+    started: Instant,
 }
 
 /// Default `[gateway]` table for tests: ephemeral ports, 2 workers, short timeouts.
@@ -138,6 +139,7 @@ impl Gateway {
             log,
             dir,
             config: path,
+            started: Instant::now(),
         }
     }
 
@@ -209,6 +211,24 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that kept its gateway unusually long leaves a trace outside the
+        // captured output, with the gateway's log (slow tests are otherwise silent).
+        let lived = self.started.elapsed();
+        if lived > Duration::from_secs(20) {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            let note = format!(
+                "== {name}: gateway lived {lived:?}\n{}\n",
+                self.log.lock().map(|l| l.clone()).unwrap_or_default()
+            );
+            let path = std::env::temp_dir().join("turnpike-slow-tests.log");
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = std::io::Write::write_all(&mut f, note.as_bytes());
+            }
+        }
     }
 }
 
