@@ -98,9 +98,12 @@ fn lines_are_json_and_say_what_happened() {
     )
     .unwrap();
     assert_eq!(r.status, 200);
+    // refused before its head parsed: still one line
+    let bad = request(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").unwrap();
+    assert_eq!(bad.status, 400);
 
-    let l = lines(&log, 4);
-    assert_eq!(l.len(), 4, "{l:?}");
+    let l = lines(&log, 5);
+    assert_eq!(l.len(), 5, "{l:?}");
     // workers hand over their batches independently: look lines up by path
     let f = |field: &str, path: &str| by_path(&log, field)[path].clone();
     assert_eq!(f("status", "/mock"), "200");
@@ -118,6 +121,9 @@ fn lines_are_json_and_say_what_happened() {
     assert_eq!(f("error", "/nope"), "\"Not Found\"");
     assert_eq!(f("len", "/mock"), "5");
     assert_eq!(f("key", "/keyed"), "\"alice\"");
+    assert_eq!(f("status", "-"), "400");
+    assert_eq!(f("error", "-"), "\"Bad Request\"");
+    assert_eq!(f("method", "-"), "\"-\"");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(KEY), "an API key's value reached the log");
 }

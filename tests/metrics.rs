@@ -20,9 +20,19 @@ integration = {{ type = "http_proxy", uri = "http://{up}/{{rest}}" }}
 [apis.a.routes."GET /limited"]
 integration = {{ type = "mock", body = "l" }}
 
+[upstreams.pool]
+targets = ["{up}"]
+health = {{ path = "/health", interval = "1s" }}
+
+[apis.a.routes."GET /pooled/{{rest+}}"]
+integration = {{ type = "http_proxy", uri = "http://pool/{{rest}}" }}
+cache = {{ ttl = "60s" }}
+
 [stages.prod]
 api = "a"
 routes = {{ "GET /limited" = {{ throttle = {{ rate = 0.01, burst = 2 }} }} }}
+cache = {{ capacity = "1MiB" }}
+canary = {{ percent = 0.0 }}
 "#
         ),
         None,
@@ -174,6 +184,9 @@ fn metrics_count_what_happened_and_parse_strictly() {
     assert_eq!(bad.status, 400);
     let statuses: Vec<u16> = (0..5).map(|_| c.get("/limited").status).collect();
     assert_eq!(statuses, [200, 200, 429, 429, 429]);
+    for _ in 0..4 {
+        assert_eq!(c.get("/pooled/same").status, 200);
+    }
 
     let r = admin(&gw, "GET", "/metrics");
     assert_eq!(r.status, 200);
@@ -219,6 +232,24 @@ fn metrics_count_what_happened_and_parse_strictly() {
     assert!(m
         .keys()
         .any(|k| k.starts_with("turnpike_event_driver{driver=\"IoUring")));
+
+    // the cache, the upstream target and the canary have their series too
+    let pooled = r#"{stage="prod",route="GET /pooled/{rest+}"}"#;
+    assert_eq!(get(&format!("turnpike_cache_misses_total{pooled}")), 1.0);
+    assert_eq!(get(&format!("turnpike_cache_hits_total{pooled}")), 3.0);
+    assert_eq!(get(&format!("turnpike_canary_requests_total{pooled}")), 0.0);
+    assert_eq!(get(r#"turnpike_cache_entries{stage="prod"}"#), 1.0);
+    let target = format!(r#"{{upstream="pool",target="{}"}}"#, up.addr);
+    assert_eq!(
+        get(&format!("turnpike_upstream_requests_total{target}")),
+        1.0
+    );
+    assert_eq!(get(&format!("turnpike_upstream_in_flight{target}")), 0.0);
+    assert_eq!(get(&format!("turnpike_upstream_healthy{target}")), 1.0);
+    assert_eq!(
+        get(&format!("turnpike_upstream_connect_failures_total{target}")),
+        0.0
+    );
 
     // our keep-alive connection is open
     assert!(get(r#"turnpike_connections_open{protocol="http/1.1"}"#) >= 1.0);

@@ -70,11 +70,14 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                         let mut rid = [0u8; 36];
                         st.ctx.ids.write(&mut rid);
                         write_error(&mut wbuf, false, err, &rid, true);
-                        // no route and no head to log, but the count must show it
+                        // no route and no usable head, but the count and the log show it
                         st.metrics.unrouted.worker(st.id).observe(&Observation {
                             status: err.status(),
                             ..Observation::default()
                         });
+                        if let (Some(sink), Some((_, format))) = (&st.log, &plan.access_log) {
+                            log_refused(format, sink, err, &rid, &peer_ip);
+                        }
                         let _ = flush(&mut io, &mut wbuf).await;
                         return;
                     }
@@ -168,6 +171,33 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
             return;
         }
     }
+}
+
+/// The access-log line of a request refused before its head parsed (400, 431): what
+/// is known is the client, the status and the error.
+fn log_refused(format: &Format, log: &WorkerLog, err: Error, rid: &[u8], peer_ip: &str) {
+    let none = |_: &[u8]| None;
+    let r = Record {
+        request_id: rid,
+        source_ip: peer_ip,
+        method: b"-",
+        path: "-",
+        route_key: "",
+        stage: "",
+        status: err.status(),
+        protocol: "HTTP/1.1",
+        response_length: (err.message().len() + 14) as u64,
+        request_time: SystemTime::now(),
+        latency: std::time::Duration::ZERO,
+        integration_latency: None,
+        integration_status: None,
+        error_message: err.message(),
+        api_key_id: "",
+        cache_status: "",
+        canary: None,
+        header: &none,
+    };
+    log.line(format, &r);
 }
 
 #[allow(clippy::too_many_arguments)]
