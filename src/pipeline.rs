@@ -13,8 +13,6 @@ pub mod proxy;
 pub mod respond;
 pub mod throttle;
 
-use monoio::net::TcpStream;
-
 use crate::error::Error;
 use crate::limit::{KeyId, Locals};
 use crate::observe::request_id::{is_sane, IdGen};
@@ -26,7 +24,9 @@ use crate::upstream::Pools;
 
 /// The client side of a request: its socket, unread bytes, and pending output.
 pub struct Downstream<'a> {
-    pub io: &'a mut TcpStream,
+    pub io: &'a mut crate::proto::tls::ClientIo,
+    /// `http` or `https`: how the client reached us (X-Forwarded-Proto).
+    pub scheme: &'static str,
     pub rbuf: &'a mut ReadBuf,
     pub wbuf: &'a mut Vec<u8>,
     /// The client's address as text, formatted once per connection.

@@ -51,6 +51,15 @@ pub struct Gateway {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    /// `[[gateway.tls]]` listener addresses (their configurations are in `Plan::tls`).
+    pub tls_listen: Vec<SocketAddr>,
+}
+
+/// A TLS listener's server configuration (certificates loaded and checked).
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub addr: SocketAddr,
+    pub config: Arc<rustls::ServerConfig>,
 }
 
 #[derive(Debug)]
@@ -60,6 +69,8 @@ pub struct Plan {
     pub loaded_at: SystemTime,
     pub sources: Vec<PathBuf>,
     pub gateway: Gateway,
+    /// In the order of `gateway.tls_listen`.
+    pub tls: Vec<TlsListener>,
     pub router: Router,
     pub routes: Vec<Route>,
     pub stages: Vec<Stage>,

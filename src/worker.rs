@@ -12,6 +12,7 @@ pub mod drain;
 pub mod listener;
 pub mod state;
 
+use crate::proto::tls::ClientIo;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,6 +38,9 @@ pub struct WorkerSpec {
     pub id: usize,
     pub core: Option<usize>,
     pub listeners: Vec<std::net::TcpListener>,
+    /// The first this many listeners are plain; the rest are the plan's TLS
+    /// listeners, in order.
+    pub plain: usize,
     pub plan: PlanHandle,
     pub shutdown: Arc<Shutdown>,
     pub log: Option<crate::observe::access_log::LogSink>,
@@ -116,10 +120,11 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
     if st.log.is_some() {
         monoio::spawn(flush_access_log(st.clone()));
     }
-    for l in spec.listeners {
+    for (i, l) in spec.listeners.into_iter().enumerate() {
+        let tls = i.checked_sub(spec.plain);
         match monoio::net::TcpListener::from_std(l) {
             Ok(l) => {
-                monoio::spawn(accept_loop(l, st.clone()));
+                monoio::spawn(accept_loop(l, tls, st.clone()));
             }
             Err(e) => crate::error!("worker {}: cannot adopt listener: {e}", spec.id),
         }
@@ -151,7 +156,8 @@ async fn flush_access_log(st: Rc<WorkerState>) {
     }
 }
 
-async fn accept_loop(listener: monoio::net::TcpListener, st: Rc<WorkerState>) {
+/// Accepts connections; `tls` is the index of the plan's TLS listener this one is.
+async fn accept_loop(listener: monoio::net::TcpListener, tls: Option<usize>, st: Rc<WorkerState>) {
     loop {
         let accepted = match drain::race(listener.accept(), st.drain.wait()).await {
             drain::Either::Left(r) => r,
@@ -160,7 +166,14 @@ async fn accept_loop(listener: monoio::net::TcpListener, st: Rc<WorkerState>) {
         match accepted {
             Ok((io, peer)) => {
                 let _ = io.set_nodelay(true);
-                monoio::spawn(conn::serve(io, peer, st.clone()));
+                match tls {
+                    None => {
+                        monoio::spawn(conn::serve(ClientIo::Plain(io), peer, "http", st.clone()));
+                    }
+                    Some(k) => {
+                        monoio::spawn(tls_handshake(io, peer, k, st.clone()));
+                    }
+                }
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -168,6 +181,27 @@ async fn accept_loop(listener: monoio::net::TcpListener, st: Rc<WorkerState>) {
                 monoio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Runs the TLS handshake (within the header timeout) with the current plan's
+/// certificates for listener `k`, then serves the connection.
+async fn tls_handshake(
+    io: monoio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    k: usize,
+    st: Rc<WorkerState>,
+) {
+    let plan = st.plan.current();
+    let Some(listener) = plan.tls.get(k) else {
+        return;
+    };
+    let acceptor = monoio_rustls::TlsAcceptor::from(listener.config.clone());
+    let timeout = plan.gateway.header_timeout;
+    drop(plan);
+    // a failed or slow handshake has nothing to answer: the client is let go
+    if let Ok(Ok(s)) = monoio::time::timeout(timeout, acceptor.accept(io)).await {
+        conn::serve(ClientIo::Tls(Box::new(s)), peer, "https", st).await;
     }
 }
 

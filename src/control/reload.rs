@@ -74,11 +74,17 @@ pub fn reload(
             if next.gateway.listen != current.gateway.listen
                 || next.gateway.admin != current.gateway.admin
                 || next.gateway.workers != current.gateway.workers
+                || next.gateway.tls_listen != current.gateway.tls_listen
             {
-                warn!("reload: listen, admin and workers changes take effect at the next restart");
+                warn!("reload: listen, admin, workers and TLS listener address changes take effect at the next restart");
                 next.gateway.listen = current.gateway.listen.clone();
                 next.gateway.admin = current.gateway.admin;
                 next.gateway.workers = current.gateway.workers;
+            }
+            if next.gateway.tls_listen != current.gateway.tls_listen {
+                // the sockets stay as they are: so do their certificates
+                next.gateway.tls_listen = current.gateway.tls_listen.clone();
+                next.tls = current.tls.clone();
             }
             for w in &next.warnings {
                 warn!("{w}");

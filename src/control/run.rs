@@ -33,7 +33,9 @@ pub fn run(source: ConfigSource) -> i32 {
     // Signals are blocked in every thread (inherited) and taken synchronously here.
     let signals = block_signals();
 
-    let (per_worker, bound) = match listener::bind_all(&g.listen, g.workers) {
+    let mut addrs = g.listen.clone();
+    addrs.extend(&g.tls_listen);
+    let (per_worker, bound) = match listener::bind_all(&addrs, g.workers) {
         Ok(r) => r,
         Err(e) => {
             error!("{e}");
@@ -97,6 +99,7 @@ pub fn run(source: ConfigSource) -> i32 {
             id,
             core: (!cores.is_empty()).then(|| cores[id % cores.len()]),
             listeners,
+            plain: g.listen.len(),
             plan: handle.clone(),
             shutdown: shutdown.clone(),
             log: log.clone(),
@@ -110,9 +113,10 @@ pub fn run(source: ConfigSource) -> i32 {
             }
         }
     }
-    for a in &bound {
+    for (i, a) in bound.iter().enumerate() {
         info!(
-            "listening on {a} ({} workers, config: {})",
+            "listening on {a}{} ({} workers, config: {})",
+            if i >= g.listen.len() { " (tls)" } else { "" },
             g.workers,
             source.describe()
         );

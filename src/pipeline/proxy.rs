@@ -102,7 +102,9 @@ async fn forward_with(
         Ok(b) => b,
         Err(e) => return fail(ds, head, e.into(), rid),
     };
-    write_request_head(req, head, plan, route, params, p, rid, ds.peer_ip, &w.ids);
+    write_request_head(
+        req, head, plan, route, params, p, rid, ds.peer_ip, ds.scheme, &w.ids,
+    );
     // A body already in our buffer goes out with the head, and can be resent.
     let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
     if body.fully_buffered(ds) && !body.is_done() {
@@ -240,6 +242,7 @@ fn write_request_head(
     p: &Proxy,
     rid: &[u8],
     peer_ip: &str,
+    scheme: &str,
     ids: &IdGen,
 ) {
     let path = head.path();
@@ -290,7 +293,9 @@ fn write_request_head(
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(peer_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(scheme.as_bytes());
+    out.extend_from_slice(b"\r\n");
     if !head.host_header().is_empty() {
         encode::header(out, b"x-forwarded-host", head.host_header());
     }

@@ -62,6 +62,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         system_tls: None,
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
+    let tls = tls_listeners(&mut cx, &cfg);
     let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers, &cfg.sources);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
@@ -108,6 +109,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         loaded_at: SystemTime::now(),
         sources: cfg.sources.files.iter().map(|f| f.path.clone()).collect(),
         gateway,
+        tls,
         limits: limits.limits,
         keys: limits.keys,
         key_info: limits.key_info,
@@ -186,6 +188,7 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
+            tls_listen: Vec::new(),
         };
     };
     let v = &e.value;
@@ -244,10 +247,6 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
             );
         }
     }
-    if !v.tls.is_empty() {
-        cx.warnings
-            .push("[gateway] tls is read but not served yet".into());
-    }
     let admin_token = match &v.admin_token {
         Some(t) if t.get_ref().len() < 16 => {
             cx.err(
@@ -275,7 +274,66 @@ fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gat
         header_timeout: duration(cx, e, &v.header_timeout, Duration::from_secs(10)),
         idle_timeout: duration(cx, e, &v.idle_timeout, Duration::from_secs(60)),
         drain_timeout: duration(cx, e, &v.drain_timeout, Duration::from_secs(30)),
+        tls_listen: v
+            .tls
+            .iter()
+            .filter_map(|t| t.listen.get_ref().parse().ok())
+            .collect(),
     }
+}
+
+/// `[[gateway.tls]]` → each listener's server configuration; certificate and key
+/// paths are relative to the file that names them.
+fn tls_listeners(cx: &mut Ctx, cfg: &Config) -> Vec<super::TlsListener> {
+    let Some(e) = cfg.gateway.as_ref() else {
+        return Vec::new();
+    };
+    let base = cfg
+        .sources
+        .files
+        .get(e.at.file)
+        .and_then(|f| f.path.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for t in &e.value.tls {
+        let Ok(addr) = t.listen.get_ref().parse::<SocketAddr>() else {
+            cx.err(
+                at(e, t.listen.span()),
+                format!("`{}` is not an ip:port address", t.listen.get_ref()),
+                None,
+            );
+            continue;
+        };
+        let paths: Vec<(std::path::PathBuf, std::path::PathBuf)> = t
+            .certs
+            .iter()
+            .map(|c| (base.join(&c.cert), base.join(&c.key)))
+            .collect();
+        let specs: Vec<crate::proto::tls::CertSpec<'_>> = t
+            .certs
+            .iter()
+            .zip(&paths)
+            .map(|(c, (cert, key))| crate::proto::tls::CertSpec {
+                hosts: &c.hosts,
+                cert,
+                key,
+            })
+            .collect();
+        match crate::proto::tls::server_config(&specs) {
+            Ok(config) => out.push(super::TlsListener { addr, config }),
+            Err(list) => {
+                for (_, msg) in list {
+                    cx.err(
+                        at(e, t.listen.span()),
+                        format!("TLS listener {addr}: {msg}"),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 fn compile_stage(

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use monoio::net::TcpStream;
+use crate::proto::tls::ClientIo;
 
 use crate::error::Error;
 use crate::observe::access_log::{Format, Record, WorkerLog};
@@ -36,7 +36,8 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
+/// Serves one client connection; `scheme` is `http` or `https` (a TLS listener's).
+pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>) {
     st.active.set(st.active.get() + 1);
     st.metrics.connections(st.id).opened();
     let _guard = ActiveGuard(&st);
@@ -90,7 +91,8 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                 if st.drain.is_draining() {
                     return;
                 }
-                if st.active.get() > st.low_memory_above {
+                let many = st.active.get() > st.low_memory_above;
+                if let (true, Some(sock)) = (many, io.plain()) {
                     // Many connections: wait for readiness holding no buffer (a
                     // pending read would pin one), and give the buffers back. Never
                     // by cancelling a read: one completing as it is cancelled would
@@ -98,7 +100,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
                     rbuf.release();
                     wbuf = Vec::new();
                     scratch = Scratch::default();
-                    let ready = monoio::time::timeout(g.idle_timeout, io.readable(false));
+                    let ready = monoio::time::timeout(g.idle_timeout, sock.readable(false));
                     match race(ready, st.drain.wait()).await {
                         Either::Left(Ok(Ok(()))) => {}
                         _ => return,
@@ -139,6 +141,7 @@ pub async fn serve(mut io: TcpStream, peer: SocketAddr, st: Rc<WorkerState>) {
         rec.canary = None;
         let mut ds = Downstream {
             io: &mut io,
+            scheme,
             rbuf: &mut rbuf,
             wbuf: &mut wbuf,
             peer_ip: &peer_ip,

@@ -1,0 +1,295 @@
+//! TLS termination: certificates by SNI (exact, wildcard, default), ALPN, HTTP/1.1
+//! over TLS through the whole pipeline, certificates reloaded without dropping open
+//! connections, and certificate mistakes reported by `turnpike check`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca() -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::CommonName, "turnpike test CA");
+    Ca {
+        cert: p.self_signed(&key).unwrap(),
+        key,
+    }
+}
+
+/// A leaf for `names`, written as NAME.pem / NAME.key; returns the cert's DER.
+fn leaf(ca: &Ca, dir: &TempDir, file: &str, names: &[&str]) -> Vec<u8> {
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let cert = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca.cert, &ca.key)
+        .unwrap();
+    dir.write(&format!("{file}.pem"), &cert.pem());
+    dir.write(&format!("{file}.key"), &key.serialize_pem());
+    cert.der().to_vec()
+}
+
+fn tls_addr(gw: &Gateway) -> SocketAddr {
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("(tls)"))
+        .unwrap_or_else(|| panic!("no TLS listener in:\n{log}"));
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap()
+}
+
+fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn connect(addr: SocketAddr, sni: &str, config: &Arc<rustls::ClientConfig>) -> Tls {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).unwrap();
+    }
+    s
+}
+
+fn presented(s: &Tls) -> Vec<u8> {
+    let certs: &[CertificateDer<'_>] = s.conn.peer_certificates().unwrap();
+    certs[0].to_vec()
+}
+
+/// One keep-alive GET over the TLS stream; returns status and body.
+fn get_tls(s: &mut Tls, path: &str) -> (u16, String) {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                let status = head[9..12].parse().unwrap();
+                return (status, body[..len].to_string());
+            }
+        }
+    }
+}
+
+fn tls_config(up: SocketAddr) -> String {
+    config(
+        &format!(
+            r#"
+[[gateway.tls]]
+listen = "127.0.0.1:0"
+certs = [
+  {{ hosts = ["default.test"], cert = "default.pem", key = "default.key" }},
+  {{ hosts = ["api.example.com"], cert = "api.pem", key = "api.key" }},
+  {{ hosts = ["*.wild.test"], cert = "wild.pem", key = "wild.key" }},
+]
+
+[apis.a.routes."GET /ping"]
+integration = {{ type = "mock", body = "pong" }}
+
+[apis.a.routes."GET /up/{{p+}}"]
+integration = {{ type = "http_proxy", uri = "http://{up}/{{p}}" }}
+
+[stages.prod]
+api = "a"
+"#
+        ),
+        None,
+    )
+}
+
+#[test]
+fn sni_picks_the_certificate_and_requests_flow_over_tls() {
+    let up = Upstream::start();
+    let dir = TempDir::new("tls");
+    let ca = ca();
+    let default = leaf(&ca, &dir, "default", &["default.test"]);
+    let api = leaf(&ca, &dir, "api", &["api.example.com"]);
+    let wild = leaf(&ca, &dir, "wild", &["*.wild.test"]);
+    let path = dir.write("turnpike.toml", &tls_config(up.addr));
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let addr = tls_addr(&gw);
+    let cc = client_config(&ca);
+
+    let mut s = connect(addr, "api.example.com", &cc);
+    assert_eq!(presented(&s), api);
+    assert_eq!(
+        s.conn.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "h2 is not offered yet: ALPN falls back"
+    );
+    assert_eq!(get_tls(&mut s, "/ping"), (200, "pong".to_string()));
+    // keep-alive, and the upstream learns the client came over https
+    let (status, body) = get_tls(&mut s, "/up/echo");
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""x-forwarded-proto": "https""#), "{body}");
+
+    assert_eq!(presented(&connect(addr, "x.wild.test", &cc)), wild);
+    assert_eq!(presented(&connect(addr, "API.EXAMPLE.COM", &cc)), api);
+    // an unknown name gets the default certificate (and this client rejects it)
+    let tcp = TcpStream::connect(addr).unwrap();
+    let name = ServerName::try_from("other.test".to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(cc.clone(), name).unwrap();
+    let mut sock = tcp;
+    let mut failed = false;
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut sock).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the default certificate does not name other.test");
+    let _ = default;
+
+    // the plain listener still speaks plain HTTP
+    assert_eq!(get(gw.addr, "/ping").text(), "pong");
+
+    // and curl, with SNI from --resolve, gets the same
+    let ca_file = gw.dir.write("ca.pem", &ca.cert.pem());
+    let out = Command::new("curl")
+        .args(["-s", "--http1.1", "--cacert"])
+        .arg(&ca_file)
+        .args([
+            "--resolve",
+            &format!("api.example.com:{}:127.0.0.1", addr.port()),
+            &format!("https://api.example.com:{}/ping", addr.port()),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pong");
+}
+
+#[test]
+fn a_reload_brings_new_certificates_without_dropping_connections() {
+    let up = Upstream::start();
+    let dir = TempDir::new("tls-reload");
+    let ca = ca();
+    leaf(&ca, &dir, "default", &["default.test"]);
+    let first = leaf(&ca, &dir, "api", &["api.example.com"]);
+    leaf(&ca, &dir, "wild", &["*.wild.test"]);
+    let dir_path = dir.0.clone();
+    let path = dir.write("turnpike.toml", &tls_config(up.addr));
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let addr = tls_addr(&gw);
+    let cc = client_config(&ca);
+    let mut old = connect(addr, "api.example.com", &cc);
+    assert_eq!(presented(&old), first);
+
+    // a new certificate for the same name, then SIGHUP
+    let dir2 = TempDir(dir_path.clone());
+    let second = leaf(&ca, &dir2, "api", &["api.example.com"]);
+    std::mem::forget(dir2); // the gateway's own TempDir removes it
+    assert_ne!(first, second);
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log("reload: plan", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
+
+    assert_eq!(presented(&connect(addr, "api.example.com", &cc)), second);
+    // the connection opened before the reload still serves
+    assert_eq!(get_tls(&mut old, "/ping"), (200, "pong".to_string()));
+}
+
+#[test]
+fn check_reports_certificate_mistakes() {
+    let dir = TempDir::new("tls-check");
+    let ca = ca();
+    leaf(&ca, &dir, "good", &["good.test"]);
+    leaf(&ca, &dir, "other", &["other.test"]);
+    // expired yesterday
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["old.test".to_string()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let old = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    dir.write("old.pem", &old.pem());
+    dir.write("old.key", &key.serialize_pem());
+    dir.write("garbage.pem", "not a certificate");
+    let path = dir.write(
+        "t.toml",
+        r#"
+[gateway]
+listen = ["127.0.0.1:0"]
+
+[[gateway.tls]]
+listen = "127.0.0.1:0"
+certs = [
+  { hosts = ["a.test"], cert = "missing.pem", key = "good.key" },
+  { hosts = ["b.test"], cert = "old.pem", key = "old.key" },
+  { hosts = ["c.test"], cert = "good.pem", key = "other.key" },
+  { hosts = ["d.test"], cert = "garbage.pem", key = "good.key" },
+]
+
+[apis.a.routes."GET /a"]
+integration = { type = "mock" }
+
+[stages.s]
+api = "a"
+"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "missing.pem`: No such file or directory",
+        "old.pem` expired",
+        "other.key` does not belong to cert `",
+        "garbage.pem`: no certificate in it",
+        "4 errors",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let _: PathBuf = path;
+}
