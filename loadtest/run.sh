@@ -17,10 +17,11 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-SCENARIOS=${SCENARIOS:-"ka-100b ka-1k ka-16k ka-256k new-conn cache-hit"}
+SCENARIOS=${SCENARIOS:-"ka-100b ka-1k ka-16k ka-256k new-conn cache-hit tls-ka-1k tls-new-conn"}
 PROXIES=${PROXIES:-"turnpike nginx haproxy"}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
 declare -A PORT=([turnpike]=18081 [nginx]=18082 [haproxy]=18083)
+declare -A TLS_PORT=([turnpike]=18091 [nginx]=18092 [haproxy]=18093)
 
 need() { command -v "$1" >/dev/null 2>&1; }
 install_missing() {
@@ -28,6 +29,7 @@ install_missing() {
     need wrk || pkgs+=(wrk)
     need nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx-light)
     need haproxy || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy)
+    need openssl || pkgs+=(openssl)
     if [ ${#pkgs[@]} -gt 0 ]; then
         echo "installing ${pkgs[*]}" >&2
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
@@ -50,8 +52,9 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 
-render() { # template → file, with the placeholders filled in
+render() { # template → file, with the placeholders filled in (TLS port: $4)
     sed -e "s|__DIR__|$WORK|g" -e "s|__UPSTREAM_PORT__|$UPSTREAM_PORT|g" -e "s|__PROXY_PORT__|$2|g" \
+        -e "s|__TLS_PORT__|${4:-0}|g" \
         -e "s|__BODY100__|$(head -c 100 /dev/zero | tr '\0' 'a')|g" "$1" > "$3"
 }
 
@@ -61,6 +64,13 @@ head -c 1024 /dev/zero | tr '\0' 'b' > "$WORK/www/1k"
 head -c 16384 /dev/zero | tr '\0' 'c' > "$WORK/www/16k"
 head -c 262144 /dev/zero | tr '\0' 'd' > "$WORK/www/256k"
 
+# one ECDSA P-256 certificate for every proxy's TLS listener
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null
+cat "$WORK/tls.pem" "$WORK/tls.key" > "$WORK/tls-combined.pem"
+chmod 644 "$WORK/tls.key" "$WORK/tls-combined.pem"
+
 render loadtest/peers/upstream-nginx.conf 0 "$WORK/upstream.conf"
 taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 
@@ -69,13 +79,17 @@ for p in $PROXIES; do
     case $p in
         turnpike)
             render loadtest/peers/turnpike.toml "${PORT[turnpike]}" "$WORK/turnpike.toml"
+            render loadtest/peers/turnpike-tls.toml "${PORT[turnpike]}" "$WORK/turnpike-tls.toml" "${TLS_PORT[turnpike]}"
+            cat "$WORK/turnpike-tls.toml" >> "$WORK/turnpike.toml"
             taskset -c "$PROXY_CPU" "$TURNPIKE" run -c "$WORK/turnpike.toml" 2> "$WORK/turnpike.log" & PIDS+=($!); MAINPID[$p]=$! ;;
         nginx)
             render loadtest/peers/nginx-proxy.conf "${PORT[nginx]}" "$WORK/nginx-proxy.conf"
+            render loadtest/peers/nginx-tls.conf "${PORT[nginx]}" "$WORK/nginx-tls-server.conf" "${TLS_PORT[nginx]}"
             taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!); MAINPID[$p]=$! ;;
         haproxy)
             render loadtest/peers/haproxy.cfg "${PORT[haproxy]}" "$WORK/haproxy.cfg"
-            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/haproxy.cfg" 2> "$WORK/haproxy.log" & PIDS+=($!); MAINPID[$p]=$! ;;
+            render loadtest/peers/haproxy-tls.cfg "${PORT[haproxy]}" "$WORK/haproxy-tls.cfg" "${TLS_PORT[haproxy]}"
+            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$WORK/haproxy.cfg" -f "$WORK/haproxy-tls.cfg" 2> "$WORK/haproxy.log" & PIDS+=($!); MAINPID[$p]=$! ;;
         *) echo "unknown proxy $p" >&2; exit 2 ;;
     esac
 done
@@ -91,8 +105,14 @@ if [[ " $SCENARIOS " == *" cache-hit "* ]]; then
     done
 fi
 
-path_of() { case $1 in ka-100b|new-conn) echo /100b ;; ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; cache-hit) echo /cached/1k ;; esac; }
-extra_of() { case $1 in new-conn) echo "-H Connection:close" ;; *) echo "" ;; esac; }
+path_of() { case $1 in ka-100b|new-conn|tls-new-conn) echo /100b ;; ka-1k|tls-ka-1k) echo /1k ;; ka-16k) echo /16k ;; ka-256k) echo /256k ;; cache-hit) echo /cached/1k ;; esac; }
+extra_of() { case $1 in new-conn|tls-new-conn) echo "-H Connection:close" ;; *) echo "" ;; esac; }
+url_of() { # scenario proxy
+    case $1 in
+        tls-*) echo "https://127.0.0.1:${TLS_PORT[$2]}$(path_of "$1")" ;;
+        *) echo "http://127.0.0.1:${PORT[$2]}$(path_of "$1")" ;;
+    esac
+}
 
 # CPU time (clock ticks) of a proxy: its process (all threads) and its children
 # (nginx's workers). Requests per proxy CPU-second is the fair figure when the load
@@ -111,7 +131,7 @@ RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
     for s in $SCENARIOS; do
         for p in $PROXIES; do
-            url="http://127.0.0.1:${PORT[$p]}$(path_of "$s")"
+            url=$(url_of "$s" "$p")
             # shellcheck disable=SC2046
             before=$(cpu_ticks "${MAINPID[$p]}")
             line=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" $(extra_of "$s") \
