@@ -3,5 +3,6 @@
 //! routes or upstream choice: it turns bytes into heads and bodies and back.
 
 pub mod h1;
+pub mod h2;
 pub mod io;
 pub mod tls;

@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod drain;
+mod h2;
 pub mod listener;
 pub mod state;
 

@@ -242,6 +242,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub enum ClientIo {
     Plain(TcpStream),
     Tls(Box<ServerTlsStream<TcpStream>>),
+    /// One HTTP/2 stream (see `proto::h2`).
+    H2(Box<super::h2::H2Io>),
 }
 
 impl ClientIo {
@@ -249,7 +251,7 @@ impl ClientIo {
     pub fn plain(&self) -> Option<&TcpStream> {
         match self {
             ClientIo::Plain(s) => Some(s),
-            ClientIo::Tls(_) => None,
+            ClientIo::Tls(_) | ClientIo::H2(_) => None,
         }
     }
 }
@@ -259,6 +261,7 @@ impl AsyncReadRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.read(buf).await,
             ClientIo::Tls(s) => Box::pin(s.read(buf)).await,
+            ClientIo::H2(s) => s.read(buf).await,
         }
     }
 
@@ -266,6 +269,7 @@ impl AsyncReadRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.readv(buf).await,
             ClientIo::Tls(s) => Box::pin(s.readv(buf)).await,
+            ClientIo::H2(s) => s.readv(buf).await,
         }
     }
 }
@@ -275,6 +279,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.write(buf).await,
             ClientIo::Tls(s) => Box::pin(s.write(buf)).await,
+            ClientIo::H2(s) => s.write(buf).await,
         }
     }
 
@@ -282,6 +287,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.writev(buf).await,
             ClientIo::Tls(s) => Box::pin(s.writev(buf)).await,
+            ClientIo::H2(s) => s.writev(buf).await,
         }
     }
 
@@ -289,6 +295,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.flush().await,
             ClientIo::Tls(s) => Box::pin(s.flush()).await,
+            ClientIo::H2(s) => s.flush().await,
         }
     }
 
@@ -296,6 +303,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.shutdown().await,
             ClientIo::Tls(s) => Box::pin(s.shutdown()).await,
+            ClientIo::H2(s) => s.shutdown().await,
         }
     }
 }

@@ -50,12 +50,29 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
     let mut scratch = Scratch::default();
     let peer_ip = peer.ip().to_string();
     let mut rec = Rec::default();
+    // the first bytes of a plain connection may be HTTP/2's preface
+    let mut first = matches!(io, ClientIo::Plain(_));
     loop {
         let plan = st.plan.current();
         let g = &plan.gateway;
         let mut deadline: Option<Instant> = None;
         // 1. a complete request head
         loop {
+            if first && rbuf.data().len() >= super::h2::PREFACE.len().min(14) {
+                first = false;
+                if rbuf.data().starts_with(&super::h2::PREFACE[..14]) {
+                    // HTTP/2 with prior knowledge: hand the socket, and what was
+                    // read of it, to the HTTP/2 driver
+                    if let ClientIo::Plain(tcp) = io {
+                        if let Ok(poll) = tcp.try_into_poll_io() {
+                            let prefix = rbuf.data().to_vec();
+                            let io = super::h2::Prefixed::new(prefix, poll);
+                            super::h2::serve(io, peer, scheme, st.clone()).await;
+                        }
+                    }
+                    return;
+                }
+            }
             if !rbuf.is_empty() {
                 match parse_request(rbuf.data(), g.max_header_size, &mut head) {
                     Ok(Some(n)) => {
@@ -150,22 +167,7 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
             rec: &mut rec,
         };
         let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
-        let series = rec.route.and_then(|r| plan.route(r).series.as_deref());
-        series
-            .unwrap_or(&st.metrics.unrouted)
-            .worker(st.id)
-            .observe(&Observation {
-                status: rec.status,
-                latency: t0.elapsed(),
-                integration_latency: rec.integration_latency,
-                throttled: rec.throttled,
-                quota_exceeded: rec.quota_exceeded,
-                cache: rec.cache,
-                canary: rec.canary == Some(true),
-            });
-        if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
-            log_line(format, sink, &plan, &head, &rec, &peer_ip, t0, wall);
-        }
+        record(&st, &plan, &head, &rec, &peer_ip, t0, wall, None);
         if !outcome.keep_alive {
             let _ = flush(&mut io, &mut wbuf).await;
             return;
@@ -173,6 +175,37 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
         if wbuf.len() >= MAX_PENDING_OUTPUT && flush(&mut io, &mut wbuf).await.is_err() {
             return;
         }
+    }
+}
+
+/// What a finished request adds to the metrics and the access log. `protocol`
+/// overrides the head's version (HTTP/2 streams arrive as HTTP/1.1 heads).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record(
+    st: &WorkerState,
+    plan: &Plan,
+    head: &RequestHead,
+    rec: &Rec,
+    peer_ip: &str,
+    t0: Instant,
+    wall: Option<SystemTime>,
+    protocol: Option<&'static str>,
+) {
+    let series = rec.route.and_then(|r| plan.route(r).series.as_deref());
+    series
+        .unwrap_or(&st.metrics.unrouted)
+        .worker(st.id)
+        .observe(&Observation {
+            status: rec.status,
+            latency: t0.elapsed(),
+            integration_latency: rec.integration_latency,
+            throttled: rec.throttled,
+            quota_exceeded: rec.quota_exceeded,
+            cache: rec.cache,
+            canary: rec.canary == Some(true),
+        });
+    if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
+        log_line(format, sink, plan, head, rec, peer_ip, t0, wall, protocol);
     }
 }
 
@@ -213,6 +246,7 @@ fn log_line(
     peer_ip: &str,
     t0: Instant,
     wall: SystemTime,
+    protocol: Option<&'static str>,
 ) {
     let route = rec.route.map(|r| plan.route(r));
     let header = |name: &[u8]| head.header(name);
@@ -224,11 +258,11 @@ fn log_line(
         route_key: route.map_or("", |r| &r.key),
         stage: route.map_or("", |r| &plan.stages[r.stage as usize].name),
         status: rec.status,
-        protocol: if head.version == 1 {
+        protocol: protocol.unwrap_or(if head.version == 1 {
             "HTTP/1.1"
         } else {
             "HTTP/1.0"
-        },
+        }),
         response_length: rec.bytes,
         request_time: wall,
         latency: t0.elapsed(),

@@ -1,0 +1,437 @@
+//! HTTP/2 streams as HTTP/1.1 byte streams: the one adapter between the `h2` crate
+//! (tokio-style, poll-based) and the rest of the gateway, which never sees either.
+//!
+//! An [`H2Io`] is one stream. Reading from it yields the request as HTTP/1.1 bytes: a
+//! head built from the HEADERS frame (`:authority` → `Host`, cookies joined), then
+//! the DATA frames, as they arrive, framed by the request's `content-length` or
+//! chunked. Writing to it takes the HTTP/1.1 response the pipeline writes, parses its
+//! head into a HEADERS frame and turns its body (length-framed or chunked) into DATA
+//! frames. Flow control holds end to end: request data is acknowledged (window
+//! released) only once the pipeline has read it, and response data waits for send
+//! capacity, so a slow client slows the upstream read, never memory.
+//!
+//! Tested end to end in `tests/h2.rs`.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::BufResult;
+
+use super::h1::{encode, parse_response, BodyFraming, ChunkedDecoder, ResponseHead};
+
+/// Largest response head accepted from the pipeline (it writes its own heads).
+const MAX_HEAD: usize = 64 << 10;
+
+/// How the response body is being forwarded.
+#[derive(Debug)]
+enum Out {
+    Head,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Done,
+}
+
+/// One HTTP/2 stream, seen as an HTTP/1.1 connection carrying one exchange.
+pub struct H2Io {
+    /// Request bytes not yet read by the pipeline.
+    pending: Vec<u8>,
+    pos: usize,
+    recv: RecvStream,
+    recv_done: bool,
+    chunked: bool,
+    /// The sending side, shared with the stream's reset watch.
+    half: Rc<RefCell<SendHalf>>,
+    /// Response bytes written but not yet translated.
+    out: Vec<u8>,
+    state: Out,
+    head_request: bool,
+}
+
+impl std::fmt::Debug for H2Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Io").field("state", &self.state).finish()
+    }
+}
+
+/// The response side of a stream: before the head is sent, after it.
+struct SendHalf {
+    respond: Option<SendResponse<Bytes>>,
+    send: Option<SendStream<Bytes>>,
+}
+
+/// Resolves when the client resets the stream (RST_STREAM), so the work for it can
+/// stop at once.
+pub struct ResetWatch(Rc<RefCell<SendHalf>>);
+
+impl ResetWatch {
+    pub async fn reset(&self) {
+        poll_fn(|cx| {
+            let mut guard = self.0.borrow_mut();
+            let h = &mut *guard;
+            let polled = match (&mut h.send, &mut h.respond) {
+                (Some(s), _) => s.poll_reset(cx),
+                (None, Some(r)) => r.poll_reset(cx),
+                (None, None) => return Poll::Pending,
+            };
+            match polled {
+                Poll::Ready(_) => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// Why a request could not become an HTTP/1.1 head.
+#[derive(Debug)]
+pub struct BadRequest;
+
+impl H2Io {
+    /// Turns a received request into the HTTP/1.1 head the pipeline will read.
+    pub fn new(
+        req: http::Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+    ) -> Result<H2Io, (BadRequest, SendResponse<Bytes>)> {
+        let (parts, recv) = req.into_parts();
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(parts.method.as_str().as_bytes());
+        head.push(b' ');
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if !path.starts_with('/') {
+            return Err((BadRequest, respond));
+        }
+        head.extend_from_slice(path.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            });
+        match host {
+            Some(h) => encode::header(&mut head, b"host", h.as_bytes()),
+            None => return Err((BadRequest, respond)),
+        }
+        let mut cookies: Vec<&[u8]> = Vec::new();
+        let mut has_length = false;
+        for (name, value) in &parts.headers {
+            let n = name.as_str().as_bytes();
+            match n {
+                b"host" => continue,
+                b"cookie" => {
+                    cookies.push(value.as_bytes());
+                    continue;
+                }
+                // connection-specific: not valid in HTTP/2, not forwarded
+                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+                | b"upgrade" => continue,
+                b"content-length" => has_length = true,
+                _ => {}
+            }
+            encode::header(&mut head, n, value.as_bytes());
+        }
+        if !cookies.is_empty() {
+            encode::header(&mut head, b"cookie", &cookies.join(&b"; "[..]));
+        }
+        let recv_done = recv.is_end_stream();
+        let chunked = !recv_done && !has_length;
+        if chunked {
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        Ok(H2Io {
+            pending: head,
+            pos: 0,
+            recv,
+            recv_done,
+            chunked,
+            half: Rc::new(RefCell::new(SendHalf {
+                respond: Some(respond),
+                send: None,
+            })),
+            out: Vec::new(),
+            state: Out::Head,
+            head_request: parts.method == http::Method::HEAD,
+        })
+    }
+
+    /// Answers a request that never reached the pipeline.
+    pub fn refuse(mut respond: SendResponse<Bytes>, status: u16, body: &'static str) {
+        let resp = http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap_or_default();
+        if let Ok(mut s) = respond.send_response(resp, false) {
+            let _ = s.send_data(Bytes::from_static(body.as_bytes()), true);
+        }
+    }
+
+    /// A watch on the client resetting this stream.
+    pub fn reset_watch(&self) -> ResetWatch {
+        ResetWatch(self.half.clone())
+    }
+
+    /// Whether the whole response went out.
+    pub fn finished(&self) -> bool {
+        matches!(self.state, Out::Done)
+    }
+
+    /// Ends the stream if the pipeline stopped mid-response (reset, not a clean end).
+    pub fn abort(&mut self) {
+        let mut h = self.half.borrow_mut();
+        if let Some(s) = &mut h.send {
+            s.send_reset(h2::Reason::INTERNAL_ERROR);
+        } else if let Some(r) = &mut h.respond {
+            r.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+    }
+
+    /// Refills `pending` from the stream's DATA frames.
+    async fn fill(&mut self) -> io::Result<()> {
+        self.pending.clear();
+        self.pos = 0;
+        match self.recv.data().await {
+            Some(Ok(data)) => {
+                // the window is given back as the pipeline takes the data
+                let _ = self.recv.flow_control().release_capacity(data.len());
+                if self.chunked && !data.is_empty() {
+                    encode::chunk_head(&mut self.pending, data.len());
+                    self.pending.extend_from_slice(&data);
+                    self.pending.extend_from_slice(b"\r\n");
+                } else {
+                    self.pending.extend_from_slice(&data);
+                }
+                if self.recv.is_end_stream() {
+                    self.end_request();
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(io::Error::other(e)),
+            None => {
+                self.end_request();
+                Ok(())
+            }
+        }
+    }
+
+    fn end_request(&mut self) {
+        if !self.recv_done && self.chunked {
+            self.pending.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.recv_done = true;
+    }
+
+    /// Translates what can be translated of `out` into frames.
+    async fn translate(&mut self) -> io::Result<()> {
+        loop {
+            match &mut self.state {
+                Out::Done => {
+                    self.out.clear();
+                    return Ok(());
+                }
+                Out::Head => {
+                    let mut resp = ResponseHead::default();
+                    let n = match parse_response(&self.out, MAX_HEAD, self.head_request, &mut resp)
+                    {
+                        Ok(Some(n)) => n,
+                        Ok(None) => return Ok(()),
+                        Err(()) => return Err(io::Error::other("unparsable response head")),
+                    };
+                    let mut builder = http::Response::builder().status(resp.status);
+                    for (name, value) in &resp.headers {
+                        let name = &self.out[name.0..name.1];
+                        let lower = name.to_ascii_lowercase();
+                        if matches!(
+                            &lower[..],
+                            b"connection"
+                                | b"keep-alive"
+                                | b"proxy-connection"
+                                | b"transfer-encoding"
+                                | b"upgrade"
+                        ) {
+                            continue;
+                        }
+                        builder = builder.header(&lower[..], &self.out[value.0..value.1]);
+                    }
+                    let response = builder
+                        .body(())
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    let empty = matches!(resp.body, BodyFraming::Empty | BodyFraming::Length(0))
+                        || self.head_request;
+                    {
+                        let mut h = self.half.borrow_mut();
+                        let mut respond = h
+                            .respond
+                            .take()
+                            .ok_or_else(|| io::Error::other("response already sent"))?;
+                        let send = respond
+                            .send_response(response, empty)
+                            .map_err(io::Error::other)?;
+                        h.send = Some(send);
+                    }
+                    self.out.drain(..n);
+                    self.state = match resp.body {
+                        _ if empty => Out::Done,
+                        BodyFraming::Length(n) => Out::Length(n),
+                        BodyFraming::Chunked => Out::Chunked(ChunkedDecoder::default()),
+                        // the pipeline frames every response it writes
+                        _ => return Err(io::Error::other("unframed response")),
+                    };
+                }
+                Out::Length(left) => {
+                    if self.out.is_empty() {
+                        return Ok(());
+                    }
+                    let take = (*left).min(self.out.len() as u64) as usize;
+                    *left -= take as u64;
+                    let last = *left == 0;
+                    let data = Bytes::copy_from_slice(&self.out[..take]);
+                    self.out.drain(..take);
+                    self.send_data(data, last).await?;
+                    if last {
+                        self.state = Out::Done;
+                    }
+                }
+                Out::Chunked(dec) => {
+                    if self.out.is_empty() {
+                        return Ok(());
+                    }
+                    let mut data = Vec::new();
+                    let used = dec
+                        .decode(&self.out, &mut data)
+                        .map_err(|_| io::Error::other("bad chunked response"))?;
+                    let done = dec.is_done();
+                    self.out.drain(..used);
+                    if !data.is_empty() || done {
+                        self.send_data(Bytes::from(data), done).await?;
+                    }
+                    if done {
+                        self.state = Out::Done;
+                    } else if used == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `data` as the stream's send window allows, waiting for capacity.
+    async fn send_data(&mut self, mut data: Bytes, end: bool) -> io::Result<()> {
+        let no_stream = || io::Error::other("no stream");
+        let mut ended = false;
+        while !data.is_empty() {
+            let want = data.len();
+            let cap = poll_fn(|cx| {
+                let mut h = self.half.borrow_mut();
+                let Some(send) = h.send.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                send.reserve_capacity(want);
+                send.poll_capacity(cx)
+            })
+            .await;
+            let cap = match cap {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Err(io::Error::other("stream closed")),
+            };
+            if cap == 0 {
+                continue;
+            }
+            let piece = data.split_to(cap.min(data.len()));
+            let last = end && data.is_empty();
+            let mut h = self.half.borrow_mut();
+            h.send
+                .as_mut()
+                .ok_or_else(no_stream)?
+                .send_data(piece, last)
+                .map_err(io::Error::other)?;
+            ended |= last;
+        }
+        if end && !ended {
+            let mut h = self.half.borrow_mut();
+            h.send
+                .as_mut()
+                .ok_or_else(no_stream)?
+                .send_data(Bytes::new(), true)
+                .map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+impl monoio::io::AsyncReadRent for H2Io {
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        if self.pos == self.pending.len() {
+            if self.recv_done {
+                return (Ok(0), buf);
+            }
+            if let Err(e) = self.fill().await {
+                return (Err(e), buf);
+            }
+        }
+        let avail = &self.pending[self.pos..];
+        let n = avail.len().min(buf.bytes_total());
+        // SAFETY: as monoio's own `impl AsyncReadRent for &[u8]`: `write_ptr` has room
+        // for `bytes_total` bytes; `n` of them are written before being marked
+        // initialised.
+        unsafe {
+            buf.write_ptr().copy_from_nonoverlapping(avail.as_ptr(), n);
+            buf.set_init(n);
+        }
+        self.pos += n;
+        (Ok(n), buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        (
+            Err(io::Error::other("readv is not used on HTTP/2 streams")),
+            buf,
+        )
+    }
+}
+
+impl monoio::io::AsyncWriteRent for H2Io {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: an IoBuf's first `bytes_init` bytes are initialised and live.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let n = bytes.len();
+        self.out.extend_from_slice(bytes);
+        match self.translate().await {
+            Ok(()) => (Ok(n), buf),
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        (
+            Err(io::Error::other("writev is not used on HTTP/2 streams")),
+            buf,
+        )
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! HTTP/2 connections: cleartext with prior knowledge (h2c, detected by the client
+//! preface on a plain listener). The `h2` crate drives the connection over monoio's
+//! poll-style socket; every stream runs the same pipeline as an HTTP/1.1 request,
+//! through `proto::h2::H2Io`, in its own task.
+//!
+//! Defences (all from the `h2` builder, per connection): at most `MAX_STREAMS`
+//! concurrent streams; a header list at most `max_header_size` (the same bound as
+//! HTTP/1.1 heads; an endless CONTINUATION sequence hits it); rapid reset
+//! (CVE-2023-44487): at most `MAX_PENDING_RESETS` streams reset before the gateway
+//! accepted them, then GOAWAY `ENHANCE_YOUR_CALM`; streams the gateway had to reset
+//! for a client's errors, bounded likewise; a send buffer bound per stream; the
+//! preface and SETTINGS within `header_timeout`; an idle connection (no open stream)
+//! closed with GOAWAY after `idle_timeout`. A drain sends GOAWAY and lets open streams
+//! finish. Tested by name in `tests/h2.rs`.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf as TokioReadBuf};
+
+use crate::pipeline::respond::write_error;
+use crate::pipeline::{self, Downstream, Rec, Scratch};
+use crate::proto::h1::{parse_request, RequestHead};
+use crate::proto::h2::H2Io;
+use crate::proto::io::{flush, ReadBuf};
+use crate::proto::tls::ClientIo;
+
+use super::conn::record;
+use super::drain::{race, Either};
+use super::state::WorkerState;
+
+/// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_STREAMS: u32 = 128;
+/// Streams a client may reset before the gateway accepts them (rapid reset).
+const MAX_PENDING_RESETS: usize = 20;
+/// Streams the client may cancel (RST_STREAM after the gateway started on them) per
+/// `RESET_WINDOW` before the connection gets GOAWAY `ENHANCE_YOUR_CALM`: the rapid
+/// reset attack (CVE-2023-44487) makes a server start work it never finishes.
+const MAX_CLIENT_RESETS: u32 = 200;
+const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Streams the gateway may reset because of the client's errors before GOAWAY.
+const MAX_ERROR_RESETS: usize = 256;
+/// Response data buffered per stream while the client's window is closed.
+const MAX_SEND_BUFFER: usize = 256 << 10;
+/// Flow-control windows: 1 MiB per stream, 4 MiB per connection.
+const STREAM_WINDOW: u32 = 1 << 20;
+const CONN_WINDOW: u32 = 4 << 20;
+
+/// A socket whose first bytes were already read (while looking for the preface).
+pub struct Prefixed<T> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Prefixed {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut TokioReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves one HTTP/2 connection until the client or the gateway ends it.
+pub async fn serve<IO>(io: IO, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let plan = st.plan.current();
+    let g = plan.gateway.clone();
+    drop(plan);
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(g.max_header_size as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(Some(MAX_ERROR_RESETS))
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW);
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let mut conn = match monoio::time::timeout(g.header_timeout, handshake).await {
+        Ok(Ok(c)) => c,
+        _ => return,
+    };
+    let peer_ip: Rc<str> = peer.ip().to_string().into();
+    let open = Rc::new(Cell::new(0usize));
+    let resets = Rc::new(Cell::new(0u32));
+    let mut window = Instant::now();
+    let mut closing = false;
+    loop {
+        // accept is cancel-safe: the timeout only lets the loop look at the clock
+        let next = if closing {
+            Either::Left(Ok(conn.accept().await))
+        } else {
+            race(
+                monoio::time::timeout(g.idle_timeout, conn.accept()),
+                st.drain.wait(),
+            )
+            .await
+        };
+        if window.elapsed() > RESET_WINDOW {
+            window = Instant::now();
+            resets.set(0);
+        }
+        if !closing && resets.get() > MAX_CLIENT_RESETS {
+            crate::warn!("HTTP/2 client {peer}: {} streams cancelled within {RESET_WINDOW:?}; GOAWAY (rapid reset)", resets.get());
+            conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            closing = true;
+            continue;
+        }
+        match next {
+            Either::Left(Ok(Some(Ok((req, respond))))) => {
+                open.set(open.get() + 1);
+                let guard = Open(open.clone());
+                let resets = resets.clone();
+                monoio::spawn(stream(
+                    req,
+                    respond,
+                    peer_ip.clone(),
+                    scheme,
+                    st.clone(),
+                    guard,
+                    resets,
+                ));
+            }
+            // the client went away or broke the protocol (h2 has sent GOAWAY)
+            Either::Left(Ok(Some(Err(_)) | None)) => break,
+            // no new stream for a while: only an idle connection is closed
+            Either::Left(Err(_)) if open.get() > 0 => {}
+            Either::Left(Err(_)) | Either::Right(()) => {
+                // idle too long, or draining: GOAWAY, let open streams finish
+                conn.graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
+/// Counts a stream as open until it is dropped.
+struct Open(Rc<Cell<usize>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
+/// One stream: its request through the pipeline, its response back as frames.
+async fn stream(
+    req: http::Request<h2::RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+    peer_ip: Rc<str>,
+    scheme: &'static str,
+    st: Rc<WorkerState>,
+    _open: Open,
+    resets: Rc<Cell<u32>>,
+) {
+    let h2io = match H2Io::new(req, respond) {
+        Ok(io) => io,
+        Err((_, respond)) => {
+            H2Io::refuse(respond, 400, r#"{"message":"Bad Request"}"#);
+            return;
+        }
+    };
+    let watch = h2io.reset_watch();
+    let mut io = ClientIo::H2(Box::new(h2io));
+    let plan = st.plan.current();
+    let mut rbuf = ReadBuf::with_capacity(4 << 10);
+    let mut wbuf = Vec::new();
+    let mut head = RequestHead::default();
+    // the synthetic head arrives whole in the first read
+    loop {
+        if !rbuf.is_empty() {
+            match parse_request(rbuf.data(), plan.gateway.max_header_size, &mut head) {
+                Ok(Some(n)) => {
+                    rbuf.consume(n);
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    let mut rid = [0u8; 36];
+                    st.ctx.ids.write(&mut rid);
+                    write_error(
+                        &mut wbuf,
+                        false,
+                        crate::error::Error::BadRequest,
+                        &rid,
+                        false,
+                    );
+                    let _ = flush(&mut io, &mut wbuf).await;
+                    return;
+                }
+            }
+        }
+        match rbuf.fill(&mut io).await {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+    }
+    let mut scratch = Scratch::default();
+    let mut rec = Rec::default();
+    let t0 = Instant::now();
+    let wall = (st.log.is_some() && plan.access_log.is_some()).then(SystemTime::now);
+    let exchange = async {
+        let mut ds = Downstream {
+            io: &mut io,
+            scheme,
+            rbuf: &mut rbuf,
+            wbuf: &mut wbuf,
+            peer_ip: &peer_ip,
+            scratch: &mut scratch,
+            draining: false,
+            rec: &mut rec,
+        };
+        pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
+        flush(&mut io, &mut wbuf).await.is_ok()
+    };
+    // the client may cancel the stream: stop the work for it at once
+    match race(exchange, watch.reset()).await {
+        Either::Left(sent) => {
+            if let ClientIo::H2(h) = &mut io {
+                if !sent || !h.finished() {
+                    h.abort();
+                }
+            }
+        }
+        Either::Right(()) => {
+            resets.set(resets.get() + 1);
+            rec.error = "client cancelled the stream";
+        }
+    }
+    record(
+        &st,
+        &plan,
+        &head,
+        &rec,
+        &peer_ip,
+        t0,
+        wall,
+        Some("HTTP/2.0"),
+    );
+}

@@ -1,0 +1,272 @@
+//! HTTP/2 end to end: h2c with prior knowledge through the whole pipeline, many
+//! concurrent streams on one connection, large bodies both ways with flow control,
+//! and the defences by name (rapid reset, idle connections, oversized headers).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+
+fn cfg(up: SocketAddr, extra_gateway: &str) -> String {
+    config(
+        &format!(
+            r#"
+[apis.a.routes."GET /ping"]
+integration = {{ type = "mock", body = "pong" }}
+
+[apis.a.routes."ANY /up/{{p+}}"]
+integration = {{ type = "http_proxy", uri = "http://{up}/{{p}}" }}
+
+[stages.prod]
+api = "a"
+"#
+        ),
+        None,
+    )
+    .replace("workers = 2\n", &format!("workers = 2\n{extra_gateway}\n"))
+}
+
+/// Requests the upstream has served (asking counts as one).
+fn upstream_count(up: SocketAddr) -> u64 {
+    get(up, "/count")
+        .json_field("count")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+type Client = h2::client::SendRequest<Bytes>;
+
+/// An h2c connection (prior knowledge); the connection task runs on the runtime.
+async fn h2c(addr: SocketAddr) -> Client {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn request(c: &mut Client, method: &str, path: &str, body: Option<Bytes>) -> (u16, Bytes) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://test{path}"))
+        .body(())
+        .unwrap();
+    let mut c = c.clone().ready().await.unwrap();
+    let (resp, mut send) = c.send_request(req, body.is_none()).unwrap();
+    if let Some(mut b) = body {
+        // respect the server's flow control: send as capacity opens
+        while !b.is_empty() {
+            send.reserve_capacity(b.len());
+            let cap = std::future::poll_fn(|cx| send.poll_capacity(cx))
+                .await
+                .unwrap()
+                .unwrap();
+            let piece = b.split_to(cap.min(b.len()));
+            send.send_data(piece, b.is_empty()).unwrap();
+        }
+    }
+    let resp = resp.await.unwrap();
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    (status, Bytes::from(out))
+}
+
+#[test]
+fn h2c_prior_knowledge_serves_the_pipeline() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let mut c = h2c(gw.addr).await;
+        assert_eq!(
+            request(&mut c, "GET", "/ping", None).await,
+            (200, Bytes::from("pong"))
+        );
+        let (status, body) = request(&mut c, "GET", "/up/echo?q=1", None).await;
+        assert_eq!(status, 200);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(r#""query": "q=1""#), "{text}");
+        assert!(text.contains(r#""x-forwarded-for": "127.0.0.1""#), "{text}");
+        let (status, _) = request(&mut c, "GET", "/nope", None).await;
+        assert_eq!(status, 404);
+    });
+    // curl too
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-w", " %{http_version}"])
+        .arg(format!("http://{}/ping", gw.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pong 2");
+    // and HTTP/1.1 on the same listener is unchanged
+    assert_eq!(get(gw.addr, "/ping").text(), "pong");
+}
+
+#[test]
+fn many_concurrent_streams_on_one_connection() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let mut c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = if i % 2 == 0 {
+                    "/ping".to_string()
+                } else {
+                    format!("/up/slow/50?i={i}")
+                };
+                request(&mut c, "GET", &path, None).await.0
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+    });
+}
+
+#[test]
+fn large_bodies_stream_both_ways() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let mut c = h2c(gw.addr).await;
+        // 8 MiB up: more than every flow-control window on the way
+        let upload = Bytes::from(vec![b'u'; 8 << 20]);
+        let (status, body) = request(&mut c, "POST", "/up/echo", Some(upload)).await;
+        assert_eq!(status, 200);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(r#""body_len": 8388608"#), "{text}");
+        // 6 MB down, length-framed and chunked upstream
+        let (status, body) = request(&mut c, "GET", "/up/bytes/6000000", None).await;
+        assert_eq!((status, body.len()), (200, 6_000_000));
+        let (status, body) = request(&mut c, "GET", "/up/chunked/3000000", None).await;
+        assert_eq!((status, body.len()), (200, 3_000_000));
+    });
+}
+
+#[test]
+fn h2_rapid_reset_is_bounded() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        // 1. HEADERS + RST_STREAM back to back (CVE-2023-44487): h2 drops streams reset
+        // before the gateway accepted them, so no work starts for them.
+        let mut sent = 0;
+        for _ in 0..2_000 {
+            let Ok(mut ready) = c.clone().ready().await else {
+                break;
+            };
+            sent += 1;
+            let req = http::Request::get("http://test/up/slow/1000")
+                .body(())
+                .unwrap();
+            match ready.send_request(req, true) {
+                Ok((_, mut send)) => send.send_reset(h2::Reason::CANCEL),
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let reached = upstream_count(up.addr);
+        println!("{sent} HEADERS + RST_STREAM pairs back to back: {reached} reached the upstream");
+        assert!(
+            reached < 100,
+            "work started for {reached} cancelled streams"
+        );
+        // 2. cancelling streams the gateway has started on: GOAWAY after the bound
+        let c = h2c(gw.addr).await;
+        let mut refused = false;
+        for _ in 0..600 {
+            let Ok(mut ready) = c.clone().ready().await else {
+                refused = true;
+                break;
+            };
+            let req = http::Request::get("http://test/up/slow/1000")
+                .body(())
+                .unwrap();
+            match ready.send_request(req, true) {
+                Ok((_, mut send)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    send.send_reset(h2::Reason::CANCEL);
+                }
+                Err(_) => {
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            refused,
+            "the abusive connection was sent GOAWAY:\n{}",
+            gw.log()
+        );
+        assert!(gw.wait_log("GOAWAY (rapid reset)", Duration::from_secs(2)));
+        // other clients are unaffected
+        let mut other = h2c(gw.addr).await;
+        assert_eq!(request(&mut other, "GET", "/ping", None).await.0, 200);
+    });
+}
+
+#[test]
+fn an_idle_h2_connection_gets_goaway() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, "idle_timeout = \"1s\""));
+    rt().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let driver = tokio::spawn(conn);
+        assert_eq!(request(&mut client, "GET", "/ping", None).await.0, 200);
+        let t0 = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+        assert!(ended.is_ok(), "the connection was closed");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
+    });
+}
+
+#[test]
+fn oversized_h2_headers_are_refused() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, "max_header_size = \"4KiB\""));
+    rt().block_on(async {
+        let mut c = h2c(gw.addr).await;
+        let req = http::Request::get("http://test/ping")
+            .header("x-big", "a".repeat(16 << 10))
+            .body(())
+            .unwrap();
+        let mut ready = c.clone().ready().await.unwrap();
+        let refused = match ready.send_request(req, true) {
+            Ok((resp, _)) => match resp.await {
+                Ok(r) => r.status().as_u16() == 431,
+                Err(_) => true,
+            },
+            Err(_) => true,
+        };
+        assert!(refused, "a header list over max_header_size is refused");
+        // a new connection works
+        let mut fresh = h2c(gw.addr).await;
+        assert_eq!(request(&mut fresh, "GET", "/ping", None).await.0, 200);
+        let _ = &mut c;
+    });
+}
