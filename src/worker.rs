@@ -201,9 +201,20 @@ async fn tls_handshake(
     let timeout = plan.gateway.header_timeout;
     drop(plan);
     // a failed or slow handshake has nothing to answer: the client is let go
-    if let Ok(Ok(s)) = monoio::time::timeout(timeout, acceptor.accept(io)).await {
-        conn::serve(ClientIo::Tls(Box::new(s)), peer, "https", st).await;
+    let Ok(Ok(s)) = monoio::time::timeout(timeout, acceptor.accept(io)).await else {
+        return;
+    };
+    if s.alpn_protocol().as_deref() == Some(&b"h2"[..]) {
+        // HTTP/2: the session continues on the poll-style socket the h2 crate needs
+        let (tcp, session) = s.into_parts();
+        if let Ok(poll) = tcp.try_into_poll_io() {
+            let _active = conn::active(&st);
+            let io = crate::proto::h2::PollTls::new(poll, session);
+            h2::serve(io, peer, "https", st.clone()).await;
+        }
+        return;
     }
+    conn::serve(ClientIo::Tls(Box::new(s)), peer, "https", st).await;
 }
 
 fn pin_to_core(core: usize) {

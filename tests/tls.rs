@@ -58,7 +58,7 @@ fn tls_addr(gw: &Gateway) -> SocketAddr {
         .unwrap()
 }
 
-fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
+fn client_config(ca: &Ca, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.cert.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -67,7 +67,7 @@ fn client_config(ca: &Ca) -> Arc<rustls::ClientConfig> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(c)
 }
 
@@ -133,7 +133,7 @@ certs = [
 [apis.a.routes."GET /ping"]
 integration = {{ type = "mock", body = "pong" }}
 
-[apis.a.routes."GET /up/{{p+}}"]
+[apis.a.routes."ANY /up/{{p+}}"]
 integration = {{ type = "http_proxy", uri = "http://{up}/{{p}}" }}
 
 [stages.prod]
@@ -155,15 +155,17 @@ fn sni_picks_the_certificate_and_requests_flow_over_tls() {
     let path = dir.write("turnpike.toml", &tls_config(up.addr));
     let gw = Gateway::start_with(dir, path, &["run", "-c"]);
     let addr = tls_addr(&gw);
-    let cc = client_config(&ca);
+    let cc = client_config(&ca, &[b"http/1.1"]);
 
+    // ALPN: h2 when the client offers it, HTTP/1.1 otherwise
+    let both = client_config(&ca, &[b"h2", b"http/1.1"]);
+    assert_eq!(
+        connect(addr, "api.example.com", &both).conn.alpn_protocol(),
+        Some(&b"h2"[..])
+    );
     let mut s = connect(addr, "api.example.com", &cc);
     assert_eq!(presented(&s), api);
-    assert_eq!(
-        s.conn.alpn_protocol(),
-        Some(&b"http/1.1"[..]),
-        "h2 is not offered yet: ALPN falls back"
-    );
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     assert_eq!(get_tls(&mut s, "/ping"), (200, "pong".to_string()));
     // keep-alive, and the upstream learns the client came over https
     let (status, body) = get_tls(&mut s, "/up/echo");
@@ -203,6 +205,41 @@ fn sni_picks_the_certificate_and_requests_flow_over_tls() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pong");
+
+    // HTTP/2 over TLS (ALPN h2), small and large responses
+    let h2 = |path: &str, fmt: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--http2", "-o", "/dev/null", "-w", fmt, "--cacert"])
+            .arg(&ca_file)
+            .args([
+                "--resolve",
+                &format!("api.example.com:{}:127.0.0.1", addr.port()),
+                &format!("https://api.example.com:{}{path}", addr.port()),
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(h2("/ping", "%{http_version} %{http_code}"), "2 200");
+    assert_eq!(
+        h2("/up/bytes/3000000", "%{http_version} %{size_download}"),
+        "2 3000000"
+    );
+    let upload = gw.dir.write("upload.bin", &"u".repeat(2_000_000));
+    let out = Command::new("curl")
+        .args(["-s", "--http2", "--data-binary"])
+        .arg(format!("@{}", upload.display()))
+        .arg("--cacert")
+        .arg(&ca_file)
+        .args([
+            "--resolve",
+            &format!("api.example.com:{}:127.0.0.1", addr.port()),
+            &format!("https://api.example.com:{}/up/echo", addr.port()),
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""body_len": 2000000"#), "{text}");
 }
 
 #[test]
@@ -217,7 +254,7 @@ fn a_reload_brings_new_certificates_without_dropping_connections() {
     let path = dir.write("turnpike.toml", &tls_config(up.addr));
     let gw = Gateway::start_with(dir, path, &["run", "-c"]);
     let addr = tls_addr(&gw);
-    let cc = client_config(&ca);
+    let cc = client_config(&ca, &[b"http/1.1"]);
     let mut old = connect(addr, "api.example.com", &cc);
     assert_eq!(presented(&old), first);
 

@@ -435,3 +435,151 @@ impl monoio::io::AsyncWriteRent for H2Io {
         Ok(())
     }
 }
+
+/// TLS over monoio's poll-style socket, for HTTP/2 after ALPN chose `h2`: the
+/// handshake ran on the completion-style socket (`monoio-rustls`), and the session
+/// (with any records it already read) carries on here.
+pub struct PollTls<T> {
+    io: T,
+    tls: rustls::ServerConnection,
+}
+
+impl<T> PollTls<T> {
+    pub fn new(io: T, tls: rustls::ServerConnection) -> Self {
+        PollTls { io, tls }
+    }
+}
+
+/// `std::io` views of a poll-style socket for rustls's `read_tls`/`write_tls`:
+/// `Pending` becomes `WouldBlock`.
+struct Sync<'a, 'b, T> {
+    io: &'a mut T,
+    cx: &'a mut std::task::Context<'b>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> io::Read for Sync<'_, '_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut *self.io).poll_read(self.cx, &mut rb) {
+            Poll::Ready(Ok(())) => Ok(rb.filled().len()),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> io::Write for Sync<'_, '_, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match std::pin::Pin::new(&mut *self.io).poll_write(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> PollTls<T> {
+    /// Writes pending TLS records to the socket; `Pending` while it is full.
+    fn poll_write_tls(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        while self.tls.wants_write() {
+            let mut s = Sync {
+                io: &mut self.io,
+                cx,
+            };
+            match self.tls.write_tls(&mut s) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncRead for PollTls<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            match io::Read::read(&mut this.tls.reader(), buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            let mut s = Sync {
+                io: &mut this.io,
+                cx,
+            };
+            match this.tls.read_tls(&mut s) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(_) => {
+                    if let Err(e) = this.tls.process_new_packets() {
+                        // tell the peer why before giving up
+                        let _ = this.poll_write_tls(cx);
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                    }
+                    // key updates and the like
+                    if let Poll::Ready(Err(e)) = this.poll_write_tls(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for PollTls<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        loop {
+            let n = io::Write::write(&mut this.tls.writer(), buf)?;
+            // send what can be sent; records left over go with the next write or flush
+            match this.poll_write_tls(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if n == 0 => return Poll::Pending,
+                _ => {}
+            }
+            if n > 0 || buf.is_empty() {
+                return Poll::Ready(Ok(n));
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match this.poll_write_tls(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut this.io).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.tls.send_close_notify();
+        match this.poll_write_tls(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut this.io).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}

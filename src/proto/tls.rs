@@ -105,7 +105,7 @@ pub fn server_config(certs: &[CertSpec<'_>]) -> Result<Arc<ServerConfig>, Vec<(u
         .map_err(|e| vec![(0, e.to_string())])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(by));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

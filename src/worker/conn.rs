@@ -27,7 +27,15 @@ use super::state::WorkerState;
 /// Past this much buffered output, flush even if more pipelined requests wait.
 const MAX_PENDING_OUTPUT: usize = 64 << 10;
 
-struct ActiveGuard<'a>(&'a WorkerState);
+/// Counts an open client connection (for the drain and the metrics) until dropped.
+pub(super) struct ActiveGuard<'a>(&'a WorkerState);
+
+/// Counts a connection that is not served by `serve` (HTTP/2 over TLS).
+pub(super) fn active(st: &WorkerState) -> ActiveGuard<'_> {
+    st.active.set(st.active.get() + 1);
+    st.metrics.connections(st.id).opened();
+    ActiveGuard(st)
+}
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
@@ -38,9 +46,7 @@ impl Drop for ActiveGuard<'_> {
 
 /// Serves one client connection; `scheme` is `http` or `https` (a TLS listener's).
 pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>) {
-    st.active.set(st.active.get() + 1);
-    st.metrics.connections(st.id).opened();
-    let _guard = ActiveGuard(&st);
+    let _guard = active(&st);
     // Small to start: an idle keep-alive connection pins its read buffer in the
     // kernel (a pending io_uring read), and thousands of them add up. Both grow on
     // demand; see `flush` for how a large response's buffer is given back.
