@@ -48,8 +48,9 @@ pub struct H2Io {
     chunked: bool,
     /// The sending side, shared with the stream's reset watch.
     half: Rc<RefCell<SendHalf>>,
-    /// Response bytes written but not yet translated.
+    /// Response bytes written but not yet translated: `out[skip..]`.
     out: Vec<u8>,
+    skip: usize,
     state: Out,
     head_request: bool,
 }
@@ -166,6 +167,7 @@ impl H2Io {
                 send: None,
             })),
             out: Vec::new(),
+            skip: 0,
             state: Out::Head,
             head_request: parts.method == http::Method::HEAD,
         })
@@ -238,25 +240,44 @@ impl H2Io {
         self.recv_done = true;
     }
 
+    /// The next `n` untranslated bytes; without a copy when they are all that is left.
+    fn take_front(&mut self, n: usize) -> Bytes {
+        if self.skip + n == self.out.len() {
+            let all = Bytes::from(std::mem::take(&mut self.out));
+            let b = Bytes::slice(&all, self.skip..);
+            self.skip = 0;
+            b
+        } else {
+            let b = Bytes::copy_from_slice(&self.out[self.skip..self.skip + n]);
+            self.skip += n;
+            b
+        }
+    }
+
     /// Translates what can be translated of `out` into frames.
     async fn translate(&mut self) -> io::Result<()> {
         loop {
+            if self.skip == self.out.len() {
+                self.out.clear();
+                self.skip = 0;
+            }
             match &mut self.state {
                 Out::Done => {
                     self.out.clear();
+                    self.skip = 0;
                     return Ok(());
                 }
                 Out::Head => {
                     let mut resp = ResponseHead::default();
-                    let n = match parse_response(&self.out, MAX_HEAD, self.head_request, &mut resp)
-                    {
+                    let text = &self.out[self.skip..];
+                    let n = match parse_response(text, MAX_HEAD, self.head_request, &mut resp) {
                         Ok(Some(n)) => n,
                         Ok(None) => return Ok(()),
                         Err(()) => return Err(io::Error::other("unparsable response head")),
                     };
                     let mut builder = http::Response::builder().status(resp.status);
                     for (name, value) in &resp.headers {
-                        let name = &self.out[name.0..name.1];
+                        let name = &text[name.0..name.1];
                         let lower = name.to_ascii_lowercase();
                         if matches!(
                             &lower[..],
@@ -268,7 +289,7 @@ impl H2Io {
                         ) {
                             continue;
                         }
-                        builder = builder.header(&lower[..], &self.out[value.0..value.1]);
+                        builder = builder.header(&lower[..], &text[value.0..value.1]);
                     }
                     let response = builder
                         .body(())
@@ -286,7 +307,7 @@ impl H2Io {
                             .map_err(io::Error::other)?;
                         h.send = Some(send);
                     }
-                    self.out.drain(..n);
+                    self.skip += n;
                     self.state = match resp.body {
                         _ if empty => Out::Done,
                         BodyFraming::Length(n) => Out::Length(n),
@@ -296,29 +317,29 @@ impl H2Io {
                     };
                 }
                 Out::Length(left) => {
-                    if self.out.is_empty() {
+                    let avail = self.out.len() - self.skip;
+                    if avail == 0 {
                         return Ok(());
                     }
-                    let take = (*left).min(self.out.len() as u64) as usize;
+                    let take = (*left).min(avail as u64) as usize;
                     *left -= take as u64;
                     let last = *left == 0;
-                    let data = Bytes::copy_from_slice(&self.out[..take]);
-                    self.out.drain(..take);
+                    let data = self.take_front(take);
                     self.send_data(data, last).await?;
                     if last {
                         self.state = Out::Done;
                     }
                 }
                 Out::Chunked(dec) => {
-                    if self.out.is_empty() {
+                    if self.skip == self.out.len() {
                         return Ok(());
                     }
                     let mut data = Vec::new();
                     let used = dec
-                        .decode(&self.out, &mut data)
+                        .decode(&self.out[self.skip..], &mut data)
                         .map_err(|_| io::Error::other("bad chunked response"))?;
                     let done = dec.is_done();
-                    self.out.drain(..used);
+                    self.skip += used;
                     if !data.is_empty() || done {
                         self.send_data(Bytes::from(data), done).await?;
                     }
