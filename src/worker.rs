@@ -208,7 +208,7 @@ async fn tls_handshake(
         // HTTP/2: the session continues on the poll-style socket the h2 crate needs
         let (tcp, session) = s.into_parts();
         if let Ok(poll) = tcp.try_into_poll_io() {
-            let _active = conn::active(&st);
+            let _active = conn::active(&st, crate::observe::metrics::Protocol::H2);
             let io = crate::proto::h2::PollTls::new(poll, session);
             h2::serve(io, peer, "https", st.clone()).await;
         }

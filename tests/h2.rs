@@ -116,6 +116,17 @@ fn h2c_prior_knowledge_serves_the_pipeline() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pong 2");
     // and HTTP/1.1 on the same listener is unchanged
     assert_eq!(get(gw.addr, "/ping").text(), "pong");
+    // the connections were counted by protocol
+    let m = admin(&gw, "GET", "/metrics").text();
+    let accepted = |p: &str| -> f64 {
+        let key = format!("turnpike_connections_accepted_total{{protocol=\"{p}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {m}"))
+    };
+    assert_eq!(accepted("h2c"), 2.0, "the Rust client's and curl's");
+    assert!(accepted("http/1.1") >= 1.0);
 }
 
 #[test]

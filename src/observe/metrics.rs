@@ -94,25 +94,47 @@ impl Counters {
     }
 }
 
-/// A worker's connection counts (owner-written, padded to its own cache lines).
+/// Client connection protocols, as metric labels (index = `Protocol as usize`).
+pub const PROTOCOLS: [&str; 4] = ["http/1.1", "http/1.1+tls", "h2c", "h2"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1 = 0,
+    Http1Tls = 1,
+    H2c = 2,
+    H2 = 3,
+}
+
+/// A worker's connection counts by protocol (owner-written, on its own cache lines).
 #[repr(align(128))]
 #[derive(Debug, Default)]
 pub struct ConnCounters {
-    open: AtomicU64,
-    accepted: AtomicU64,
+    open: [AtomicU64; 4],
+    accepted: [AtomicU64; 4],
+}
+
+fn drop_one(a: &AtomicU64) {
+    a.store(
+        a.load(Ordering::Relaxed).saturating_sub(1),
+        Ordering::Relaxed,
+    );
 }
 
 impl ConnCounters {
-    pub fn opened(&self) {
-        bump(&self.open, 1);
-        bump(&self.accepted, 1);
+    pub fn opened(&self, p: Protocol) {
+        bump(&self.open[p as usize], 1);
+        bump(&self.accepted[p as usize], 1);
     }
 
-    pub fn closed(&self) {
-        self.open.store(
-            self.open.load(Ordering::Relaxed).saturating_sub(1),
-            Ordering::Relaxed,
-        );
+    pub fn closed(&self, p: Protocol) {
+        drop_one(&self.open[p as usize]);
+    }
+
+    /// A connection turned out to speak another protocol (h2c after its preface).
+    pub fn switched(&self, from: Protocol, to: Protocol) {
+        drop_one(&self.open[from as usize]);
+        drop_one(&self.accepted[from as usize]);
+        self.opened(to);
     }
 }
 
@@ -446,26 +468,25 @@ impl MetricsStore {
             "turnpike_access_log_dropped_total {}",
             self.access_log_dropped.load(Ordering::Relaxed)
         );
-        let open: u64 = self
-            .connections
-            .iter()
-            .map(|c| c.open.load(Ordering::Relaxed))
-            .sum();
-        let accepted: u64 = self
-            .connections
-            .iter()
-            .map(|c| c.accepted.load(Ordering::Relaxed))
-            .sum();
+        let by = |f: &dyn Fn(&ConnCounters) -> &[AtomicU64; 4], i: usize| -> u64 {
+            self.connections
+                .iter()
+                .map(|c| f(c)[i].load(Ordering::Relaxed))
+                .sum()
+        };
         out.push_str("# HELP turnpike_connections_open Client connections open now, by protocol.\n# TYPE turnpike_connections_open gauge\n");
-        let _ = writeln!(
-            out,
-            "turnpike_connections_open{{protocol=\"http/1.1\"}} {open}"
-        );
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            let v = by(&|c| &c.open, i);
+            let _ = writeln!(out, "turnpike_connections_open{{protocol=\"{p}\"}} {v}");
+        }
         out.push_str("# HELP turnpike_connections_accepted_total Client connections accepted, by protocol.\n# TYPE turnpike_connections_accepted_total counter\n");
-        let _ = writeln!(
-            out,
-            "turnpike_connections_accepted_total{{protocol=\"http/1.1\"}} {accepted}"
-        );
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            let v = by(&|c| &c.accepted, i);
+            let _ = writeln!(
+                out,
+                "turnpike_connections_accepted_total{{protocol=\"{p}\"}} {v}"
+            );
+        }
         self.render_targets(&mut out);
         let driver = self.driver.lock().map(|d| d.clone()).unwrap_or_default();
         out.push_str("# HELP turnpike_event_driver The event driver the workers run on.\n# TYPE turnpike_event_driver gauge\n");

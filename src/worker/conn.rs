@@ -14,7 +14,7 @@ use crate::proto::tls::ClientIo;
 
 use crate::error::Error;
 use crate::observe::access_log::{Format, Record, WorkerLog};
-use crate::observe::metrics::Observation;
+use crate::observe::metrics::{Observation, Protocol};
 use crate::pipeline::respond::write_error;
 use crate::pipeline::{self, Downstream, Rec, Scratch};
 use crate::plan::Plan;
@@ -28,25 +28,48 @@ use super::state::WorkerState;
 const MAX_PENDING_OUTPUT: usize = 64 << 10;
 
 /// Counts an open client connection (for the drain and the metrics) until dropped.
-pub(super) struct ActiveGuard<'a>(&'a WorkerState);
+pub(super) struct ActiveGuard<'a> {
+    st: &'a WorkerState,
+    protocol: std::cell::Cell<Protocol>,
+}
 
-/// Counts a connection that is not served by `serve` (HTTP/2 over TLS).
-pub(super) fn active(st: &WorkerState) -> ActiveGuard<'_> {
+/// Counts a connection of `protocol` while the guard lives.
+pub(super) fn active(st: &WorkerState, protocol: Protocol) -> ActiveGuard<'_> {
     st.active.set(st.active.get() + 1);
-    st.metrics.connections(st.id).opened();
-    ActiveGuard(st)
+    st.metrics.connections(st.id).opened(protocol);
+    ActiveGuard {
+        st,
+        protocol: std::cell::Cell::new(protocol),
+    }
+}
+
+impl ActiveGuard<'_> {
+    fn switch(&self, to: Protocol) {
+        let from = self.protocol.replace(to);
+        self.st.metrics.connections(self.st.id).switched(from, to);
+    }
 }
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        self.0.active.set(self.0.active.get() - 1);
-        self.0.metrics.connections(self.0.id).closed();
+        self.st.active.set(self.st.active.get() - 1);
+        self.st
+            .metrics
+            .connections(self.st.id)
+            .closed(self.protocol.get());
     }
 }
 
 /// Serves one client connection; `scheme` is `http` or `https` (a TLS listener's).
 pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>) {
-    let _guard = active(&st);
+    let guard = active(
+        &st,
+        if scheme == "https" {
+            Protocol::Http1Tls
+        } else {
+            Protocol::Http1
+        },
+    );
     // Small to start: an idle keep-alive connection pins its read buffer in the
     // kernel (a pending io_uring read), and thousands of them add up. Both grow on
     // demand; see `flush` for how a large response's buffer is given back.
@@ -69,6 +92,7 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
                 if rbuf.data().starts_with(&super::h2::PREFACE[..14]) {
                     // HTTP/2 with prior knowledge: hand the socket, and what was
                     // read of it, to the HTTP/2 driver
+                    guard.switch(Protocol::H2c);
                     if let ClientIo::Plain(tcp) = io {
                         if let Ok(poll) = tcp.try_into_poll_io() {
                             let prefix = rbuf.data().to_vec();
