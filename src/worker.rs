@@ -121,6 +121,7 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
     if st.log.is_some() {
         monoio::spawn(flush_access_log(st.clone()));
     }
+    monoio::spawn(snapshot_pools(st.clone()));
     for (i, l) in spec.listeners.into_iter().enumerate() {
         let tls = i.checked_sub(spec.plain);
         match monoio::net::TcpListener::from_std(l) {
@@ -144,6 +145,14 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
     }
     if let Some(log) = &st.log {
         log.flush();
+    }
+}
+
+/// Publishes this worker's idle upstream connections for the metrics, every second.
+async fn snapshot_pools(st: Rc<WorkerState>) {
+    while !st.drain.is_draining() {
+        st.metrics.set_idle(st.id, st.ctx.pools.idle_by_target());
+        monoio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -246,6 +246,13 @@ fn metrics_count_what_happened_and_parse_strictly() {
     );
     assert_eq!(get(&format!("turnpike_upstream_in_flight{target}")), 0.0);
     assert_eq!(get(&format!("turnpike_upstream_healthy{target}")), 1.0);
+    // the one pooled connection shows within the workers' 1 s snapshot
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let m2 = parse_strict(&admin(&gw, "GET", "/metrics").text());
+    assert_eq!(
+        m2[&format!("turnpike_upstream_idle_connections{target}")],
+        1.0
+    );
     assert_eq!(
         get(&format!("turnpike_upstream_connect_failures_total{target}")),
         0.0

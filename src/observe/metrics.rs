@@ -220,7 +220,13 @@ pub struct MetricsStore {
     pub driver: Mutex<String>,
     connections: Box<[ConnCounters]>,
     targets: Mutex<Vec<Arc<TargetSeries>>>,
+    /// Each worker's idle pooled connections per target address, as of its last
+    /// snapshot (once a second; the lock is taken only then and at scrape time).
+    idle: Box<[Mutex<IdleByTarget>]>,
 }
+
+/// Idle pooled connections per target address.
+type IdleByTarget = Vec<(std::net::SocketAddr, usize)>;
 
 impl MetricsStore {
     pub fn new(workers: usize) -> MetricsStore {
@@ -237,7 +243,27 @@ impl MetricsStore {
             driver: Mutex::new(String::new()),
             connections: (0..workers).map(|_| ConnCounters::default()).collect(),
             targets: Mutex::default(),
+            idle: (0..workers).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    /// A worker's snapshot of its idle upstream connections.
+    pub fn set_idle(&self, worker: usize, idle: IdleByTarget) {
+        if let Some(slot) = self.idle.get(worker) {
+            if let Ok(mut g) = slot.lock() {
+                *g = idle;
+            }
+        }
+    }
+
+    fn idle_of(&self, addr: &str) -> usize {
+        self.idle
+            .iter()
+            .filter_map(|m| m.lock().ok())
+            .flat_map(|g| g.clone())
+            .filter(|(a, _)| a.to_string() == addr)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The series of an upstream target, created on first use and kept for good.
@@ -314,6 +340,15 @@ impl MetricsStore {
             for t in &list {
                 let _ = writeln!(out, "{name}{{{}}} {}", labels(t), sum(t, &pick));
             }
+        }
+        out.push_str("# HELP turnpike_upstream_idle_connections Pooled connections to the target waiting for a request (as of the workers' last snapshot, at most 1 s old).\n# TYPE turnpike_upstream_idle_connections gauge\n");
+        for t in &list {
+            let _ = writeln!(
+                out,
+                "turnpike_upstream_idle_connections{{{}}} {}",
+                labels(t),
+                self.idle_of(&t.addr)
+            );
         }
         out.push_str("# HELP turnpike_upstream_healthy Active health of the target (1 healthy, 0 not; 1 without checks).\n# TYPE turnpike_upstream_healthy gauge\n");
         for t in &list {

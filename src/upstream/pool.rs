@@ -122,4 +122,16 @@ impl Pools {
     pub fn idle_count(&self) -> usize {
         self.idle.borrow().values().map(Vec::len).sum()
     }
+
+    /// Idle connections per target address (for the metrics, once a second).
+    pub fn idle_by_target(&self) -> Vec<(SocketAddr, usize)> {
+        let mut by: Vec<(SocketAddr, usize)> = Vec::new();
+        for ((addr, _), list) in self.idle.borrow().iter() {
+            match by.iter_mut().find(|(a, _)| a == addr) {
+                Some((_, n)) => *n += list.len(),
+                None => by.push((*addr, list.len())),
+            }
+        }
+        by
+    }
 }
