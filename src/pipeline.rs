@@ -59,6 +59,8 @@ pub struct Rec {
     pub cache: Option<crate::cache::policy::Outcome>,
     /// Whether the stage's canary served it (`None`: the stage has no canary).
     pub canary: Option<bool>,
+    /// The subject of the connection's verified client certificate (mutual TLS).
+    pub client: Option<std::rc::Rc<str>>,
 }
 
 impl Rec {

@@ -178,7 +178,13 @@ async fn accept_loop(listener: monoio::net::TcpListener, tls: Option<usize>, st:
                 let _ = io.set_nodelay(true);
                 match tls {
                     None => {
-                        monoio::spawn(conn::serve(ClientIo::Plain(io), peer, "http", st.clone()));
+                        monoio::spawn(conn::serve(
+                            ClientIo::Plain(io),
+                            peer,
+                            "http",
+                            None,
+                            st.clone(),
+                        ));
                     }
                     Some(k) => {
                         monoio::spawn(tls_handshake(io, peer, k, st.clone()));
@@ -206,24 +212,27 @@ async fn tls_handshake(
     let Some(listener) = plan.tls.get(k) else {
         return;
     };
-    let acceptor = monoio_rustls::TlsAcceptor::from(listener.config.clone());
+    let config = listener.config.clone();
     let timeout = plan.gateway.header_timeout;
     drop(plan);
     // a failed or slow handshake has nothing to answer: the client is let go
-    let Ok(Ok(s)) = monoio::time::timeout(timeout, acceptor.accept(io)).await else {
+    let Ok(Ok((tcp, session))) =
+        monoio::time::timeout(timeout, crate::proto::tls::handshake(io, config)).await
+    else {
         return;
     };
-    if s.alpn_protocol().as_deref() == Some(&b"h2"[..]) {
+    let client: Option<Rc<str>> = crate::proto::tls::client_subject(&session).map(Into::into);
+    if session.alpn_protocol() == Some(&b"h2"[..]) {
         // HTTP/2: the session continues on the poll-style socket the h2 crate needs
-        let (tcp, session) = s.into_parts();
         if let Ok(poll) = tcp.try_into_poll_io() {
             let _active = conn::active(&st, crate::observe::metrics::Protocol::H2);
             let io = crate::proto::h2::PollTls::new(poll, session);
-            h2::serve(io, peer, "https", st.clone()).await;
+            h2::serve(io, peer, "https", client, st.clone()).await;
         }
         return;
     }
-    conn::serve(ClientIo::Tls(Box::new(s)), peer, "https", st).await;
+    let stream = monoio_rustls::ServerTlsStream::new(tcp, session);
+    conn::serve(ClientIo::Tls(Box::new(stream)), peer, "https", client, st).await;
 }
 
 fn pin_to_core(core: usize) {

@@ -330,3 +330,117 @@ api = "a"
     }
     let _: PathBuf = path;
 }
+
+/// A client certificate signed by `ca` for `cn`, as rustls wants it.
+fn client_identity(
+    ca: &Ca,
+    cn: &str,
+) -> (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name.push(DnType::OrganizationName, "Acme");
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    (vec![cert.der().clone()], der.into())
+}
+
+fn mtls_config(up: SocketAddr, auth: &str, log: &std::path::Path) -> String {
+    let marker = "]\n\n[apis.a.routes.\"GET /ping\"]";
+    let cfg = tls_config(up);
+    assert!(cfg.contains(marker));
+    cfg.replace(
+        marker,
+        &format!(
+            "]\nclient_ca = \"clients.pem\"\nclient_auth = \"{auth}\"\n\n[access_log]\npath = \"{}\"\nformat = '$context.identity.clientCert.subjectDN'\n\n[apis.a.routes.\"GET /ping\"]",
+            log.display()
+        ),
+    )
+}
+
+#[test]
+fn mutual_tls_verifies_clients_and_passes_their_subject_on() {
+    let up = Upstream::start();
+    let dir = TempDir::new("mtls");
+    let ca = ca();
+    let clients = self::ca();
+    dir.write("clients.pem", &clients.cert.pem());
+    leaf(&ca, &dir, "default", &["default.test"]);
+    leaf(&ca, &dir, "api", &["api.example.com"]);
+    leaf(&ca, &dir, "wild", &["*.wild.test"]);
+    let log = dir.0.join("access.log");
+    let path = dir.write("turnpike.toml", &mtls_config(up.addr, "required", &log));
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let addr = tls_addr(&gw);
+
+    let (chain, key) = client_identity(&clients, "client-one");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut with_cert = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    with_cert.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut s = connect(addr, "api.example.com", &Arc::new(with_cert));
+    // a client cannot forge the subject: the gateway replaces the header
+    s.write_all(
+        b"GET /up/echo HTTP/1.1\r\nHost: api.example.com\r\nx-client-cert-subject: CN=forged\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("body_sha256") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains(r#""x-client-cert-subject": "CN=client-one,O=Acme""#),
+        "{text}"
+    );
+    assert!(!text.contains("CN=forged"), "{text}");
+
+    // without a certificate, the handshake fails
+    let anonymous = client_config(&ca, &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).unwrap();
+    let name = ServerName::try_from("api.example.com".to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(anonymous, name).unwrap();
+    let mut sock = tcp;
+    let mut refused = false;
+    for _ in 0..20 {
+        match conn.complete_io(&mut sock) {
+            Err(_) => {
+                refused = true;
+                break;
+            }
+            Ok(_) if !conn.is_handshaking() => {
+                // TLS 1.3: the refusal arrives with the first read
+                let mut rs = rustls::Stream::new(&mut conn, &mut sock);
+                let _ = rs.write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n");
+                let mut b = [0u8; 16];
+                refused = !matches!(rs.read(&mut b), Ok(n) if n > 0);
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(refused, "a client without a certificate is refused");
+
+    // the access log names the subject
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(text.lines().next(), Some("CN=client-one,O=Acme"), "{text}");
+}

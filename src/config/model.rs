@@ -39,6 +39,10 @@ pub struct Gateway {
 pub struct Tls {
     pub listen: Spanned<String>,
     pub certs: Vec<TlsCert>,
+    /// PEM file of the CAs whose client certificates are accepted (mutual TLS).
+    pub client_ca: Option<String>,
+    /// `required` (default with `client_ca`) or `optional`.
+    pub client_auth: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,7 @@ enum Var {
     SourceIp,
     UserAgent,
     ApiKeyId,
+    ClientCertSubject,
     HttpMethod,
     Path,
     RouteKey,
@@ -58,6 +59,10 @@ const VARS: &[(&str, Var)] = &[
     ("$context.identity.sourceIp", Var::SourceIp),
     ("$context.identity.userAgent", Var::UserAgent),
     ("$context.identity.apiKeyId", Var::ApiKeyId),
+    (
+        "$context.identity.clientCert.subjectDN",
+        Var::ClientCertSubject,
+    ),
     ("$context.httpMethod", Var::HttpMethod),
     ("$context.path", Var::Path),
     ("$context.routeKey", Var::RouteKey),
@@ -158,6 +163,8 @@ pub struct Record<'a> {
     pub integration_status: Option<u16>,
     pub error_message: &'static str,
     pub api_key_id: &'a str,
+    /// `$context.identity.clientCert.subjectDN` (empty: no client certificate).
+    pub client_subject: &'a str,
     /// `$context.cacheStatus` (empty: the route is not cached).
     pub cache_status: &'static str,
     /// `$context.canary`: whether the stage's canary served it (`None`: no canary).
@@ -187,6 +194,14 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
         Var::RequestId | Var::ExtendedRequestId => escape(out, r.request_id),
         Var::SourceIp => escape(out, r.source_ip.as_bytes()),
         Var::UserAgent => escape(out, (r.header)(b"user-agent").unwrap_or(b"-")),
+        Var::ClientCertSubject => escape(
+            out,
+            if r.client_subject.is_empty() {
+                b"-"
+            } else {
+                r.client_subject.as_bytes()
+            },
+        ),
         Var::ApiKeyId => escape(
             out,
             if r.api_key_id.is_empty() {
@@ -454,6 +469,7 @@ mod tests {
             integration_status: None,
             error_message: "",
             api_key_id: "alice",
+            client_subject: "",
             cache_status: "",
             canary: None,
             header: &header,

@@ -103,7 +103,17 @@ async fn forward_with(
         Err(e) => return fail(ds, head, e.into(), rid),
     };
     write_request_head(
-        req, head, plan, route, params, p, rid, ds.peer_ip, ds.scheme, &w.ids,
+        req,
+        head,
+        plan,
+        route,
+        params,
+        p,
+        rid,
+        ds.peer_ip,
+        ds.scheme,
+        ds.rec.client.as_deref(),
+        &w.ids,
     );
     // A body already in our buffer goes out with the head, and can be resent.
     let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
@@ -243,6 +253,7 @@ fn write_request_head(
     rid: &[u8],
     peer_ip: &str,
     scheme: &str,
+    client: Option<&str>,
     ids: &IdGen,
 ) {
     let path = head.path();
@@ -277,6 +288,8 @@ fn write_request_head(
             || name.eq_ignore_ascii_case(b"traceparent")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            // only the gateway vouches for a client certificate
+            || name.eq_ignore_ascii_case(b"x-client-cert-subject")
             || crate::proto::h1::has_token(connection_tokens, name)
         {
             continue;
@@ -300,6 +313,9 @@ fn write_request_head(
         encode::header(out, b"x-forwarded-host", head.host_header());
     }
     encode::header(out, b"x-request-id", rid);
+    if let Some(subject) = client {
+        encode::header(out, b"x-client-cert-subject", subject.as_bytes());
+    }
     out.extend_from_slice(b"traceparent: ");
     next_traceparent(head.header(b"traceparent"), ids, out);
     out.extend_from_slice(b"\r\n");

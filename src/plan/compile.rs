@@ -320,7 +320,26 @@ fn tls_listeners(cx: &mut Ctx, cfg: &Config) -> Vec<super::TlsListener> {
                 key,
             })
             .collect();
-        match crate::proto::tls::server_config(&specs) {
+        let client_ca = t.client_ca.as_ref().map(|p| base.join(p));
+        let required = match t.client_auth.as_ref().map(|s| (s.get_ref().as_str(), s)) {
+            None | Some(("required", _)) => true,
+            Some(("optional", _)) => false,
+            Some((other, s)) => {
+                cx.err(
+                    at(e, s.span()),
+                    format!("client_auth `{other}`: expected required or optional"),
+                    None,
+                );
+                true
+            }
+        };
+        if t.client_auth.is_some() && client_ca.is_none() {
+            cx.err(at(e, t.listen.span()), "client_auth needs client_ca", None);
+        }
+        let client = client_ca
+            .as_deref()
+            .map(|ca| crate::proto::tls::ClientAuth { ca, required });
+        match crate::proto::tls::server_config(&specs, client) {
             Ok(config) => out.push(super::TlsListener { addr, config }),
             Err(list) => {
                 for (_, msg) in list {

@@ -61,9 +61,21 @@ impl ResolvesServerCert for ByName {
     }
 }
 
+/// Client certificates a listener asks for (mutual TLS).
+#[derive(Debug)]
+pub struct ClientAuth<'a> {
+    /// PEM file of the CAs that sign acceptable client certificates.
+    pub ca: &'a Path,
+    /// Without a certificate the handshake fails (else the client is anonymous).
+    pub required: bool,
+}
+
 /// Builds a listener's server configuration; every problem with every certificate is
 /// returned (as `(index of the cert, message)`).
-pub fn server_config(certs: &[CertSpec<'_>]) -> Result<Arc<ServerConfig>, Vec<(usize, String)>> {
+pub fn server_config(
+    certs: &[CertSpec<'_>],
+    client: Option<ClientAuth<'_>>,
+) -> Result<Arc<ServerConfig>, Vec<(usize, String)>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut errors = Vec::new();
     let mut loaded = Vec::new();
@@ -100,11 +112,42 @@ pub fn server_config(certs: &[CertSpec<'_>]) -> Result<Arc<ServerConfig>, Vec<(u
             };
         }
     }
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| vec![(0, e.to_string())])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(by));
+        .map_err(|e| vec![(0, e.to_string())])?;
+    let builder = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let pem = std::fs::read(c.ca)
+                .map_err(|e| vec![(0, format!("client_ca `{}`: {e}", c.ca.display()))])?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+                roots
+                    .add(cert)
+                    .map_err(|e| vec![(0, format!("client_ca `{}`: {e}", c.ca.display()))])?;
+            }
+            if roots.is_empty() {
+                return Err(vec![(
+                    0,
+                    format!("client_ca `{}`: no certificate in it", c.ca.display()),
+                )]);
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let v = if c.required {
+                v
+            } else {
+                v.allow_unauthenticated()
+            };
+            let verifier = v
+                .build()
+                .map_err(|e| vec![(0, format!("client_ca: {e}"))])?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(by));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -237,6 +280,110 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Runs a server handshake on `tcp` with our own buffering, so that bytes the client
+/// sent right after its Finished (an HTTP request, an HTTP/2 preface) all end up in
+/// the session and none are left in a reader that is then thrown away. The caller
+/// bounds it in time.
+pub async fn handshake(
+    mut tcp: TcpStream,
+    config: Arc<ServerConfig>,
+) -> io::Result<(TcpStream, rustls::ServerConnection)> {
+    use monoio::io::AsyncWriteRentExt;
+    let bad = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+    let mut conn = rustls::ServerConnection::new(config).map_err(bad)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
+    let mut pos = 0;
+    let mut out = Vec::new();
+    loop {
+        while conn.wants_write() {
+            out.clear();
+            conn.write_tls(&mut out)?;
+            let (res, o) = tcp.write_all(std::mem::take(&mut out)).await;
+            out = o;
+            res?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        if pos < buf.len() {
+            let mut rd = &buf[pos..];
+            pos += conn.read_tls(&mut rd)?;
+            if let Err(e) = conn.process_new_packets() {
+                // the alert says why, then the connection goes
+                out.clear();
+                let _ = conn.write_tls(&mut out);
+                let _ = tcp.write_all(std::mem::take(&mut out)).await;
+                return Err(bad(e));
+            }
+            continue;
+        }
+        buf.clear();
+        pos = 0;
+        let (res, b) = tcp.read(buf).await;
+        buf = b;
+        if res? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    // what came after the handshake: into the session, decrypted there
+    while pos < buf.len() {
+        let mut rd = &buf[pos..];
+        let n = conn.read_tls(&mut rd)?;
+        if n == 0 {
+            break;
+        }
+        pos += n;
+        conn.process_new_packets().map_err(bad)?;
+    }
+    Ok((tcp, conn))
+}
+
+/// The subject of the client's verified certificate (mutual TLS), as
+/// `CN=…,O=…` (attributes in certificate order; common ones by name).
+pub fn client_subject(conn: &rustls::ServerConnection) -> Option<String> {
+    let leaf = conn.peer_certificates()?.first()?;
+    subject(leaf)
+}
+
+/// Certificate → TBS → (skip version, serial, signature, issuer, validity) → subject.
+fn subject(cert: &[u8]) -> Option<String> {
+    let (certificate, _) = der(cert, 0x30)?;
+    let (tbs, _) = der(certificate, 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_any(rest)?.1;
+    }
+    for _ in 0..4 {
+        rest = der_any(rest)?.1; // serial, signature, issuer, validity
+    }
+    let (name, _) = der(rest, 0x30)?;
+    let mut parts = Vec::new();
+    let mut rdns = name;
+    while !rdns.is_empty() {
+        let (set, after) = der(rdns, 0x31)?;
+        rdns = after;
+        let mut atvs = set;
+        while !atvs.is_empty() {
+            let (atv, after) = der(atvs, 0x30)?;
+            atvs = after;
+            let (oid, value) = der(atv, 0x06)?;
+            let (_, text, _) = der_tagged(value)?;
+            let key = match oid {
+                [0x55, 0x04, 0x03] => "CN".to_string(),
+                [0x55, 0x04, 0x0a] => "O".to_string(),
+                [0x55, 0x04, 0x0b] => "OU".to_string(),
+                [0x55, 0x04, 0x06] => "C".to_string(),
+                [0x55, 0x04, 0x07] => "L".to_string(),
+                [0x55, 0x04, 0x08] => "ST".to_string(),
+                other => other.iter().map(|b| format!("{b:02x}")).collect(),
+            };
+            let text = String::from_utf8_lossy(text).replace([',', '\n', '\r'], " ");
+            parts.push(format!("{key}={text}"));
+        }
+    }
+    Some(parts.join(","))
+}
+
 /// A client connection: plain TCP or TLS over it.
 #[derive(Debug)]
 pub enum ClientIo {
@@ -338,6 +485,23 @@ mod tests {
                 days_from_civil(2060, 1, 2) * 86_400
             ))
         );
+    }
+
+    #[test]
+    fn reads_the_subject_of_a_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "client, one");
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Acme");
+        let cert = p.self_signed(&key).unwrap();
+        // commas inside a value cannot split it
+        assert_eq!(
+            subject(cert.der()).as_deref(),
+            Some("CN=client  one,O=Acme")
+        );
+        assert_eq!(subject(&[0x30, 0x03, 0x30, 0x01, 0x00]), None);
     }
 
     #[test]

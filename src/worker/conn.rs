@@ -61,7 +61,14 @@ impl Drop for ActiveGuard<'_> {
 }
 
 /// Serves one client connection; `scheme` is `http` or `https` (a TLS listener's).
-pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>) {
+/// `client` is the subject of a verified client certificate (mutual TLS).
+pub async fn serve(
+    mut io: ClientIo,
+    peer: SocketAddr,
+    scheme: &'static str,
+    client: Option<Rc<str>>,
+    st: Rc<WorkerState>,
+) {
     let guard = active(
         &st,
         if scheme == "https" {
@@ -78,7 +85,10 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
     let mut head = RequestHead::default();
     let mut scratch = Scratch::default();
     let peer_ip = peer.ip().to_string();
-    let mut rec = Rec::default();
+    let mut rec = Rec {
+        client,
+        ..Rec::default()
+    };
     // the first bytes of a plain connection may be HTTP/2's preface
     let mut first = matches!(io, ClientIo::Plain(_));
     loop {
@@ -97,7 +107,7 @@ pub async fn serve(mut io: ClientIo, peer: SocketAddr, scheme: &'static str, st:
                         if let Ok(poll) = tcp.try_into_poll_io() {
                             let prefix = rbuf.data().to_vec();
                             let io = super::h2::Prefixed::new(prefix, poll);
-                            super::h2::serve(io, peer, scheme, st.clone()).await;
+                            super::h2::serve(io, peer, scheme, None, st.clone()).await;
                         }
                     }
                     return;
@@ -259,6 +269,7 @@ fn log_refused(format: &Format, log: &WorkerLog, err: Error, rid: &[u8], peer_ip
         integration_status: None,
         error_message: err.message(),
         api_key_id: "",
+        client_subject: "",
         cache_status: "",
         canary: None,
         header: &none,
@@ -300,6 +311,7 @@ fn log_line(
         integration_status: rec.integration_status,
         error_message: rec.error,
         api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
+        client_subject: rec.client.as_deref().unwrap_or(""),
         cache_status: rec.cache.map_or("", |c| c.as_str()),
         canary: rec.canary,
         header: &header,

@@ -106,8 +106,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 }
 
 /// Serves one HTTP/2 connection until the client or the gateway ends it.
-pub async fn serve<IO>(io: IO, peer: SocketAddr, scheme: &'static str, st: Rc<WorkerState>)
-where
+pub async fn serve<IO>(
+    io: IO,
+    peer: SocketAddr,
+    scheme: &'static str,
+    client: Option<Rc<str>>,
+    st: Rc<WorkerState>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let plan = st.plan.current();
@@ -158,15 +163,8 @@ where
                 open.set(open.get() + 1);
                 let guard = Open(open.clone());
                 let resets = resets.clone();
-                monoio::spawn(stream(
-                    req,
-                    respond,
-                    peer_ip.clone(),
-                    scheme,
-                    st.clone(),
-                    guard,
-                    resets,
-                ));
+                let who = (peer_ip.clone(), scheme, client.clone());
+                monoio::spawn(stream(req, respond, who, st.clone(), guard, resets));
             }
             // the client went away or broke the protocol (h2 has sent GOAWAY)
             Either::Left(Ok(Some(Err(_)) | None)) => break,
@@ -194,8 +192,7 @@ impl Drop for Open {
 async fn stream(
     req: http::Request<h2::RecvStream>,
     respond: h2::server::SendResponse<Bytes>,
-    peer_ip: Rc<str>,
-    scheme: &'static str,
+    (peer_ip, scheme, client): (Rc<str>, &'static str, Option<Rc<str>>),
     st: Rc<WorkerState>,
     _open: Open,
     resets: Rc<Cell<u32>>,
@@ -243,7 +240,10 @@ async fn stream(
         }
     }
     let mut scratch = Scratch::default();
-    let mut rec = Rec::default();
+    let mut rec = Rec {
+        client,
+        ..Rec::default()
+    };
     let t0 = Instant::now();
     let wall = (st.log.is_some() && plan.access_log.is_some()).then(SystemTime::now);
     let exchange = async {
