@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-3} RATES=${RATES:-"50 80"} PROXY_CPU=${PROXY_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
-command -v oha >/dev/null || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+command -v oha >/dev/null || cargo install oha --locked   # (without --locked it needs a newer rustc)
 UP=18380
 declare -A PORT=([turnpike]=18381 [nginx]=18382 [haproxy]=18383)
 . loadtest/lib.sh

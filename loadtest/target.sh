@@ -15,7 +15,7 @@ done
 [ -n "$TARGET" ] || { echo "usage: $0 --target URL [--duration S] [--connections N] [--rate RPS]" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -n "$RATE" ]; then
-    command -v oha >/dev/null || { echo "oha not found: cargo install oha --locked" >&2; exit 1; }
+    command -v oha >/dev/null || cargo install oha --locked   # (without --locked it needs a newer rustc)
     oha -z "${DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui "$TARGET"
 else
     command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
