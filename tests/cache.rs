@@ -27,23 +27,6 @@ fn status_of(r: &Response) -> String {
     r.header("cache-status").unwrap_or("").to_string()
 }
 
-/// How many requests the upstream has served (asking counts as one).
-fn upstream_count(up: SocketAddr) -> u64 {
-    get(up, "/count")
-        .json_field("count")
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn metric(gw: &Gateway, line_start: &str) -> f64 {
-    let text = admin(gw, "GET", "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `{line_start}` in metrics"))
-}
-
 #[test]
 fn hits_and_misses_follow_declared_parameters_only() {
     let up = Upstream::start();
@@ -128,14 +111,17 @@ cache = {{ capacity = "1MiB" }}
 
     let route = "{stage=\"prod\",route=\"GET /items/{id}\"}";
     assert_eq!(
-        metric(&gw, &format!("turnpike_cache_hits_total{route}")),
+        metric_sum(&gw, &format!("turnpike_cache_hits_total{route}")),
         3.0
     );
     assert_eq!(
-        metric(&gw, &format!("turnpike_cache_misses_total{route}")),
+        metric_sum(&gw, &format!("turnpike_cache_misses_total{route}")),
         4.0
     );
-    assert_eq!(metric(&gw, "turnpike_cache_entries{stage=\"prod\"}"), 4.0);
+    assert_eq!(
+        metric_sum(&gw, "turnpike_cache_entries{stage=\"prod\"}"),
+        4.0
+    );
 
     // the access log says which answers were hits
     let mut lines = String::new();
@@ -476,13 +462,13 @@ cache = { capacity = "64KiB", max_entry = "8KiB" }
         // a key that keeps being asked for survives the flood (SIEVE)
         assert_eq!(seq(&c.get("/k/hot")), hot, "after {i} distinct keys");
     }
-    let bytes = metric(&gw, "turnpike_cache_bytes{stage=\"prod\"}");
-    let entries = metric(&gw, "turnpike_cache_entries{stage=\"prod\"}");
+    let bytes = metric_sum(&gw, "turnpike_cache_bytes{stage=\"prod\"}");
+    let entries = metric_sum(&gw, "turnpike_cache_entries{stage=\"prod\"}");
     assert!(bytes <= 65536.0, "{bytes} bytes held");
     assert!(entries > 10.0 && entries < 200.0, "{entries} entries");
-    assert!(metric(&gw, "turnpike_cache_evictions_total{stage=\"prod\"}") >= 400.0);
+    assert!(metric_sum(&gw, "turnpike_cache_evictions_total{stage=\"prod\"}") >= 400.0);
     assert_eq!(
-        metric(&gw, "turnpike_cache_capacity_bytes{stage=\"prod\"}"),
+        metric_sum(&gw, "turnpike_cache_capacity_bytes{stage=\"prod\"}"),
         65536.0
     );
 }

@@ -33,15 +33,6 @@ fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> Response {
     request(addr, raw.as_bytes()).expect("a response")
 }
 
-fn metric_sum(gw: &Gateway, prefix: &str) -> f64 {
-    admin(gw, "GET", "/metrics")
-        .text()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn upstream_cfg(targets: &str, extra: &str, route_extra: &str) -> String {
     config(
         &format!(

@@ -312,22 +312,16 @@ integration = { type = "mock" }
 api = "a"
 "#,
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for needle in [
-        "missing.pem`: No such file or directory",
-        "old.pem` expired",
-        "other.key` does not belong to cert `",
-        "garbage.pem`: no certificate in it",
-        "4 errors",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
+    check_reports(
+        &path,
+        &[
+            "missing.pem`: No such file or directory",
+            "old.pem` expired",
+            "other.key` does not belong to cert `",
+            "garbage.pem`: no certificate in it",
+            "4 errors",
+        ],
+    );
     let _: PathBuf = path;
 }
 

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -128,18 +127,12 @@ integration = { type = "http_proxy", uri = "https://plain/a" }
 api = "a"
 "#,
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for needle in [
-        "t.toml:8:10: error: tls_ca `",
-        "t.toml:12:19: error: tls_ca and tls_server_name need `tls = true`",
-        "uses https:// but upstream `plain` has no `tls = true`",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
+    check_reports(
+        &path,
+        &[
+            "t.toml:8:10: error: tls_ca `",
+            "t.toml:12:19: error: tls_ca and tls_server_name need `tls = true`",
+            "uses https:// but upstream `plain` has no `tls = true`",
+        ],
+    );
 }

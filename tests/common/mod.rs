@@ -490,3 +490,37 @@ pub fn config(rest: &str, up: Option<SocketAddr>) -> String {
     }
     s
 }
+
+/// How many requests the Python upstream has served (asking counts as one).
+pub fn upstream_count(up: SocketAddr) -> u64 {
+    get(up, "/count")
+        .json_field("count")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The sum of the `/metrics` samples whose line starts with `prefix` (one sample when
+/// the prefix names a whole series).
+pub fn metric_sum(gw: &Gateway, prefix: &str) -> f64 {
+    admin(gw, "GET", "/metrics")
+        .text()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `turnpike check -c path`, asserts it fails (exit 1) and names every needle.
+pub fn check_reports(path: &std::path::Path, needles: &[&str]) {
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
