@@ -26,6 +26,7 @@ fn check_accepts_every_shipped_config() {
         "configs/examples/proxy.toml",
         "configs/examples/include.toml",
         "configs/examples/throttle.toml",
+        "configs/examples/failover.toml",
     ] {
         let (code, out, err) = turnpike(&["check", "-c", f]);
         assert_eq!(code, 0, "{f}: {err}");

@@ -617,7 +617,11 @@ fn integration(
             };
             let mut tls = None;
             let target = match upstreams.iter().position(|u| u.name == parsed.authority) {
-                Some(i) if parsed.tls != upstreams[i].tls.iter().any(Option::is_some) => {
+                // (an upstream whose targets all failed was reported already)
+                Some(i)
+                    if !upstreams[i].targets.is_empty()
+                        && parsed.tls != upstreams[i].tls.iter().any(Option::is_some) =>
+                {
                     cx.err(
                         at(r, span.clone()),
                         format!(
