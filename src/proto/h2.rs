@@ -604,3 +604,101 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWr
         }
     }
 }
+
+/// Coalesces the HTTP/2 connection's writes: frames are gathered in a buffer, and a
+/// flush first yields once to the worker's other tasks (streams finishing their
+/// responses), so that many responses leave in one `send` instead of one each.
+pub struct Batched<T> {
+    inner: T,
+    buf: Vec<u8>,
+    yielded: bool,
+}
+
+/// Gathered output is written out at this size even without a flush.
+const BATCH: usize = 64 << 10;
+
+impl<T> Batched<T> {
+    pub fn new(inner: T) -> Self {
+        Batched {
+            inner,
+            buf: Vec::with_capacity(16 << 10),
+            yielded: false,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> Batched<T> {
+    /// Writes the gathered bytes; `Pending` while the socket is full.
+    fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        while !self.buf.is_empty() {
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &self.buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.buf.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Batched<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Batched<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.buf.len() + data.len() > BATCH {
+            match self.poll_drain(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.buf.len() >= BATCH => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
+        self.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.buf.is_empty() {
+            return std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        if !self.yielded {
+            // let the streams that are about to answer add their frames first
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
+        match self.poll_drain(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.poll_drain(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}

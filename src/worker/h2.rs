@@ -127,7 +127,7 @@ pub async fn serve<IO>(
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW);
-    let handshake = builder.handshake::<_, Bytes>(io);
+    let handshake = builder.handshake::<_, Bytes>(crate::proto::h2::Batched::new(io));
     let mut conn = match monoio::time::timeout(g.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
         _ => return,
