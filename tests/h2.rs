@@ -287,3 +287,42 @@ fn oversized_h2_headers_are_refused() {
         let _ = &mut c;
     });
 }
+
+/// Floods one connection with control frames (PING or SETTINGS) without reading the
+/// answers; returns how much the gateway's memory grew, in KiB.
+fn control_frame_flood(gw: &Gateway, frame: &[u8]) -> u64 {
+    use std::io::Write;
+    let before = gw.rss_kib();
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let batch: Vec<u8> = frame.repeat(1024);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    // 600,000 frames at most: past a few MB the gateway stops reading, because its
+    // answers are not read (the write then times out)
+    for _ in 0..600 {
+        if Instant::now() > deadline || s.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    gw.rss_kib().saturating_sub(before)
+}
+
+#[test]
+fn h2_ping_and_settings_floods_are_bounded() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong";
+    let settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    for (name, frame) in [("PING", &ping[..]), ("SETTINGS", &settings[..])] {
+        let grew = control_frame_flood(&gw, frame);
+        println!("{name} flood: gateway memory grew by {grew} KiB");
+        assert!(grew < 32 << 10, "{name} flood grew memory by {grew} KiB");
+        // other clients are served meanwhile
+        rt().block_on(async {
+            let mut c = h2c(gw.addr).await;
+            assert_eq!(request(&mut c, "GET", "/ping", None).await.0, 200);
+        });
+    }
+}

@@ -10,7 +10,8 @@
 //! accepted them, then GOAWAY `ENHANCE_YOUR_CALM`; streams the gateway had to reset
 //! for a client's errors, bounded likewise; a send buffer bound per stream; the
 //! preface and SETTINGS within `header_timeout`; an idle connection (no open stream)
-//! closed with GOAWAY after `idle_timeout`. A drain sends GOAWAY and lets open streams
+//! closed with GOAWAY after `idle_timeout`; PING and SETTINGS floods cost bounded
+//! memory (answers that the client does not read stop the connection's reading). A drain sends GOAWAY and lets open streams
 //! finish. Tested by name in `tests/h2.rs`.
 
 use std::cell::Cell;
