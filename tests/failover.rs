@@ -479,3 +479,29 @@ fn a_response_cut_short_before_anything_was_sent_is_a_502() {
         assert_eq!(c.get("/x").status, 200);
     }
 }
+
+#[test]
+fn an_idle_connection_after_a_reload_still_reaches_its_upstream() {
+    let up = Upstream::start();
+    let body = |n: u32| {
+        upstream_cfg(&format!(r#""{}""#, up.addr), "", "")
+            .replace("[stages.prod]", &format!("# version {n}\n[stages.prod]"))
+    };
+    let dir = TempDir::new("idle-reload");
+    let path = dir.write("turnpike.toml", &body(1));
+    let gw = Gateway::start_with(dir, path.clone(), &["run", "-c"]);
+    let mut c = Client::connect(gw.addr);
+    assert_eq!(c.get("/x").status, 200);
+    // the connection sits idle across two reloads while new connections (on both
+    // workers) use the new plan, then asks again
+    for n in 2..4 {
+        std::fs::write(&path, body(n)).unwrap();
+        assert_eq!(admin(&gw, "POST", "/reload").status, 200);
+    }
+    for _ in 0..8 {
+        assert_eq!(get(gw.addr, "/x").status, 200);
+    }
+    for _ in 0..4 {
+        assert_eq!(c.get("/x").status, 200);
+    }
+}

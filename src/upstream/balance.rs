@@ -158,7 +158,10 @@ impl Balancers {
         let up = plan.upstreams.get(u as usize)?;
         let mut st = self.state.borrow_mut();
         if !Self::sync(&mut st, plan) {
-            return None;
+            // A request still on a plan older than this worker's state (it began
+            // before a reload): any eligible target, without the state.
+            return (0..up.targets.len() as u32)
+                .find(|&i| !tried.contains(&i) && actively_healthy(up, i as usize));
         }
         let State { ups, rng, .. } = &mut *st;
         let s = &mut ups[u as usize];

@@ -181,7 +181,9 @@ pub async fn serve(
             }
         }
 
-        // 2. the pipeline
+        // 2. the pipeline, on the newest plan (the wait for this head may have spanned
+        // a reload)
+        let plan = st.plan.current();
         let logging = st.log.is_some() && plan.access_log.is_some();
         let t0 = Instant::now();
         let wall = logging.then(SystemTime::now);
