@@ -104,9 +104,7 @@ impl WorkerCtx {
     /// A uniform draw in 0..1,000,000.
     pub fn roll_ppm(&self) -> u32 {
         let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        crate::upstream::balance::next_rand(&mut x);
         self.rng.set(x);
         // the top 32 bits scaled to a million (no modulo bias worth a mention)
         (((x >> 32) * 1_000_000) >> 32) as u32

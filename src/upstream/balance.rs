@@ -380,7 +380,8 @@ fn actively_healthy(up: &Upstream, i: usize) -> bool {
         .is_none_or(|h| h.is_healthy())
 }
 
-fn next_rand(s: &mut u64) -> u64 {
+/// xorshift64: the per-worker random draws of balancing and canaries.
+pub fn next_rand(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
     *s ^= *s << 17;
