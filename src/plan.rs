@@ -292,6 +292,8 @@ pub struct Upstream {
     pub target_series: Vec<Option<Arc<crate::observe::metrics::TargetSeries>>>,
     /// TLS per target (`tls = true`): the same config, each target's server name.
     pub tls: Vec<Option<crate::upstream::TlsPeer>>,
+    /// Speak HTTP/2 to the targets (`protocol = "h2"`).
+    pub h2: bool,
 }
 
 /// How a target is chosen.

@@ -62,7 +62,7 @@ fn path_params_stage_variables_and_query_are_forwarded() {
 #[test]
 fn forwarding_headers_and_hop_by_hop_removal() {
     let (_up, gw) = setup();
-    let raw = "GET /v1/users/1 HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Custom: kept\r\nx-request-id: client-id-1\r\n\r\n";
+    let raw = "GET /v1/users/1 HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: gzip\r\nX-Custom: kept\r\nx-request-id: client-id-1\r\n\r\n";
     let r = request(gw.addr, raw.as_bytes()).unwrap();
     let t = r.text();
     assert_eq!(r.status, 200, "{t}");
@@ -82,6 +82,10 @@ fn forwarding_headers_and_hop_by_hop_removal() {
         assert!(!t.contains(&format!("\"{gone}\": ")), "{gone} leaked: {t}");
     }
     assert_eq!(r.header("x-request-id"), Some("client-id-1"));
+    // TE's one end-to-end meaning, that the client takes trailers, goes on alone
+    let raw = "GET /v1/users/1 HTTP/1.1\r\nHost: a\r\nTE: deflate, trailers\r\n\r\n";
+    let t = request(gw.addr, raw.as_bytes()).unwrap().text();
+    assert!(t.contains(r#""te": "trailers""#), "{t}");
 }
 
 #[test]

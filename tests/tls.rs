@@ -46,16 +46,7 @@ fn leaf(ca: &Ca, dir: &TempDir, file: &str, names: &[&str]) -> Vec<u8> {
 }
 
 fn tls_addr(gw: &Gateway) -> SocketAddr {
-    let log = gw.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("(tls)"))
-        .unwrap_or_else(|| panic!("no TLS listener in:\n{log}"));
-    line.split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap()
+    gw.tls_addr()
 }
 
 fn client_config(ca: &Ca, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {

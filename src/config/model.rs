@@ -95,6 +95,9 @@ pub struct Upstream {
     pub tls_ca: Option<Spanned<String>>,
     /// Name for SNI and certificate verification (default: each target's host).
     pub tls_server_name: Option<Spanned<String>>,
+    /// `http/1.1` (default) or `h2`: HTTP/2, with prior knowledge (h2c) or over TLS
+    /// with ALPN.
+    pub protocol: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

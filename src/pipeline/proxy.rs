@@ -292,6 +292,11 @@ fn write_request_head(
             || name.eq_ignore_ascii_case(b"x-client-cert-subject")
             || crate::proto::h1::has_token(connection_tokens, name)
         {
+            // The one TE worth passing on: the client takes trailers (gRPC needs them
+            // to see its status), and so does the gateway, which forwards them.
+            if name.eq_ignore_ascii_case(b"te") && crate::proto::h1::has_token(value, b"trailers") {
+                out.extend_from_slice(b"te: trailers\r\n");
+            }
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -336,6 +341,8 @@ struct Peer<'p> {
     /// Pooled connections idle longer than this are not reused.
     idle: Duration,
     max_requests: Option<u32>,
+    /// HTTP/2 (one stream on a shared session) instead of an HTTP/1.1 connection.
+    h2: bool,
 }
 
 /// One attempt on one target: a pooled connection (once more on a fresh one if the
@@ -354,11 +361,18 @@ async fn send_and_receive(
     let mut fresh_only = false;
     loop {
         let tls_key = peer.tls.map_or(0, |t| t.key);
-        let pooled = (!fresh_only)
-            .then(|| w.pools.take(peer.addr, tls_key, peer.idle))
-            .flatten();
+        let pooled = if peer.h2 {
+            None
+        } else {
+            (!fresh_only)
+                .then(|| w.pools.take(peer.addr, tls_key, peer.idle))
+                .flatten()
+        };
         let mut conn = match pooled {
             Some(c) => c,
+            None if peer.h2 => Box::pin(h2_stream(w, peer, tls_key, fresh_only))
+                .await
+                .map_err(Fail::Respond)?,
             None => {
                 // Boxed: rare on a warm pool, and its state would otherwise
                 // make every request's future (and every move of it) larger.
@@ -392,6 +406,49 @@ async fn send_and_receive(
             Err(e) => return Err(Fail::Respond(e)),
         }
     }
+}
+
+/// A new stream on the worker's HTTP/2 session to the target, connecting one when
+/// there is none it can use (or `fresh` asks for a new one).
+async fn h2_stream(
+    w: &WorkerCtx,
+    peer: Peer<'_>,
+    tls_key: u64,
+    fresh: bool,
+) -> Result<UpConn, Error> {
+    let pools = &w.pools;
+    let find = || {
+        (!fresh)
+            .then(|| pools.session(peer.addr, tls_key, peer.idle, peer.max_requests))
+            .flatten()
+    };
+    let mut found = find();
+    if found.is_none() && !fresh && pools.is_connecting(peer.addr, tls_key) {
+        // another request is making the session: wait for it rather than open a
+        // second connection (bounded by the connect timeout)
+        let until = std::time::Instant::now() + peer.connect_timeout;
+        while found.is_none()
+            && pools.is_connecting(peer.addr, tls_key)
+            && std::time::Instant::now() < until
+        {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+            found = find();
+        }
+    }
+    let reused = found.is_some();
+    let session = match found {
+        Some(s) => s,
+        None => {
+            let _making = pools.connecting(peer.addr, tls_key);
+            let s = crate::upstream::h2::connect(peer.addr, peer.connect_timeout, peer.tls).await?;
+            pools.put_session(peer.addr, tls_key, s.clone());
+            s
+        }
+    };
+    let io = crate::upstream::UpIo::H2(Box::new(session.stream(peer.tls.is_some())));
+    let mut conn = UpConn::new(io, peer.addr, tls_key);
+    conn.reused = reused;
+    Ok(conn)
 }
 
 /// Sends the rest of the client's body. `Ok(false)`: the upstream stopped reading.

@@ -24,7 +24,9 @@ use h2::{RecvStream, SendStream};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::BufResult;
 
-use super::h1::{encode, parse_response, BodyFraming, ChunkedDecoder, ResponseHead};
+use super::h1::{
+    encode, forwardable_trailers, parse_response, BodyFraming, ChunkedDecoder, ResponseHead,
+};
 
 /// Largest response head accepted from the pipeline (it writes its own heads).
 const MAX_HEAD: usize = 64 << 10;
@@ -311,7 +313,7 @@ impl H2Io {
                     self.state = match resp.body {
                         _ if empty => Out::Done,
                         BodyFraming::Length(n) => Out::Length(n),
-                        BodyFraming::Chunked => Out::Chunked(ChunkedDecoder::default()),
+                        BodyFraming::Chunked => Out::Chunked(ChunkedDecoder::keeping_trailers()),
                         // the pipeline frames every response it writes
                         _ => return Err(io::Error::other("unframed response")),
                     };
@@ -339,9 +341,23 @@ impl H2Io {
                         .decode(&self.out[self.skip..], &mut data)
                         .map_err(|_| io::Error::other("bad chunked response"))?;
                     let done = dec.is_done();
+                    let trailers = if done {
+                        trailer_map(&dec.take_trailers())
+                    } else {
+                        None
+                    };
                     self.skip += used;
                     if !data.is_empty() || done {
-                        self.send_data(Bytes::from(data), done).await?;
+                        let end = done && trailers.is_none();
+                        self.send_data(Bytes::from(data), end).await?;
+                    }
+                    if let Some(t) = trailers {
+                        let mut h = self.half.borrow_mut();
+                        h.send
+                            .as_mut()
+                            .ok_or_else(|| io::Error::other("no stream"))?
+                            .send_trailers(t)
+                            .map_err(io::Error::other)?;
                     }
                     if done {
                         self.state = Out::Done;
@@ -354,48 +370,80 @@ impl H2Io {
     }
 
     /// Sends `data` as the stream's send window allows, waiting for capacity.
-    async fn send_data(&mut self, mut data: Bytes, end: bool) -> io::Result<()> {
-        let no_stream = || io::Error::other("no stream");
-        let mut ended = false;
-        while !data.is_empty() {
-            let want = data.len();
-            let cap = poll_fn(|cx| {
-                let mut h = self.half.borrow_mut();
-                let Some(send) = h.send.as_mut() else {
-                    return Poll::Ready(None);
-                };
+    async fn send_data(&mut self, data: Bytes, end: bool) -> io::Result<()> {
+        send_data(&*self.half, data, end).await
+    }
+}
+
+/// Where a sending stream is kept: the server's response half (shared with the
+/// reset watch), or a client stream (`upstream::h2`).
+pub trait StreamSlot {
+    /// Runs `f` on the stream, if there is one.
+    fn with<R>(&self, f: impl FnOnce(&mut SendStream<Bytes>) -> R) -> Option<R>;
+}
+
+impl StreamSlot for RefCell<SendHalf> {
+    fn with<R>(&self, f: impl FnOnce(&mut SendStream<Bytes>) -> R) -> Option<R> {
+        self.borrow_mut().send.as_mut().map(f)
+    }
+}
+
+impl StreamSlot for RefCell<Option<SendStream<Bytes>>> {
+    fn with<R>(&self, f: impl FnOnce(&mut SendStream<Bytes>) -> R) -> Option<R> {
+        self.borrow_mut().as_mut().map(f)
+    }
+}
+
+/// Sends `data` on a stream as its send window allows, waiting for capacity (so a
+/// slow peer slows the sender, never grows memory); `end` ends the stream.
+pub async fn send_data(slot: &impl StreamSlot, mut data: Bytes, end: bool) -> io::Result<()> {
+    let no_stream = || io::Error::other("stream closed");
+    let mut ended = false;
+    while !data.is_empty() {
+        let want = data.len();
+        let cap = poll_fn(|cx| {
+            slot.with(|send| {
                 send.reserve_capacity(want);
                 send.poll_capacity(cx)
             })
-            .await;
-            let cap = match cap {
-                Some(Ok(c)) => c,
-                Some(Err(e)) => return Err(io::Error::other(e)),
-                None => return Err(io::Error::other("stream closed")),
-            };
-            if cap == 0 {
-                continue;
-            }
-            let piece = data.split_to(cap.min(data.len()));
-            let last = end && data.is_empty();
-            let mut h = self.half.borrow_mut();
-            h.send
-                .as_mut()
-                .ok_or_else(no_stream)?
-                .send_data(piece, last)
-                .map_err(io::Error::other)?;
-            ended |= last;
+            .unwrap_or(Poll::Ready(None))
+        })
+        .await;
+        let cap = match cap {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(io::Error::other(e)),
+            None => return Err(no_stream()),
+        };
+        if cap == 0 {
+            continue;
         }
-        if end && !ended {
-            let mut h = self.half.borrow_mut();
-            h.send
-                .as_mut()
-                .ok_or_else(no_stream)?
-                .send_data(Bytes::new(), true)
-                .map_err(io::Error::other)?;
-        }
-        Ok(())
+        let piece = data.split_to(cap.min(data.len()));
+        let last = end && data.is_empty();
+        slot.with(|send| send.send_data(piece, last))
+            .ok_or_else(no_stream)?
+            .map_err(io::Error::other)?;
+        ended |= last;
     }
+    if end && !ended {
+        slot.with(|send| send.send_data(Bytes::new(), true))
+            .ok_or_else(no_stream)?
+            .map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
+/// The forwardable fields of a chunked trailer section as an HTTP/2 trailer block
+/// (`None` when there are none). Fields HTTP/2 cannot carry are left out.
+pub fn trailer_map(raw: &[u8]) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    forwardable_trailers(raw, |name, value| {
+        let name = http::HeaderName::from_bytes(&name.to_ascii_lowercase());
+        let value = http::HeaderValue::from_bytes(value);
+        if let (Ok(n), Ok(v)) = (name, value) {
+            map.append(n, v);
+        }
+    });
+    (!map.is_empty()).then_some(map)
 }
 
 impl monoio::io::AsyncReadRent for H2Io {
@@ -457,17 +505,26 @@ impl monoio::io::AsyncWriteRent for H2Io {
     }
 }
 
-/// TLS over monoio's poll-style socket, for HTTP/2 after ALPN chose `h2`: the
-/// handshake ran on the completion-style socket (`monoio-rustls`), and the session
-/// (with any records it already read) carries on here.
+/// TLS over monoio's poll-style socket, for HTTP/2. Server side: the handshake ran
+/// on the completion-style socket (`proto::tls`), ALPN chose `h2`, and the session
+/// (with any records it already read) carries on here. Client side (HTTP/2
+/// upstreams): the handshake runs here ([`PollTls::handshake`]).
 pub struct PollTls<T> {
     io: T,
-    tls: rustls::ServerConnection,
+    tls: rustls::Connection,
 }
 
 impl<T> PollTls<T> {
-    pub fn new(io: T, tls: rustls::ServerConnection) -> Self {
-        PollTls { io, tls }
+    pub fn new(io: T, tls: impl Into<rustls::Connection>) -> Self {
+        PollTls {
+            io,
+            tls: tls.into(),
+        }
+    }
+
+    /// The protocol ALPN agreed on, once the handshake is done.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.alpn_protocol()
     }
 }
 
@@ -503,6 +560,36 @@ impl<T: tokio::io::AsyncWrite + Unpin> io::Write for Sync<'_, '_, T> {
 }
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> PollTls<T> {
+    /// Runs the handshake to its end (the caller bounds it in time).
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        poll_fn(|cx| loop {
+            match self.poll_write_tls(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            if !self.tls.is_handshaking() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut s = Sync {
+                io: &mut self.io,
+                cx,
+            };
+            match self.tls.read_tls(&mut s) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {
+                    if let Err(e) = self.tls.process_new_packets() {
+                        // send the alert saying why
+                        let _ = self.poll_write_tls(cx);
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
     /// Writes pending TLS records to the socket; `Pending` while it is full.
     fn poll_write_tls(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
         while self.tls.wants_write() {

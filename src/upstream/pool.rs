@@ -1,4 +1,5 @@
-//! Per-worker keep-alive pools of upstream connections, keyed by target address.
+//! Per-worker keep-alive pools of upstream connections, keyed by target address and
+//! TLS identity: idle HTTP/1.1 connections, and one HTTP/2 session per target.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::proto::io::ReadBuf;
 
+use super::h2::Session;
 use super::UpIo;
 
 /// Most idle connections kept per target per worker.
@@ -41,6 +43,22 @@ impl UpConn {
             served: 0,
             max_requests: None,
             idle_since: Instant::now(),
+        }
+    }
+}
+
+/// A session being made (see [`Pools::connecting`]).
+#[derive(Debug)]
+pub struct Connecting<'p> {
+    pools: &'p Pools,
+    key: (SocketAddr, u64),
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        let mut c = self.pools.connecting.borrow_mut();
+        if let Some(i) = c.iter().position(|k| *k == self.key) {
+            c.swap_remove(i);
         }
     }
 }
@@ -83,6 +101,9 @@ type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
 #[derive(Debug, Default)]
 pub struct Pools {
     idle: RefCell<Map<(SocketAddr, u64), Vec<UpConn>>>,
+    sessions: RefCell<Map<(SocketAddr, u64), Session>>,
+    /// Targets an HTTP/2 session is being made to: other requests wait for it.
+    connecting: RefCell<Vec<(SocketAddr, u64)>>,
 }
 
 impl Pools {
@@ -102,8 +123,50 @@ impl Pools {
         None
     }
 
+    /// The HTTP/2 session to `addr` if it can take another stream (see
+    /// [`Session::usable`]); a session that cannot is let go (its open streams
+    /// finish on it).
+    pub fn session(
+        &self,
+        addr: SocketAddr,
+        tls_key: u64,
+        max_idle: Duration,
+        max_streams: Option<u32>,
+    ) -> Option<Session> {
+        let mut sessions = self.sessions.borrow_mut();
+        let s = sessions.get(&(addr, tls_key))?;
+        if s.usable(max_idle, max_streams) {
+            return Some(s.clone());
+        }
+        sessions.remove(&(addr, tls_key));
+        None
+    }
+
+    /// Whether a session to `addr` is being made.
+    pub fn is_connecting(&self, addr: SocketAddr, tls_key: u64) -> bool {
+        self.connecting.borrow().contains(&(addr, tls_key))
+    }
+
+    /// Marks a session to `addr` as being made, until the guard drops.
+    pub fn connecting(&self, addr: SocketAddr, tls_key: u64) -> Connecting<'_> {
+        self.connecting.borrow_mut().push((addr, tls_key));
+        Connecting {
+            pools: self,
+            key: (addr, tls_key),
+        }
+    }
+
+    /// Keeps a new HTTP/2 session for the next requests to `addr`.
+    pub fn put_session(&self, addr: SocketAddr, tls_key: u64, s: Session) {
+        self.sessions.borrow_mut().insert((addr, tls_key), s);
+    }
+
     /// Returns a connection whose last exchange ended cleanly.
     pub fn put(&self, mut conn: UpConn) {
+        if matches!(conn.io, UpIo::H2(_)) {
+            // a stream: its session stays in `sessions`
+            return;
+        }
         if !conn.rbuf.is_empty() {
             // The upstream sent bytes nobody asked for: the connection is not clean.
             return;

@@ -116,7 +116,7 @@ pub async fn handshake(tcp: TcpStream, peer: &TlsPeer) -> Result<UpIo, String> {
 
 /// Handshake failures are logged at most every 10 s (a bad certificate would
 /// otherwise log once per request).
-fn log_handshake_failure(msg: &str) {
+pub(super) fn log_handshake_failure(msg: &str) {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,6 +136,8 @@ fn log_handshake_failure(msg: &str) {
 pub enum UpIo {
     Plain(TcpStream),
     Tls(Box<ClientTlsStream<TcpStream>>),
+    /// One stream on an HTTP/2 session (`upstream::h2`).
+    H2(Box<super::h2::H2Stream>),
 }
 
 impl AsyncReadRent for UpIo {
@@ -143,6 +145,7 @@ impl AsyncReadRent for UpIo {
         match self {
             UpIo::Plain(s) => s.read(buf).await,
             UpIo::Tls(s) => Box::pin(s.read(buf)).await,
+            UpIo::H2(s) => Box::pin(s.read(buf)).await,
         }
     }
 
@@ -150,6 +153,7 @@ impl AsyncReadRent for UpIo {
         match self {
             UpIo::Plain(s) => s.readv(buf).await,
             UpIo::Tls(s) => Box::pin(s.readv(buf)).await,
+            UpIo::H2(s) => Box::pin(s.readv(buf)).await,
         }
     }
 }
@@ -159,6 +163,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.write(buf).await,
             UpIo::Tls(s) => Box::pin(s.write(buf)).await,
+            UpIo::H2(s) => Box::pin(s.write(buf)).await,
         }
     }
 
@@ -166,6 +171,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.writev(buf).await,
             UpIo::Tls(s) => Box::pin(s.writev(buf)).await,
+            UpIo::H2(s) => Box::pin(s.writev(buf)).await,
         }
     }
 
@@ -173,6 +179,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.flush().await,
             UpIo::Tls(s) => Box::pin(s.flush()).await,
+            UpIo::H2(s) => s.flush().await,
         }
     }
 
@@ -180,6 +187,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.shutdown().await,
             UpIo::Tls(s) => Box::pin(s.shutdown()).await,
+            UpIo::H2(s) => s.shutdown().await,
         }
     }
 }

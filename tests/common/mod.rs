@@ -143,6 +143,20 @@ impl Gateway {
         }
     }
 
+    /// The address of the first `[[gateway.tls]]` listener.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("(tls)"))
+            .unwrap_or_else(|| panic!("no TLS listener in:\n{log}"));
+        line.split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

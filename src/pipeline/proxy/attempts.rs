@@ -101,6 +101,7 @@ pub(super) async fn exchange(
                 connect_timeout: LITERAL_CONNECT_TIMEOUT,
                 idle: LITERAL_IDLE,
                 max_requests: None,
+                h2: false,
             };
             return timed(
                 send_and_receive(ds, head, body, req, resp, peer, replayable, w),
@@ -132,6 +133,7 @@ pub(super) async fn exchange(
             connect_timeout: up.connect_timeout,
             idle: up.idle_timeout,
             max_requests: up.max_requests_per_connection,
+            h2: up.h2,
         };
         b.begin(plan, u, t);
         let res = timed(

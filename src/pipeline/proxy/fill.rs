@@ -55,7 +55,8 @@ async fn collect(
     idle: Duration,
 ) -> Result<Collected, ()> {
     let mut body = Vec::new();
-    let mut dec = ChunkedDecoder::default();
+    // kept for a body too big to store, streamed on with its trailers
+    let mut dec = ChunkedDecoder::keeping_trailers();
     loop {
         match framing {
             BodyFraming::Empty => return Ok(Collected::Whole(body)),

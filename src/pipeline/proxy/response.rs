@@ -9,7 +9,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use crate::pipeline::body::PIECE;
 use crate::pipeline::Downstream;
 use crate::proto::h1::{
-    encode, is_hop_by_hop, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead,
+    encode, forwardable_trailers, is_hop_by_hop, BodyFraming, ChunkedDecoder, RequestHead,
+    ResponseHead,
 };
 use crate::proto::io::flush;
 use crate::upstream::UpConn;
@@ -116,7 +117,8 @@ pub(super) async fn stream_response(
         Out::None => Ok(()),
         Out::Length(n) => copy_length(ds, conn, n, idle).await,
         Out::Rechunk | Out::DechunkToClose => {
-            let dec = ChunkedDecoder::default();
+            // trailers (gRPC's status among them) go on to chunked clients
+            let dec = ChunkedDecoder::keeping_trailers();
             copy_chunked(ds, conn, framing == Out::Rechunk, idle, dec)
                 .await
                 .map_err(|()| Cut::Sent)
@@ -190,8 +192,8 @@ async fn copy_length(
     Ok(())
 }
 
-/// Copies a chunked body, re-chunked (`rechunk`) or as raw data; `dec` carries on
-/// from data already decoded elsewhere.
+/// Copies a chunked body, re-chunked (`rechunk`, with the trailer fields `dec`
+/// kept) or as raw data; `dec` carries on from data already decoded elsewhere.
 pub(super) async fn copy_chunked(
     ds: &mut Downstream<'_>,
     conn: &mut UpConn,
@@ -219,7 +221,11 @@ pub(super) async fn copy_chunked(
             }
             if dec.is_done() {
                 if rechunk {
-                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    ds.wbuf.extend_from_slice(b"0\r\n");
+                    let trailers = dec.take_trailers();
+                    let wbuf = &mut *ds.wbuf;
+                    forwardable_trailers(&trailers, |n, v| encode::header(wbuf, n, v));
+                    ds.wbuf.extend_from_slice(b"\r\n");
                 }
                 return Ok(());
             }

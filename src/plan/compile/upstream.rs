@@ -136,7 +136,22 @@ pub(super) fn compile(
         };
         let ring = ring_points(&targets);
         let n = targets.len();
-        let tls = upstream_tls(cx, e, sources, &hosts);
+        let h2 = match v.protocol.as_ref() {
+            None => false,
+            Some(p) => match p.get_ref().as_str() {
+                "http/1.1" => false,
+                "h2" => true,
+                other => {
+                    cx.err(
+                        at(e, p.span()),
+                        format!("unknown upstream protocol `{other}`"),
+                        Some("\"http/1.1\" | \"h2\" (HTTP/2: h2c with prior knowledge, or over TLS with `tls = true`)"),
+                    );
+                    false
+                }
+            },
+        };
+        let tls = upstream_tls(cx, e, sources, &hosts, h2);
         out.push(Upstream {
             name: e.name.clone(),
             targets,
@@ -154,6 +169,7 @@ pub(super) fn compile(
             target_health: vec![None; n],
             target_series: vec![None; n],
             tls,
+            h2,
         });
     }
     out
@@ -165,6 +181,7 @@ fn upstream_tls(
     e: &Entry<model::Upstream>,
     sources: &Sources,
     hosts: &[String],
+    h2: bool,
 ) -> Vec<Option<TlsPeer>> {
     let v = &e.value;
     if !v.tls {
@@ -198,6 +215,14 @@ fn upstream_tls(
             Some(c) => (c, String::new()),
             None => return vec![None; hosts.len()],
         },
+    };
+    let config = if h2 {
+        // HTTP/2 upstreams are asked for `h2` alone in ALPN
+        let mut c = (*config).clone();
+        c.alpn_protocols = vec![b"h2".to_vec()];
+        std::sync::Arc::new(c)
+    } else {
+        config
     };
     hosts
         .iter()

@@ -31,16 +31,20 @@ enum State {
 
 /// Longest chunk extension we tolerate before calling it an attack.
 const MAX_EXT: u16 = 1024;
-/// Most trailer bytes we read (and drop).
+/// Most trailer bytes we read (dropped, or kept for forwarding).
 const MAX_TRAILERS: u32 = 16 << 10;
 
 /// Decodes `chunked` framing incrementally. Rejects: non-hex or over-long sizes,
 /// bare LF or CR, control bytes in extensions, over-long extensions and trailers.
+/// Trailer fields are dropped unless the decoder was made to keep them
+/// ([`ChunkedDecoder::keeping_trailers`]).
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: State,
     remaining: u64,
     trailer_bytes: u32,
+    /// The trailer section's lines (`name: value\r\n` each), when kept.
+    trailers: Option<Vec<u8>>,
 }
 
 impl Default for ChunkedDecoder {
@@ -49,13 +53,31 @@ impl Default for ChunkedDecoder {
             state: State::Size { digits: 0 },
             remaining: 0,
             trailer_bytes: 0,
+            trailers: None,
         }
     }
 }
 
 impl ChunkedDecoder {
+    /// A decoder that keeps the trailer section for [`ChunkedDecoder::take_trailers`].
+    pub fn keeping_trailers() -> Self {
+        ChunkedDecoder {
+            trailers: Some(Vec::new()),
+            ..ChunkedDecoder::default()
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The trailer lines read so far (each ending in CRLF; empty when there were none
+    /// or they are not kept). Only complete once the decoder is done.
+    pub fn take_trailers(&mut self) -> Vec<u8> {
+        self.trailers
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Consumes framing from `input` and appends body data to `out`.
@@ -143,6 +165,9 @@ impl ChunkedDecoder {
                         return Err(BadChunk);
                     }
                     self.count_trailer()?;
+                    if b != b'\r' {
+                        self.keep(b);
+                    }
                     i += 1;
                 }
                 State::TrailerLine => {
@@ -152,12 +177,14 @@ impl ChunkedDecoder {
                         _ => {}
                     }
                     self.count_trailer()?;
+                    self.keep(b);
                     i += 1;
                 }
                 State::TrailerLf => {
                     if b != b'\n' {
                         return Err(BadChunk);
                     }
+                    self.keep(b);
                     self.state = State::TrailerStart;
                     i += 1;
                 }
@@ -172,6 +199,12 @@ impl ChunkedDecoder {
             }
         }
         Ok(i)
+    }
+
+    fn keep(&mut self, b: u8) {
+        if let Some(t) = &mut self.trailers {
+            t.push(b);
+        }
     }
 
     fn count_trailer(&mut self) -> Result<(), BadChunk> {
@@ -202,6 +235,25 @@ mod tests {
         assert_eq!(out, b"hello world");
         assert!(done);
         assert_eq!(n, 38);
+    }
+
+    #[test]
+    fn trailers_are_kept_when_asked() {
+        let input = b"2\r\nhi\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n";
+        let mut d = ChunkedDecoder::keeping_trailers();
+        let mut out = Vec::new();
+        for b in input.iter() {
+            d.decode(std::slice::from_ref(b), &mut out).unwrap();
+        }
+        assert!(d.is_done());
+        assert_eq!(out, b"hi");
+        assert_eq!(d.take_trailers(), b"grpc-status: 0\r\ngrpc-message: ok\r\n");
+        let mut plain = ChunkedDecoder::default();
+        plain.decode(input, &mut out).unwrap();
+        assert!(plain.take_trailers().is_empty());
+        let mut none = ChunkedDecoder::keeping_trailers();
+        none.decode(b"0\r\n\r\n", &mut out).unwrap();
+        assert!(none.is_done() && none.take_trailers().is_empty());
     }
 
     #[test]
