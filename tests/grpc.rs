@@ -25,11 +25,13 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 ///   what it saw (`te`, `:authority`) in response headers;
 /// - `/echo.Echo/Fail`: a trailers-only answer, `grpc-status: 5`;
 /// - `/echo.Echo/Stream?n=N&size=S`: N DATA frames of S bytes, then trailers;
+/// - `/health`: 200, counted in `health`;
 /// - anything else: 404.
 struct GrpcServer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    health: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,8 +47,10 @@ impl GrpcServer {
         let addr = std.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
+        let health = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, r, s) = (connections.clone(), requests.clone(), stop.clone());
+        let hc = health.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -63,12 +67,17 @@ impl GrpcServer {
                     }
                     let n = c.fetch_add(1, Ordering::SeqCst) + 1;
                     let r = r.clone();
+                    let hc = hc.clone();
                     tokio::spawn(async move {
                         let Ok(mut conn) = h2::server::handshake(tcp).await else {
                             return;
                         };
                         while let Some(Ok((req, respond))) = conn.accept().await {
-                            r.fetch_add(1, Ordering::SeqCst);
+                            if req.uri().path() == "/health" {
+                                hc.fetch_add(1, Ordering::SeqCst);
+                            } else {
+                                r.fetch_add(1, Ordering::SeqCst);
+                            }
                             tokio::spawn(answer(req, respond, n));
                         }
                     });
@@ -80,6 +89,7 @@ impl GrpcServer {
             addr,
             connections,
             requests,
+            health,
             stop,
             thread: Some(thread),
         }
@@ -183,6 +193,10 @@ async fn answer(req: http::Request<RecvStream>, mut respond: SendResponse<Bytes>
             }
             let n = param("n").to_string();
             let _ = send.send_trailers(trailers(&[("grpc-status", "0"), ("x-frames", &n)]));
+        }
+        "/health" => {
+            let resp = http::Response::builder().status(200).body(()).unwrap();
+            let _ = respond.send_response(resp, true);
         }
         _ => {
             let resp = http::Response::builder().status(404).body(()).unwrap();
@@ -610,4 +624,38 @@ fn check_rejects_an_unknown_upstream_protocol() {
         &cfg("[upstreams.grpc]\ntargets = [\"127.0.0.1:9\"]\nprotocol = \"h3\"\n"),
     );
     check_reports(&path, &["unknown upstream protocol `h3`", "\"h2\""]);
+}
+
+#[test]
+fn health_checks_speak_http2_to_an_h2_upstream() {
+    let up = GrpcServer::start();
+    let port = up.addr.port();
+    let gw = Gateway::start(&cfg(&format!(
+        "{}health = {{ path = \"/health\", interval = \"100ms\", timeout = \"500ms\", unhealthy_after = 2, healthy_after = 1 }}\n",
+        h2c_upstream(up.addr)
+    )));
+    // probes arrive as HTTP/2 requests (an HTTP/1.1 probe would not get past the
+    // server's preface check, and nothing would be counted)
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up.health.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up.health.load(Ordering::SeqCst) >= 3, "{}", gw.log());
+    assert!(!gw.log().contains("is unhealthy"), "{}", gw.log());
+    assert_eq!(
+        metric_sum(&gw, "turnpike_upstream_healthy{upstream=\"grpc\""),
+        1.0
+    );
+    drop(up);
+    assert!(
+        gw.wait_log("is unhealthy", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
+    let _up = GrpcServer::start_on(port);
+    assert!(
+        gw.wait_log("is healthy again", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
 }

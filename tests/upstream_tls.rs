@@ -47,6 +47,8 @@ fn proxies_to_a_tls_upstream_verified_by_a_configured_ca() {
 targets = ["localhost:{port}"]
 tls = true
 tls_ca = "ca.pem"
+# probes speak TLS too (a plain-text probe would find the target unhealthy)
+health = {{ path = "/", interval = "100ms", unhealthy_after = 1 }}
 
 [upstreams.by_ip]
 targets = ["127.0.0.1:{port}"]
@@ -78,6 +80,8 @@ api = "a"
         ),
     );
     let mut c = Client::connect(gw.addr);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!gw.log().contains("is unhealthy"), "{}", gw.log());
     for path in ["/s/hello?x=1", "/ip/hello"] {
         for _ in 0..3 {
             let r = c.get(path);

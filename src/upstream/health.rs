@@ -1,6 +1,8 @@
 //! Active health checks, once per node: one checker thread probes every target of
 //! every upstream with a `health` table (`GET path`, its own timeout) at its interval,
 //! and publishes the result as one atomic flag per target that all workers read.
+//! Probes speak to a target as the workers do: over TLS when the upstream says
+//! `tls = true`, in HTTP/2 when it says `protocol = "h2"`.
 //! A target turns unhealthy after `unhealthy_after` failed checks in a row and healthy
 //! again after `healthy_after` good ones; each transition is logged. Targets start
 //! healthy, so a new gateway serves at once.
@@ -10,12 +12,14 @@
 //! touched only by the checker thread. Tested end to end in `tests/upstream.rs`.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+use super::{TlsPeer, UpIo};
 use crate::plan::{HealthCheck, PlanHandle};
 use crate::worker::Shutdown;
 use crate::{info, warn};
@@ -72,41 +76,75 @@ pub fn spawn(plan: PlanHandle, shutdown: Arc<Shutdown>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("turnpike-health".into())
         .spawn(move || {
-            while !shutdown.is_draining() {
-                round(&plan);
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            // Probes run as tasks on a small runtime of this thread's own (epoll: it
+            // must work wherever the gateway does), through the workers' connect
+            // code, so TLS and HTTP/2 upstreams are checked as they are spoken to.
+            let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build();
+            let mut rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    warn!("active health checks are off: no runtime for them: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                while !shutdown.is_draining() {
+                    round(&plan).await;
+                    monoio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
         })?;
     Ok(())
 }
 
-/// Checks every target whose check is due, all at once (each within its timeout).
-fn round(handle: &PlanHandle) {
+/// One due probe.
+struct Due {
+    name: String,
+    addr: SocketAddr,
+    check: HealthCheck,
+    tls: Option<TlsPeer>,
+    h2: bool,
+    health: Arc<TargetHealth>,
+}
+
+/// Probes every target whose check is due, all at once, and records the results.
+async fn round(handle: &PlanHandle) {
     let plan = handle.load();
     let now = Instant::now();
     let mut due = Vec::new();
     for up in &plan.upstreams {
         let Some(check) = &up.health else { continue };
-        for (t, h) in up.targets.iter().zip(&up.target_health) {
+        for (i, (t, h)) in up.targets.iter().zip(&up.target_health).enumerate() {
             let Some(h) = h else { continue };
             let mut run = h.run.lock().unwrap_or_else(|p| p.into_inner());
             if run.next <= now {
                 run.next = now + check.interval;
-                due.push((up.name.as_str(), t.addr, check, h.clone()));
+                due.push(Due {
+                    name: up.name.clone(),
+                    addr: t.addr,
+                    check: check.clone(),
+                    tls: up.tls.get(i).cloned().flatten(),
+                    h2: up.h2,
+                    health: h.clone(),
+                });
             }
         }
     }
-    if due.is_empty() {
-        return;
+    drop(plan);
+    let tasks: Vec<_> = due
+        .into_iter()
+        .map(|d| {
+            monoio::spawn(async move {
+                let result = probe(&d).await;
+                record(&d.name, d.addr, &d.check, &d.health, result);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
     }
-    std::thread::scope(|s| {
-        for (name, addr, check, h) in &due {
-            s.spawn(move || {
-                let result = probe(*addr, check);
-                record(name, *addr, check, h, result);
-            });
-        }
-    });
 }
 
 fn record(
@@ -144,33 +182,44 @@ fn record(
 }
 
 /// One check: `GET path`, healthy when the status is expected.
-fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> {
-    let deadline = Instant::now() + check.timeout;
-    let mut s = TcpStream::connect_timeout(&addr, check.timeout).map_err(|e| e.to_string())?;
-    let left = || {
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
+/// `GET path` on a new connection (or HTTP/2 session), within the check's timeout;
+/// the status must be one the check expects.
+async fn probe(d: &Due) -> Result<(), String> {
+    match monoio::time::timeout(d.check.timeout, probe_now(d)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {:?}", d.check.timeout)),
+    }
+}
+
+async fn probe_now(d: &Due) -> Result<(), String> {
+    let tls = d.tls.as_ref();
+    let mut io = if d.h2 {
+        let session = super::h2::connect(d.addr, d.check.timeout, tls)
+            .await
+            .map_err(|e| e.message().to_string())?;
+        UpIo::H2(Box::new(session.stream(tls.is_some())))
+    } else {
+        super::connect(d.addr, d.check.timeout, tls)
+            .await
+            .map_err(|e| e.message().to_string())?
     };
-    s.set_write_timeout(Some(left()))
-        .map_err(|e| e.to_string())?;
     let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: turnpike-health\r\nConnection: close\r\n\r\n",
-        check.path
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: turnpike-health\r\nConnection: close\r\n\r\n",
+        d.check.path, d.addr
     );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        s.set_read_timeout(Some(left()))
-            .map_err(|e| e.to_string())?;
-        match s.read(&mut buf[n..]) {
+    let (res, _) = io.write_all(req.into_bytes()).await;
+    res.map_err(|e| e.to_string())?;
+    let mut got = Vec::with_capacity(64);
+    while got.len() < 12 {
+        let (res, buf) = io.read(Vec::with_capacity(64)).await;
+        match res {
             Ok(0) => return Err("closed before a status line".into()),
-            Ok(k) => n += k,
+            Ok(_) => got.extend_from_slice(&buf),
             Err(e) => return Err(e.to_string()),
         }
     }
-    let status = parse_status(&buf[..n]).ok_or("not an HTTP response")?;
+    let status = parse_status(&got).ok_or("not an HTTP response")?;
+    let check = &d.check;
     let ok = if check.expect.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -243,8 +292,22 @@ mod tests {
             healthy_after: 1,
             expect: vec![],
         };
-        let t0 = Instant::now();
-        assert!(probe(addr, &check).is_err());
-        assert!(t0.elapsed() < Duration::from_secs(1));
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        for h2 in [false, true] {
+            let d = Due {
+                name: "u".into(),
+                addr,
+                check: check.clone(),
+                tls: None,
+                h2,
+                health: Arc::new(TargetHealth::new()),
+            };
+            let t0 = Instant::now();
+            assert!(rt.block_on(probe(&d)).is_err());
+            assert!(t0.elapsed() < Duration::from_secs(1));
+        }
     }
 }
