@@ -567,9 +567,11 @@ tls_server_name = "grpc.test"
         assert_eq!(text(&t, "grpc-status"), "0");
         let r = call(&c, "POST", "/echo.Echo/Fail", grpc_message(b"x")).await;
         assert_eq!(text(&r.headers, "grpc-status"), "5");
-        // an upstream whose certificate is not trusted: 502, nothing sent
+        // an upstream whose certificate is not trusted: 502, nothing sent, which a
+        // gRPC client sees as UNAVAILABLE
         let r = call(&c, "POST", "/other/Unary", msg.clone()).await;
-        assert_eq!(r.status, 502);
+        assert_eq!(text(&r.headers, "grpc-status"), "14");
+        assert_eq!(text(&r.headers, "grpc-message"), "HTTP 502: Bad Gateway");
     });
     assert!(
         edge.wait_log("TLS handshake", Duration::from_secs(2)),
@@ -657,5 +659,60 @@ fn health_checks_speak_http2_to_an_h2_upstream() {
         gw.wait_log("is healthy again", Duration::from_secs(5)),
         "{}",
         gw.log()
+    );
+}
+
+#[test]
+fn gateway_errors_reach_grpc_clients_as_grpc_statuses() {
+    let up = GrpcServer::start();
+    let gw = Gateway::start(&cfg(&h2c_upstream(up.addr)).replace(
+        "[stages.prod]",
+        "[apis.a.routes.\"POST /limited.L/{m}\"]\nintegration = { type = \"http_proxy\", uri = \"http://grpc/echo.Echo/{m}\" }\n\n[stages.prod]\nroutes = { \"POST /limited.L/{m}\" = { throttle = { rate = 1, burst = 1 } } }",
+    ));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        // no such route: 404, which gRPC calls UNIMPLEMENTED
+        let r = call(&c, "POST", "/nope.Nope/Call", grpc_message(b"x")).await;
+        assert_eq!(r.status, 200, "a trailers-only gRPC answer");
+        assert_eq!(text(&r.headers, "content-type"), "application/grpc");
+        assert_eq!(text(&r.headers, "grpc-status"), "12");
+        assert_eq!(text(&r.headers, "grpc-message"), "HTTP 404: Not Found");
+        assert!(!text(&r.headers, "x-request-id").is_empty());
+        assert!(r.body.is_empty());
+        // throttled: 429, UNAVAILABLE, with the Retry-After kept
+        let mut throttled = None;
+        for _ in 0..5 {
+            let r = call(&c, "POST", "/limited.L/Unary", grpc_message(b"x")).await;
+            if text(&r.headers, "grpc-status") == "14" {
+                throttled = Some(r);
+                break;
+            }
+            assert_eq!(text(r.trailers.as_ref().unwrap(), "grpc-status"), "0");
+        }
+        let r = throttled.expect("the route's throttle refused a call");
+        assert_eq!(
+            text(&r.headers, "grpc-message"),
+            "HTTP 429: Too Many Requests"
+        );
+        assert!(!text(&r.headers, "retry-after").is_empty());
+        // a non-gRPC request to the same gateway still gets the JSON error
+        let req = http::Request::builder()
+            .uri("http://grpc.test/nope")
+            .body(())
+            .unwrap();
+        let mut plain = c.clone().ready().await.unwrap();
+        let (resp, _) = plain.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+    });
+    // the metrics count the gateway's own statuses
+    let m = admin(&gw, "GET", "/metrics").text();
+    assert!(metric_sum(&gw, "turnpike_throttled_total") >= 1.0, "{m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("turnpike_requests_total{")
+            && l.contains("class=\"4xx\"")
+            && !l.ends_with(" 0")),
+        "{m}"
     );
 }

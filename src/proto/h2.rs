@@ -55,6 +55,9 @@ pub struct H2Io {
     skip: usize,
     state: Out,
     head_request: bool,
+    /// A gRPC request (`content-type: application/grpc…`): errors the gateway (or
+    /// anything not speaking gRPC) answers are turned into gRPC statuses.
+    grpc: bool,
 }
 
 impl std::fmt::Debug for H2Io {
@@ -172,6 +175,10 @@ impl H2Io {
             skip: 0,
             state: Out::Head,
             head_request: parts.method == http::Method::HEAD,
+            grpc: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
         })
     }
 
@@ -277,10 +284,30 @@ impl H2Io {
                         Ok(None) => return Ok(()),
                         Err(()) => return Err(io::Error::other("unparsable response head")),
                     };
+                    let as_grpc = self.grpc
+                        && resp.status != 200
+                        && !resp
+                            .headers
+                            .iter()
+                            .any(|(n, _)| text[n.0..n.1].eq_ignore_ascii_case(b"grpc-status"));
                     let mut builder = http::Response::builder().status(resp.status);
+                    if as_grpc {
+                        // a trailers-only gRPC answer (what Envoy does for its own
+                        // replies): HTTP 200, the status mapped as gRPC's own
+                        // HTTP-to-gRPC table says, the reason as the message
+                        let reason = &text[resp.reason.0..resp.reason.1];
+                        builder = http::Response::builder()
+                            .status(200)
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", grpc_status(resp.status).to_string())
+                            .header("grpc-message", grpc_message(resp.status, reason));
+                    }
                     for (name, value) in &resp.headers {
                         let name = &text[name.0..name.1];
                         let lower = name.to_ascii_lowercase();
+                        if as_grpc && matches!(&lower[..], b"content-type" | b"content-length") {
+                            continue;
+                        }
                         if matches!(
                             &lower[..],
                             b"connection"
@@ -296,8 +323,11 @@ impl H2Io {
                     let response = builder
                         .body(())
                         .map_err(|e| io::Error::other(e.to_string()))?;
+                    // (a gRPC status replaces the body: what the pipeline writes of it
+                    // is dropped in `Out::Done`)
                     let empty = matches!(resp.body, BodyFraming::Empty | BodyFraming::Length(0))
-                        || self.head_request;
+                        || self.head_request
+                        || as_grpc;
                     {
                         let mut h = self.half.borrow_mut();
                         let mut respond = h
@@ -430,6 +460,35 @@ pub async fn send_data(slot: &impl StreamSlot, mut data: Bytes, end: bool) -> io
             .map_err(io::Error::other)?;
     }
     Ok(())
+}
+
+/// The gRPC status for an HTTP status, as gRPC's `http-grpc-status-mapping.md` has
+/// clients derive it.
+fn grpc_status(http: u16) -> u8 {
+    match http {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
+}
+
+/// `grpc-message`: the HTTP status and reason, percent-encoded as gRPC requires.
+fn grpc_message(status: u16, reason: &[u8]) -> String {
+    let mut m = format!("HTTP {status}");
+    if !reason.is_empty() {
+        m.push_str(": ");
+        for &b in reason {
+            if (0x20..=0x7e).contains(&b) && b != b'%' {
+                m.push(b as char);
+            } else {
+                m.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    m
 }
 
 /// The forwardable fields of a chunked trailer section as an HTTP/2 trailer block
@@ -787,5 +846,40 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Batched<T> {
             Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_map_to_grpc_as_grpc_says() {
+        let cases = [
+            (400, 13),
+            (401, 16),
+            (403, 7),
+            (404, 12),
+            (429, 14),
+            (503, 14),
+            (500, 2),
+        ];
+        for (http, grpc) in cases {
+            assert_eq!(grpc_status(http), grpc, "{http}");
+        }
+        assert_eq!(
+            grpc_message(429, b"Too Many Requests"),
+            "HTTP 429: Too Many Requests"
+        );
+        assert_eq!(grpc_message(500, b"50% \xff"), "HTTP 500: 50%25 %FF");
+    }
+
+    #[test]
+    fn trailer_blocks_keep_only_forwardable_fields() {
+        let t = trailer_map(b"grpc-status: 0\r\nContent-Length: 3\r\nX-Sum: abc\r\n").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t["grpc-status"], "0");
+        assert_eq!(t["x-sum"], "abc");
+        assert!(trailer_map(b"").is_none());
     }
 }
