@@ -716,3 +716,33 @@ fn gateway_errors_reach_grpc_clients_as_grpc_statuses() {
         "{m}"
     );
 }
+
+#[test]
+fn h2load_drives_grpc_calls_through_to_the_h2_upstream() {
+    let up = GrpcServer::start();
+    let gw = Gateway::start(&cfg(&h2c_upstream(up.addr)));
+    let body = gw.dir.write("call.bin", "\0\0\0\0\x05hello");
+    let url = format!("http://{}/echo.Echo/Unary", gw.addr);
+    let (ok, failed) = h2load(&[
+        "-n",
+        "3000",
+        "-c",
+        "4",
+        "-m",
+        "32",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-d",
+        body.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!((ok, failed), (3000, 0));
+    assert_eq!(up.requests.load(Ordering::SeqCst), 3000);
+    assert!(
+        up.connections() <= 2,
+        "one upstream connection per worker, not per client stream: {}",
+        up.connections()
+    );
+}

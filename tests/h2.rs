@@ -105,6 +105,12 @@ fn h2c_prior_knowledge_serves_the_pipeline() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pong 2");
+    // and h2load, many streams on a few connections
+    let url = format!("http://{}/ping", gw.addr);
+    assert_eq!(
+        h2load(&["-n", "2000", "-c", "4", "-m", "20", &url]),
+        (2000, 0)
+    );
     // and HTTP/1.1 on the same listener is unchanged
     assert_eq!(get(gw.addr, "/ping").text(), "pong");
     // the connections were counted by protocol
@@ -116,7 +122,11 @@ fn h2c_prior_knowledge_serves_the_pipeline() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in {m}"))
     };
-    assert_eq!(accepted("h2c"), 2.0, "the Rust client's and curl's");
+    assert_eq!(
+        accepted("h2c"),
+        6.0,
+        "the Rust client's, curl's and h2load's four"
+    );
     assert!(accepted("http/1.1") >= 1.0);
 }
 

@@ -231,6 +231,13 @@ fn sni_picks_the_certificate_and_requests_flow_over_tls() {
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(r#""body_len": 2000000"#), "{text}");
+
+    // h2load: many streams on a few TLS connections (ALPN h2)
+    let url = format!("https://127.0.0.1:{}/ping", addr.port());
+    assert_eq!(
+        h2load(&["-n", "2000", "-c", "4", "-m", "20", &url]),
+        (2000, 0)
+    );
 }
 
 #[test]
