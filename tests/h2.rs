@@ -336,3 +336,77 @@ fn h2_ping_and_settings_floods_are_bounded() {
         });
     }
 }
+
+#[test]
+fn h2_continuation_flood_is_cut_off() {
+    use std::io::{Read, Write};
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, "max_header_size = \"16KiB\""));
+    let before = gw.rss_kib();
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let frame = |kind: u8, flags: u8, payload: &[u8]| {
+        let n = payload.len();
+        let mut f = vec![
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8,
+            kind,
+            flags,
+            0,
+            0,
+            0,
+            1,
+        ];
+        f.extend_from_slice(payload);
+        f
+    };
+    // GET / (HPACK static entries), no END_HEADERS: the header block goes on in
+    // CONTINUATION frames that never end
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00".to_vec();
+    out.extend(frame(0x1, 0x1, b"\x82\x86\x84\x01\x01t"));
+    // each: `x-a: <1000 bytes>`, a literal field without indexing
+    let mut field = b"\x00\x03x-a\x7f\xe9\x06".to_vec();
+    field.extend_from_slice(&[b'a'; 1000]);
+    let continuation = frame(0x9, 0x0, &field);
+    let _ = s.write_all(&out);
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    // 64 MiB at most; the gateway must stop it long before
+    while sent < 64 << 20 && Instant::now() < deadline {
+        if s.write_all(&continuation.repeat(64)).is_err() {
+            break;
+        }
+        sent += continuation.len() * 64;
+    }
+    // the gateway answers with GOAWAY (type 7) or a reset, and closes
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut i = 0;
+    let mut ended = false;
+    while i + 9 <= got.len() {
+        let len =
+            (usize::from(got[i]) << 16) | (usize::from(got[i + 1]) << 8) | usize::from(got[i + 2]);
+        ended |= got[i + 3] == 0x7 || got[i + 3] == 0x3;
+        i += 9 + len;
+    }
+    assert!(
+        ended,
+        "no GOAWAY or RST_STREAM after {sent} bytes of CONTINUATION"
+    );
+    assert!(sent < 32 << 20, "the gateway kept reading {sent} bytes");
+    let grew = gw.rss_kib().saturating_sub(before);
+    println!("CONTINUATION flood: {sent} bytes sent, gateway grew by {grew} KiB");
+    assert!(grew < 16 << 10, "grew by {grew} KiB");
+    rt().block_on(async {
+        let mut c = h2c(gw.addr).await;
+        assert_eq!(request(&mut c, "GET", "/ping", None).await.0, 200);
+    });
+}
