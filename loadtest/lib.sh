@@ -32,3 +32,16 @@ lt_wait() {
     echo "$1 never answered" >&2
     return 1
 }
+
+# CPU time (clock ticks) of a proxy: its process (all threads) and its children
+# (nginx's workers). Requests per proxy CPU-second is the fair figure when the load
+# generator's core, not the proxy's, is the one that saturates.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        # fields 14 and 15: utime, stime (after the parenthesised command name)
+        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)

@@ -36,6 +36,7 @@ install_missing() {
     fi
 }
 install_missing
+source loadtest/lib.sh   # cpu_ticks, HZ
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
@@ -114,18 +115,6 @@ url_of() { # scenario proxy
     esac
 }
 
-# CPU time (clock ticks) of a proxy: its process (all threads) and its children
-# (nginx's workers). Requests per proxy CPU-second is the fair figure when the load
-# generator's core, not the proxy's, is the one that saturates.
-cpu_ticks() {
-    local total=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        # fields 14 and 15: utime, stime (after the parenthesised command name)
-        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
