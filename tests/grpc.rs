@@ -42,6 +42,16 @@ impl GrpcServer {
     }
 
     fn start_on(port: u16) -> GrpcServer {
+        GrpcServer::spawn(port, false)
+    }
+
+    /// A server that resets the first stream it gets with REFUSED_STREAM.
+    fn start_refusing_first() -> GrpcServer {
+        GrpcServer::spawn(0, true)
+    }
+
+    fn spawn(port: u16, refuse_first: bool) -> GrpcServer {
+        let refuse = Arc::new(AtomicBool::new(refuse_first));
         let std = StdListener::bind(("127.0.0.1", port)).unwrap();
         std.set_nonblocking(true).unwrap();
         let addr = std.local_addr().unwrap();
@@ -68,11 +78,16 @@ impl GrpcServer {
                     let n = c.fetch_add(1, Ordering::SeqCst) + 1;
                     let r = r.clone();
                     let hc = hc.clone();
+                    let refuse = refuse.clone();
                     tokio::spawn(async move {
                         let Ok(mut conn) = h2::server::handshake(tcp).await else {
                             return;
                         };
-                        while let Some(Ok((req, respond))) = conn.accept().await {
+                        while let Some(Ok((req, mut respond))) = conn.accept().await {
+                            if refuse.swap(false, Ordering::SeqCst) {
+                                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                                continue;
+                            }
                             if req.uri().path() == "/health" {
                                 hc.fetch_add(1, Ordering::SeqCst);
                             } else {
@@ -745,4 +760,22 @@ fn h2load_drives_grpc_calls_through_to_the_h2_upstream() {
         "one upstream connection per worker, not per client stream: {}",
         up.connections()
     );
+}
+
+#[test]
+fn a_refused_stream_is_sent_again_whatever_the_method() {
+    // gRPC calls are POSTs, never retried on doubt; a stream the upstream refused
+    // (REFUSED_STREAM: certainly not processed) is sent again on a new connection
+    let up = GrpcServer::start_refusing_first();
+    let gw = Gateway::start(&cfg(&h2c_upstream(up.addr)));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        let msg = grpc_message(b"once");
+        let r = call(&c, "POST", "/echo.Echo/Unary", msg.clone()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, msg);
+        assert_eq!(text(r.trailers.as_ref().unwrap(), "grpc-status"), "0");
+    });
+    assert_eq!(up.requests.load(Ordering::SeqCst), 1, "processed once");
+    assert_eq!(up.connections(), 2, "sent again on a new connection");
 }

@@ -359,6 +359,9 @@ async fn send_and_receive(
     w: &WorkerCtx,
 ) -> Result<UpConn, Fail> {
     let mut fresh_only = false;
+    // HTTP/2 upstreams: the body bytes streamed from the client so far, while they
+    // fit in REPLAY_MAX, to send again if the upstream refuses the stream.
+    let mut replay: Option<Vec<u8>> = peer.h2.then(Vec::new);
     loop {
         let tls_key = peer.tls.map_or(0, |t| t.key);
         let pooled = if peer.h2 {
@@ -389,8 +392,17 @@ async fn send_and_receive(
         let (res, owned) = conn.io.write_all(owned).await;
         *req = owned;
         let mut sent = res.is_ok();
+        if let Some(r) = replay.as_mut().filter(|r| sent && !r.is_empty()) {
+            let (res, again) = conn.io.write_all(std::mem::take(r)).await;
+            *r = again;
+            sent = res.is_ok();
+        }
+        // Whether body bytes were taken from the client and not kept: the request
+        // cannot be sent again.
+        let mut lost = false;
         if sent && !body.is_done() {
-            sent = Box::pin(stream_request_body(ds, body, &mut conn)).await?;
+            sent = Box::pin(stream_request_body(ds, body, &mut conn, &mut replay)).await?;
+            lost = replay.is_none();
         }
         let got = if sent {
             read_response_head(&mut conn, head.is_head(), resp).await
@@ -399,8 +411,13 @@ async fn send_and_receive(
         };
         match got {
             Ok(()) => return Ok(conn),
-            // A pooled connection the upstream had already closed: try once more.
-            Err(Error::UpstreamReset) if conn.reused && replayable && !fresh_only => {
+            // A pooled connection the upstream had already closed, or a request it
+            // certainly did not process (HTTP/2: refused stream): once more, on a
+            // new connection.
+            Err(Error::UpstreamReset)
+                if !fresh_only
+                    && ((conn.reused && replayable) || (conn.io.unprocessed() && !lost)) =>
+            {
                 fresh_only = true
             }
             Err(e) => return Err(Fail::Respond(e)),
@@ -451,11 +468,16 @@ async fn h2_stream(
     Ok(conn)
 }
 
-/// Sends the rest of the client's body. `Ok(false)`: the upstream stopped reading.
+/// Most body bytes kept to send again to an HTTP/2 upstream that refused a stream.
+const REPLAY_MAX: usize = 64 << 10;
+
+/// Sends the rest of the client's body, recording what it sends in `replay` (dropped
+/// once it would outgrow `REPLAY_MAX`). `Ok(false)`: the upstream stopped reading.
 async fn stream_request_body(
     ds: &mut Downstream<'_>,
     body: &mut BodyReader,
     conn: &mut UpConn,
+    replay: &mut Option<Vec<u8>>,
 ) -> Result<bool, Fail> {
     let chunked = body.framing() == BodyFraming::Chunked;
     let mut piece = Vec::with_capacity(PIECE + 32);
@@ -488,6 +510,14 @@ async fn stream_request_body(
         } else {
             piece.slice(0..)
         };
+        if let Some(r) = replay {
+            let bytes = &data.get_ref()[data.begin()..data.end()];
+            if r.len() + bytes.len() <= REPLAY_MAX {
+                r.extend_from_slice(bytes);
+            } else {
+                *replay = None;
+            }
+        }
         let (res, s) = conn.io.write_all(data).await;
         piece = s.into_inner();
         if res.is_err() {

@@ -58,6 +58,15 @@ impl Session {
         self.alive.get()
             && self.last_used.get().elapsed() < max_idle
             && max_streams.is_none_or(|m| self.streams.get() < m)
+            && !self.refuses()
+    }
+
+    /// Whether the session takes no new streams (a GOAWAY was read, or it closed)
+    /// though its connection task has not ended yet.
+    fn refuses(&self) -> bool {
+        let mut send = self.send.clone();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        matches!(send.poll_ready(&mut cx), std::task::Poll::Ready(Err(_)))
     }
 
     /// A new stream on this session, as an upstream connection's IO.
@@ -173,6 +182,10 @@ pub struct H2Stream {
     pos: usize,
     recv: Option<RecvStream>,
     resp: Resp,
+    /// The upstream did not process the request: the session refused the stream
+    /// before it was sent, or the upstream reset it with REFUSED_STREAM (RFC 9113
+    /// §8.7). Such a request may be sent again whatever its method.
+    unprocessed: bool,
 }
 
 impl std::fmt::Debug for H2Stream {
@@ -199,7 +212,24 @@ impl H2Stream {
             pos: 0,
             recv: None,
             resp: Resp::Waiting,
+            unprocessed: false,
         }
+    }
+
+    /// See the field of that name.
+    pub fn unprocessed(&self) -> bool {
+        self.unprocessed
+    }
+
+    /// Notes a REFUSED_STREAM behind a send error (the request body was not
+    /// taken: the upstream refused the stream).
+    fn note_refusal(&mut self, e: io::Error) -> io::Error {
+        let refused = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<h2::Error>())
+            .is_some_and(|h| h.reason() == Some(h2::Reason::REFUSED_STREAM));
+        self.unprocessed |= refused;
+        e
     }
 
     /// Translates what can be translated of `out` into frames.
@@ -230,12 +260,14 @@ impl H2Stream {
                         .requester
                         .take()
                         .ok_or_else(|| io::Error::other("request already sent"))?;
+                    self.unprocessed = true;
                     poll_fn(|cx| requester.poll_ready(cx))
                         .await
                         .map_err(io::Error::other)?;
                     let (response, send) = requester
                         .send_request(request, end)
                         .map_err(io::Error::other)?;
+                    self.unprocessed = false;
                     self.response = Some(response);
                     self.req = match head.body {
                         _ if end => Req::Done,
@@ -254,7 +286,9 @@ impl H2Stream {
                     let last = *left == 0;
                     let data = Bytes::copy_from_slice(&self.out[self.skip..self.skip + take]);
                     self.skip += take;
-                    send_data(&self.send, data, last).await?;
+                    send_data(&self.send, data, last)
+                        .await
+                        .map_err(|e| self.note_refusal(e))?;
                     if last {
                         self.req = Req::Done;
                     }
@@ -270,7 +304,9 @@ impl H2Stream {
                     let done = dec.is_done();
                     self.skip += used;
                     if !data.is_empty() || done {
-                        send_data(&self.send, Bytes::from(data), done).await?;
+                        send_data(&self.send, Bytes::from(data), done)
+                            .await
+                            .map_err(|e| self.note_refusal(e))?;
                     }
                     if done {
                         self.req = Req::Done;
@@ -294,7 +330,10 @@ impl H2Stream {
                     .response
                     .take()
                     .ok_or_else(|| io::Error::other("no request sent"))?;
-                let response = response.await.map_err(io::Error::other)?;
+                let response = response.await.map_err(|e| {
+                    self.unprocessed = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+                    io::Error::other(e)
+                })?;
                 let (parts, recv) = response.into_parts();
                 let ended = recv.is_end_stream();
                 self.resp = write_head(&mut self.pending, &parts, ended, self.head_request);

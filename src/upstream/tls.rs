@@ -140,6 +140,14 @@ pub enum UpIo {
     H2(Box<super::h2::H2Stream>),
 }
 
+impl UpIo {
+    /// Whether the upstream certainly did not process the request sent on this
+    /// connection (HTTP/2 only: a refused stream).
+    pub fn unprocessed(&self) -> bool {
+        matches!(self, UpIo::H2(s) if s.unprocessed())
+    }
+}
+
 impl AsyncReadRent for UpIo {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
