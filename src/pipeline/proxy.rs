@@ -361,7 +361,8 @@ async fn send_and_receive(
     let mut fresh_only = false;
     // HTTP/2 upstreams: the body bytes streamed from the client so far, while they
     // fit in REPLAY_MAX, to send again if the upstream refuses the stream.
-    let mut replay: Option<Vec<u8>> = peer.h2.then(Vec::new);
+    // (Boxed: this future is part of every request's.)
+    let mut replay: Option<Box<Vec<u8>>> = peer.h2.then(Box::default);
     loop {
         let tls_key = peer.tls.map_or(0, |t| t.key);
         let pooled = if peer.h2 {
@@ -393,9 +394,8 @@ async fn send_and_receive(
         *req = owned;
         let mut sent = res.is_ok();
         if let Some(r) = replay.as_mut().filter(|r| sent && !r.is_empty()) {
-            let (res, again) = conn.io.write_all(std::mem::take(r)).await;
-            *r = again;
-            sent = res.is_ok();
+            // Boxed: rare, and its state would enlarge every request's future.
+            sent = Box::pin(resend(&mut conn, r)).await;
         }
         // Whether body bytes were taken from the client and not kept: the request
         // cannot be sent again.
@@ -423,6 +423,13 @@ async fn send_and_receive(
             Err(e) => return Err(Fail::Respond(e)),
         }
     }
+}
+
+/// Sends the body bytes kept from an earlier attempt again.
+async fn resend(conn: &mut UpConn, kept: &mut Vec<u8>) -> bool {
+    let (res, again) = conn.io.write_all(std::mem::take(kept)).await;
+    *kept = again;
+    res.is_ok()
 }
 
 /// A new stream on the worker's HTTP/2 session to the target, connecting one when
@@ -477,7 +484,7 @@ async fn stream_request_body(
     ds: &mut Downstream<'_>,
     body: &mut BodyReader,
     conn: &mut UpConn,
-    replay: &mut Option<Vec<u8>>,
+    replay: &mut Option<Box<Vec<u8>>>,
 ) -> Result<bool, Fail> {
     let chunked = body.framing() == BodyFraming::Chunked;
     let mut piece = Vec::with_capacity(PIECE + 32);

@@ -43,8 +43,9 @@ pub struct ChunkedDecoder {
     state: State,
     remaining: u64,
     trailer_bytes: u32,
-    /// The trailer section's lines (`name: value\r\n` each), when kept.
-    trailers: Option<Vec<u8>>,
+    /// The trailer section's lines (`name: value\r\n` each), when kept. Boxed:
+    /// the decoder lives in every request's future, which must stay small.
+    trailers: Option<Box<Vec<u8>>>,
 }
 
 impl Default for ChunkedDecoder {
@@ -62,7 +63,7 @@ impl ChunkedDecoder {
     /// A decoder that keeps the trailer section for [`ChunkedDecoder::take_trailers`].
     pub fn keeping_trailers() -> Self {
         ChunkedDecoder {
-            trailers: Some(Vec::new()),
+            trailers: Some(Box::default()),
             ..ChunkedDecoder::default()
         }
     }
@@ -76,7 +77,7 @@ impl ChunkedDecoder {
     pub fn take_trailers(&mut self) -> Vec<u8> {
         self.trailers
             .as_mut()
-            .map(std::mem::take)
+            .map(|t| std::mem::take(&mut **t))
             .unwrap_or_default()
     }
 
