@@ -45,6 +45,7 @@ pub struct ChunkedDecoder {
     trailer_bytes: u32,
     /// The trailer section's lines (`name: value\r\n` each), when kept. Boxed:
     /// the decoder lives in every request's future, which must stay small.
+    #[allow(clippy::box_collection)]
     trailers: Option<Box<Vec<u8>>>,
 }
 
