@@ -169,7 +169,8 @@ async fn flush_access_log(st: Rc<WorkerState>) {
 /// Accepts connections; `tls` is the index of the plan's TLS listener this one is.
 async fn accept_loop(listener: monoio::net::TcpListener, tls: Option<usize>, st: Rc<WorkerState>) {
     loop {
-        let accepted = match drain::race(listener.accept(), st.drain.wait()).await {
+        let accept = std::pin::pin!(listener.accept());
+        let accepted = match drain::race(accept, std::pin::pin!(st.drain.wait())).await {
             drain::Either::Left(r) => r,
             drain::Either::Right(()) => return,
         };

@@ -7,6 +7,7 @@
 //! wakes idle connections so they close at once.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
@@ -158,14 +159,14 @@ pub async fn serve(
                     wbuf = Vec::new();
                     scratch = Scratch::default();
                     let ready = monoio::time::timeout(g.idle_timeout, sock.readable(false));
-                    match race(ready, st.drain.wait()).await {
+                    match race(pin!(ready), pin!(st.drain.wait())).await {
                         Either::Left(Ok(Ok(()))) => {}
                         _ => return,
                     }
                     monoio::time::timeout(g.header_timeout, rbuf.fill(&mut io)).await
                 } else {
                     let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(&mut io));
-                    match race(idle, st.drain.wait()).await {
+                    match race(pin!(idle), pin!(st.drain.wait())).await {
                         Either::Left(r) => r,
                         Either::Right(()) => return,
                     }

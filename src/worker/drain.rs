@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -129,10 +129,13 @@ pub enum Either<A, B> {
     Right(B),
 }
 
-/// Polls both futures, left first; the loser is dropped (cancelling its I/O).
-pub async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
+/// Polls both futures, left first; the caller drops the loser (cancelling its I/O).
+/// The futures are pinned by the caller (`pin!`) and only borrowed here: taking them
+/// by value would store each twice in this future, and the pipeline's is kilobytes.
+pub async fn race<A: Future, B: Future>(
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+) -> Either<A::Output, B::Output> {
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = a.as_mut().poll(cx) {
             return Poll::Ready(Either::Left(v));

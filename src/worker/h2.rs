@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
@@ -144,8 +144,8 @@ pub async fn serve<IO>(
             Either::Left(Ok(conn.accept().await))
         } else {
             race(
-                monoio::time::timeout(g.idle_timeout, conn.accept()),
-                st.drain.wait(),
+                pin!(monoio::time::timeout(g.idle_timeout, conn.accept())),
+                pin!(st.drain.wait()),
             )
             .await
         };
@@ -262,7 +262,9 @@ async fn stream(
         flush(&mut io, &mut wbuf).await.is_ok()
     };
     // the client may cancel the stream: stop the work for it at once
-    match race(exchange, watch.reset()).await {
+    // (the pinned futures, and their borrows, end with this statement)
+    let outcome = race(pin!(exchange), pin!(watch.reset())).await;
+    match outcome {
         Either::Left(sent) => {
             if let ClientIo::H2(h) = &mut io {
                 if !sent || !h.finished() {
