@@ -64,7 +64,7 @@ impl Drop for ActiveGuard<'_> {
 /// Serves one client connection; `scheme` is `http` or `https` (a TLS listener's).
 /// `client` is the subject of a verified client certificate (mutual TLS).
 pub async fn serve(
-    mut io: ClientIo,
+    io: ClientIo,
     peer: SocketAddr,
     scheme: &'static str,
     client: Option<Rc<str>>,
@@ -78,44 +78,111 @@ pub async fn serve(
             Protocol::Http1
         },
     );
-    // Small to start: an idle keep-alive connection pins its read buffer in the
-    // kernel (a pending io_uring read), and thousands of them add up. Both grow on
-    // demand; see `flush` for how a large response's buffer is given back.
-    let mut rbuf = ReadBuf::with_capacity(4 << 10);
-    let mut wbuf = Vec::new();
-    let mut head = RequestHead::default();
-    let mut scratch = Scratch::default();
-    let peer_ip = peer.ip().to_string();
-    let mut rec = Rec {
-        client,
-        ..Rec::default()
+    let mut c = Conn {
+        // the first bytes of a plain connection may be HTTP/2's preface
+        first: matches!(io, ClientIo::Plain(_)),
+        io,
+        // Small to start: an idle keep-alive connection pins its read buffer in the
+        // kernel (a pending io_uring read), and thousands of them add up. Both grow
+        // on demand; see `flush` for how a large response's buffer is given back.
+        rbuf: ReadBuf::with_capacity(4 << 10),
+        wbuf: Vec::new(),
+        head: RequestHead::default(),
+        scratch: Scratch::default(),
+        peer_ip: peer.ip().to_string(),
+        rec: Rec {
+            client,
+            ..Rec::default()
+        },
+        woke: false,
     };
-    // the first bytes of a plain connection may be HTTP/2's preface
-    let mut first = matches!(io, ClientIo::Plain(_));
+    loop {
+        // Boxed: the requests' state (the pipeline's is kilobytes) is on the heap
+        // while the connection is busy, and gone while it waits idle below.
+        match Box::pin(busy(&mut c, scheme, &st)).await {
+            Busy::Closed => return,
+            Busy::H2 => {
+                // HTTP/2 with prior knowledge: hand the socket, and what was read
+                // of it, to the HTTP/2 driver
+                guard.switch(Protocol::H2c);
+                if let ClientIo::Plain(tcp) = c.io {
+                    if let Ok(poll) = tcp.try_into_poll_io() {
+                        let prefix = c.rbuf.data().to_vec();
+                        let io = super::h2::Prefixed::new(prefix, poll);
+                        Box::pin(super::h2::serve(io, peer, scheme, None, st.clone())).await;
+                    }
+                }
+                return;
+            }
+            Busy::Idle => {
+                // Many connections: wait for readiness holding no buffer (a pending
+                // read would pin one). Never by cancelling a read: one completing as
+                // it is cancelled would lose the client's bytes.
+                let Some(sock) = c.io.plain() else { return };
+                let idle = st.plan.current().gateway.idle_timeout;
+                let ready = monoio::time::timeout(idle, sock.readable(false));
+                match race(pin!(ready), pin!(st.drain.wait())).await {
+                    Either::Left(Ok(Ok(()))) => c.woke = true,
+                    _ => return,
+                }
+            }
+        }
+    }
+}
+
+/// A connection's state across its requests and idle waits.
+struct Conn {
+    io: ClientIo,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+    head: RequestHead,
+    scratch: Scratch,
+    peer_ip: String,
+    rec: Rec,
+    /// Nothing read yet (a plain connection's first bytes may be HTTP/2's preface).
+    first: bool,
+    /// Readable after an idle wait: the next read is a head's first bytes.
+    woke: bool,
+}
+
+/// Why [`busy`] returned.
+enum Busy {
+    Closed,
+    /// Waiting for the next request with many connections open: buffers released,
+    /// the caller waits for readiness.
+    Idle,
+    /// The client speaks HTTP/2 with prior knowledge.
+    H2,
+}
+
+/// Serves requests until the connection closes, turns out to be HTTP/2, or goes idle
+/// while many connections are open.
+async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy {
+    let Conn {
+        io,
+        rbuf,
+        wbuf,
+        head,
+        scratch,
+        peer_ip,
+        rec,
+        first,
+        woke,
+    } = c;
     loop {
         let plan = st.plan.current();
         let g = &plan.gateway;
         let mut deadline: Option<Instant> = None;
         // 1. a complete request head
         loop {
-            if first && rbuf.data().len() >= super::h2::PREFACE.len().min(14) {
-                first = false;
+            if *first && rbuf.data().len() >= super::h2::PREFACE.len().min(14) {
+                *first = false;
                 if rbuf.data().starts_with(&super::h2::PREFACE[..14]) {
-                    // HTTP/2 with prior knowledge: hand the socket, and what was
-                    // read of it, to the HTTP/2 driver
-                    guard.switch(Protocol::H2c);
-                    if let ClientIo::Plain(tcp) = io {
-                        if let Ok(poll) = tcp.try_into_poll_io() {
-                            let prefix = rbuf.data().to_vec();
-                            let io = super::h2::Prefixed::new(prefix, poll);
-                            super::h2::serve(io, peer, scheme, None, st.clone()).await;
-                        }
-                    }
-                    return;
+                    return Busy::H2;
                 }
             }
             if !rbuf.is_empty() {
-                match parse_request(rbuf.data(), g.max_header_size, &mut head) {
+                match parse_request(rbuf.data(), g.max_header_size, head) {
                     Ok(Some(n)) => {
                         rbuf.consume(n);
                         break;
@@ -128,57 +195,53 @@ pub async fn serve(
                         };
                         let mut rid = [0u8; 36];
                         st.ctx.ids.write(&mut rid);
-                        write_error(&mut wbuf, false, err, &rid, true);
+                        write_error(wbuf, false, err, &rid, true);
                         // no route and no usable head, but the count and the log show it
                         st.metrics.unrouted.worker(st.id).observe(&Observation {
                             status: err.status(),
                             ..Observation::default()
                         });
                         if let (Some(sink), Some((_, format))) = (&st.log, &plan.access_log) {
-                            log_refused(format, sink, err, &rid, &peer_ip);
+                            log_refused(format, sink, err, &rid, peer_ip);
                         }
-                        let _ = flush(&mut io, &mut wbuf).await;
-                        return;
+                        let _ = flush(io, wbuf).await;
+                        return Busy::Closed;
                     }
                 }
             }
-            if flush(&mut io, &mut wbuf).await.is_err() {
-                return;
+            if flush(io, wbuf).await.is_err() {
+                return Busy::Closed;
             }
-            let read = if rbuf.is_empty() {
+            let read = if std::mem::take(woke) {
+                // readable after an idle wait (see `serve`)
+                monoio::time::timeout(g.header_timeout, rbuf.fill(io)).await
+            } else if rbuf.is_empty() {
                 if st.drain.is_draining() {
-                    return;
+                    return Busy::Closed;
                 }
                 let many = st.active.get() > st.low_memory_above;
-                if let (true, Some(sock)) = (many, io.plain()) {
-                    // Many connections: wait for readiness holding no buffer (a
-                    // pending read would pin one), and give the buffers back. Never
-                    // by cancelling a read: one completing as it is cancelled would
-                    // lose the client's bytes.
+                if many && io.plain().is_some() {
+                    // Many connections: give the buffers back and let `serve` wait
+                    // for readiness, this state freed with them.
                     rbuf.release();
-                    wbuf = Vec::new();
-                    scratch = Scratch::default();
-                    let ready = monoio::time::timeout(g.idle_timeout, sock.readable(false));
-                    match race(pin!(ready), pin!(st.drain.wait())).await {
-                        Either::Left(Ok(Ok(()))) => {}
-                        _ => return,
-                    }
-                    monoio::time::timeout(g.header_timeout, rbuf.fill(&mut io)).await
-                } else {
-                    let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(&mut io));
-                    match race(pin!(idle), pin!(st.drain.wait())).await {
-                        Either::Left(r) => r,
-                        Either::Right(()) => return,
-                    }
+                    *wbuf = Vec::new();
+                    *scratch = Scratch::default();
+                    *head = RequestHead::default();
+                    return Busy::Idle;
+                }
+                let idle = monoio::time::timeout(g.idle_timeout, rbuf.fill(io));
+                match race(pin!(idle), pin!(st.drain.wait())).await {
+                    Either::Left(r) => r,
+                    Either::Right(()) => return Busy::Closed,
                 }
             } else {
                 let d = *deadline.get_or_insert_with(|| Instant::now() + g.header_timeout);
-                monoio::time::timeout_at(d.into(), rbuf.fill(&mut io)).await
+                monoio::time::timeout_at(d.into(), rbuf.fill(io)).await
             };
             match read {
                 Ok(Ok(n)) if n > 0 => {}
                 // end of stream, reset, idle or header timeout: close quietly
-                _ => return,
+                _ => return Busy::Closed,
             }
         }
 
@@ -200,23 +263,23 @@ pub async fn serve(
         rec.cache = None;
         rec.canary = None;
         let mut ds = Downstream {
-            io: &mut io,
+            io,
             scheme,
-            rbuf: &mut rbuf,
-            wbuf: &mut wbuf,
-            peer_ip: &peer_ip,
-            scratch: &mut scratch,
+            rbuf,
+            wbuf,
+            peer_ip,
+            scratch,
             draining: st.drain.is_draining(),
-            rec: &mut rec,
+            rec,
         };
-        let outcome = pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
-        record(&st, &plan, &head, &rec, &peer_ip, t0, wall, None);
+        let outcome = pipeline::handle(&mut ds, head, &plan, &st.ctx).await;
+        record(st, &plan, head, rec, peer_ip, t0, wall, None);
         if !outcome.keep_alive {
-            let _ = flush(&mut io, &mut wbuf).await;
-            return;
+            let _ = flush(io, wbuf).await;
+            return Busy::Closed;
         }
-        if wbuf.len() >= MAX_PENDING_OUTPUT && flush(&mut io, &mut wbuf).await.is_err() {
-            return;
+        if wbuf.len() >= MAX_PENDING_OUTPUT && flush(io, wbuf).await.is_err() {
+            return Busy::Closed;
         }
     }
 }
