@@ -17,7 +17,6 @@ use bytes::Bytes;
 use common::*;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// A gRPC-style HTTP/2 (h2c) server.
 ///
@@ -261,23 +260,7 @@ protocol = "h2"
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-type Client = h2::client::SendRequest<Bytes>;
-
-async fn h2c(addr: SocketAddr) -> Client {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+type Client = H2Client;
 
 /// What came back for one gRPC call.
 #[derive(Debug)]
@@ -505,23 +488,8 @@ fn a_restarted_upstream_gets_a_new_session_and_a_dead_one_a_503() {
 }
 
 /// A CA and a certificate for `grpc.test`, as PEM files in `dir`.
-fn pki(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "turnpike test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["grpc.test".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    (
-        dir.write("ca.pem", &ca_cert.pem()),
-        dir.write("server.pem", &leaf.pem()),
-        dir.write("server.key", &key.serialize_pem()),
-    )
+fn grpc_pki(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
+    pki(dir, &["grpc.test", "localhost"])
 }
 
 #[test]
@@ -529,7 +497,7 @@ fn h2_over_tls_is_chosen_by_alpn_and_trailers_cross_two_gateways() {
     // edge gateway --h2 over TLS--> inner gateway (TLS listener) --h2c--> server
     let up = GrpcServer::start();
     let inner_dir = TempDir::new("grpc-inner");
-    pki(&inner_dir);
+    grpc_pki(&inner_dir);
     let inner_cfg = cfg(&h2c_upstream(up.addr)).replace(
         "workers = 2\n",
         "workers = 2\n\n[[gateway.tls]]\nlisten = \"127.0.0.1:0\"\ncerts = [{ hosts = [\"grpc.test\"], cert = \"server.pem\", key = \"server.key\" }]\n",
@@ -539,7 +507,7 @@ fn h2_over_tls_is_chosen_by_alpn_and_trailers_cross_two_gateways() {
     let tls_addr = inner.tls_addr();
 
     let edge_dir = TempDir::new("grpc-edge");
-    let (ca, _, _) = pki(&edge_dir);
+    let (ca, _, _) = grpc_pki(&edge_dir);
     // a fresh CA: the inner gateway's certificate is not signed by it
     let untrusted = format!(
         r#"
@@ -607,7 +575,7 @@ tls_server_name = "grpc.test"
 #[test]
 fn a_tls_upstream_that_does_not_speak_h2_is_a_502_with_a_reason() {
     let dir = TempDir::new("grpc-noalpn");
-    let (ca, cert, key) = pki(&dir);
+    let (ca, cert, key) = grpc_pki(&dir);
     // the Python upstream speaks HTTP/1.1 over TLS and offers no ALPN
     let up = Upstream::start_tls(&cert, &key);
     let body = cfg(&format!(

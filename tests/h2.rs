@@ -29,24 +29,7 @@ api = "a"
     .replace("workers = 2\n", &format!("workers = 2\n{extra_gateway}\n"))
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-type Client = h2::client::SendRequest<Bytes>;
-
-/// An h2c connection (prior knowledge); the connection task runs on the runtime.
-async fn h2c(addr: SocketAddr) -> Client {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+type Client = H2Client;
 
 async fn request(c: &mut Client, method: &str, path: &str, body: Option<Bytes>) -> (u16, Bytes) {
     let req = http::Request::builder()

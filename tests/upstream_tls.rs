@@ -6,26 +6,10 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// A CA and a server certificate for `localhost` and 127.0.0.1, as PEM files.
-fn pki(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "turnpike test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    (
-        dir.write("ca.pem", &ca_cert.pem()),
-        dir.write("server.pem", &leaf.pem()),
-        dir.write("server.key", &key.serialize_pem()),
-    )
+fn local_pki(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
+    pki(dir, &["localhost", "127.0.0.1"])
 }
 
 fn gateway_with(dir: TempDir, body: &str) -> Gateway {
@@ -36,7 +20,7 @@ fn gateway_with(dir: TempDir, body: &str) -> Gateway {
 #[test]
 fn proxies_to_a_tls_upstream_verified_by_a_configured_ca() {
     let dir = TempDir::new("tls-up");
-    let (ca, cert, key) = pki(&dir);
+    let (ca, cert, key) = local_pki(&dir);
     let up = Upstream::start_tls(&cert, &key);
     let port = up.addr.port();
     let gw = gateway_with(

@@ -21,7 +21,7 @@ use std::task::Poll;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::buf::{IoBuf, IoBufMut};
 use monoio::BufResult;
 
 use super::h1::{
@@ -505,64 +505,143 @@ pub fn trailer_map(raw: &[u8]) -> Option<http::HeaderMap> {
     (!map.is_empty()).then_some(map)
 }
 
-impl monoio::io::AsyncReadRent for H2Io {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        if self.pos == self.pending.len() {
-            if self.recv_done {
-                return (Ok(0), buf);
+/// What the byte-stream views of HTTP/2 streams have in common (`H2Io` here,
+/// `upstream::h2::H2Stream`): bytes to read that a frame refills, and written bytes
+/// that become frames. `stream_bytes_io!` makes them monoio IO. (Futures here are
+/// never `Send`: a stream lives on one worker.)
+#[allow(async_fn_in_trait)]
+pub trait StreamBytes {
+    /// Bytes translated and not read yet.
+    fn unread(&self) -> &[u8];
+    fn consume(&mut self, n: usize);
+    /// Nothing more will come to read.
+    fn at_end(&self) -> bool;
+    /// Translates the next frame (or the end) into bytes to read.
+    async fn refill(&mut self) -> io::Result<()>;
+    /// Takes written bytes and translates what it can of them into frames.
+    async fn take(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+/// Reads from a [`StreamBytes`] into a monoio buffer.
+pub async fn read_stream_bytes<S: StreamBytes, T: IoBufMut>(
+    s: &mut S,
+    mut buf: T,
+) -> BufResult<usize, T> {
+    // (a frame may translate into nothing, e.g. an empty DATA frame: refill again)
+    while s.unread().is_empty() {
+        if s.at_end() {
+            return (Ok(0), buf);
+        }
+        if let Err(e) = s.refill().await {
+            return (Err(e), buf);
+        }
+    }
+    let avail = s.unread();
+    let n = avail.len().min(buf.bytes_total());
+    // SAFETY: as monoio's own `impl AsyncReadRent for &[u8]`: `write_ptr` has room
+    // for `bytes_total` bytes; `n` of them are written before being marked
+    // initialised.
+    unsafe {
+        buf.write_ptr().copy_from_nonoverlapping(avail.as_ptr(), n);
+        buf.set_init(n);
+    }
+    s.consume(n);
+    (Ok(n), buf)
+}
+
+/// Writes a monoio buffer into a [`StreamBytes`].
+pub async fn write_stream_bytes<S: StreamBytes, T: IoBuf>(
+    s: &mut S,
+    buf: T,
+) -> BufResult<usize, T> {
+    // SAFETY: an IoBuf's first `bytes_init` bytes are initialised and live.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+    match s.take(bytes).await {
+        Ok(()) => (Ok(bytes.len()), buf),
+        Err(e) => (Err(e), buf),
+    }
+}
+
+/// `AsyncReadRent` and `AsyncWriteRent` for a [`StreamBytes`] type (vectored IO is
+/// never used on these).
+macro_rules! stream_bytes_io {
+    ($t:ty) => {
+        impl monoio::io::AsyncReadRent for $t {
+            async fn read<T: monoio::buf::IoBufMut>(
+                &mut self,
+                buf: T,
+            ) -> monoio::BufResult<usize, T> {
+                $crate::proto::h2::read_stream_bytes(self, buf).await
             }
-            if let Err(e) = self.fill().await {
-                return (Err(e), buf);
+
+            async fn readv<T: monoio::buf::IoVecBufMut>(
+                &mut self,
+                buf: T,
+            ) -> monoio::BufResult<usize, T> {
+                (
+                    Err(std::io::Error::other("readv is not used on HTTP/2 streams")),
+                    buf,
+                )
             }
         }
-        let avail = &self.pending[self.pos..];
-        let n = avail.len().min(buf.bytes_total());
-        // SAFETY: as monoio's own `impl AsyncReadRent for &[u8]`: `write_ptr` has room
-        // for `bytes_total` bytes; `n` of them are written before being marked
-        // initialised.
-        unsafe {
-            buf.write_ptr().copy_from_nonoverlapping(avail.as_ptr(), n);
-            buf.set_init(n);
+
+        impl monoio::io::AsyncWriteRent for $t {
+            async fn write<T: monoio::buf::IoBuf>(
+                &mut self,
+                buf: T,
+            ) -> monoio::BufResult<usize, T> {
+                $crate::proto::h2::write_stream_bytes(self, buf).await
+            }
+
+            async fn writev<T: monoio::buf::IoVecBuf>(
+                &mut self,
+                buf: T,
+            ) -> monoio::BufResult<usize, T> {
+                (
+                    Err(std::io::Error::other(
+                        "writev is not used on HTTP/2 streams",
+                    )),
+                    buf,
+                )
+            }
+
+            async fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+
+            async fn shutdown(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
         }
+    };
+}
+
+impl StreamBytes for H2Io {
+    fn unread(&self) -> &[u8] {
+        &self.pending[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
         self.pos += n;
-        (Ok(n), buf)
     }
 
-    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        (
-            Err(io::Error::other("readv is not used on HTTP/2 streams")),
-            buf,
-        )
+    fn at_end(&self) -> bool {
+        self.recv_done
     }
-}
 
-impl monoio::io::AsyncWriteRent for H2Io {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: an IoBuf's first `bytes_init` bytes are initialised and live.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let n = bytes.len();
+    async fn refill(&mut self) -> io::Result<()> {
+        self.fill().await
+    }
+
+    async fn take(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.extend_from_slice(bytes);
-        match self.translate().await {
-            Ok(()) => (Ok(n), buf),
-            Err(e) => (Err(e), buf),
-        }
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        (
-            Err(io::Error::other("writev is not used on HTTP/2 streams")),
-            buf,
-        )
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        Ok(())
+        self.translate().await
     }
 }
+
+pub(crate) use stream_bytes_io;
+
+stream_bytes_io!(H2Io);
 
 /// TLS over monoio's poll-style socket, for HTTP/2. Server side: the handshake ran
 /// on the completion-style socket (`proto::tls`), ALPN chose `h2`, and the session

@@ -24,13 +24,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{RecvStream, SendStream};
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::net::TcpStream;
-use monoio::BufResult;
 
 use crate::error::Error;
 use crate::proto::h1::{encode, parse_request, BodyFraming, ChunkedDecoder, RequestHead};
-use crate::proto::h2::{send_data, Batched, PollTls};
+use crate::proto::h2::{send_data, Batched, PollTls, StreamBytes};
 
 use super::TlsPeer;
 
@@ -447,64 +445,30 @@ fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, ended: bool, hea
     Resp::Chunked
 }
 
-impl monoio::io::AsyncReadRent for H2Stream {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        while self.pos == self.pending.len() {
-            if self.resp == Resp::Done {
-                return (Ok(0), buf);
-            }
-            if let Err(e) = self.fill().await {
-                return (Err(e), buf);
-            }
-        }
-        let avail = &self.pending[self.pos..];
-        let n = avail.len().min(buf.bytes_total());
-        // SAFETY: as monoio's own `impl AsyncReadRent for &[u8]`: `write_ptr` has room
-        // for `bytes_total` bytes; `n` of them are written before being marked
-        // initialised.
-        unsafe {
-            buf.write_ptr().copy_from_nonoverlapping(avail.as_ptr(), n);
-            buf.set_init(n);
-        }
+impl StreamBytes for H2Stream {
+    fn unread(&self) -> &[u8] {
+        &self.pending[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
         self.pos += n;
-        (Ok(n), buf)
     }
 
-    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        (
-            Err(io::Error::other("readv is not used on HTTP/2 streams")),
-            buf,
-        )
+    fn at_end(&self) -> bool {
+        self.resp == Resp::Done
     }
-}
 
-impl monoio::io::AsyncWriteRent for H2Stream {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: an IoBuf's first `bytes_init` bytes are initialised and live.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let n = bytes.len();
+    async fn refill(&mut self) -> io::Result<()> {
+        self.fill().await
+    }
+
+    async fn take(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.extend_from_slice(bytes);
-        match self.translate().await {
-            Ok(()) => (Ok(n), buf),
-            Err(e) => (Err(e), buf),
-        }
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        (
-            Err(io::Error::other("writev is not used on HTTP/2 streams")),
-            buf,
-        )
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        Ok(())
+        self.translate().await
     }
 }
+
+crate::proto::h2::stream_bytes_io!(H2Stream);
 
 #[cfg(test)]
 mod tests {

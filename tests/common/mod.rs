@@ -568,3 +568,46 @@ pub fn h2load(args: &[&str]) -> (u64, u64) {
     );
     (ok, failed)
 }
+
+/// A current-thread tokio runtime for the tests' HTTP/2 clients and servers.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub type H2Client = h2::client::SendRequest<bytes::Bytes>;
+
+/// An h2c connection (prior knowledge); the connection task runs on the runtime.
+pub async fn h2c(addr: SocketAddr) -> H2Client {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A CA and a server certificate for `names`, as PEM files in `dir`: (ca.pem,
+/// server.pem, server.key).
+pub fn pki(dir: &TempDir, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "turnpike test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let leaf = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    (
+        dir.write("ca.pem", &ca_cert.pem()),
+        dir.write("server.pem", &leaf.pem()),
+        dir.write("server.key", &key.serialize_pem()),
+    )
+}
