@@ -393,3 +393,29 @@ fn h2_continuation_flood_is_cut_off() {
         assert_eq!(request(&mut c, "GET", "/ping", None).await.0, 200);
     });
 }
+
+#[test]
+fn empty_data_frames_do_not_end_a_request_body() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        let req = http::Request::post("http://test/up/echo").body(()).unwrap();
+        let mut ready = c.clone().ready().await.unwrap();
+        let (resp, mut send) = ready.send_request(req, false).unwrap();
+        // an empty DATA frame (no END_STREAM) first, then the body, a moment later
+        send.send_data(Bytes::new(), false).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send.reserve_capacity(5);
+        send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            text.extend_from_slice(&chunk.unwrap());
+        }
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains(r#""body_len": 5"#), "{text}");
+    });
+}
