@@ -27,6 +27,8 @@ fn check_accepts_every_shipped_config() {
         "configs/examples/include.toml",
         "configs/examples/throttle.toml",
         "configs/examples/failover.toml",
+        "configs/examples/cache.toml",
+        "configs/examples/grpc.toml",
     ] {
         let (code, out, err) = turnpike(&["check", "-c", f]);
         assert_eq!(code, 0, "{f}: {err}");
