@@ -436,3 +436,135 @@ fn mutual_tls_verifies_clients_and_passes_their_subject_on() {
     }
     assert_eq!(text.lines().next(), Some("CN=client-one,O=Acme"), "{text}");
 }
+
+/// Keeps the OCSP response the server stapled, after verifying as usual.
+#[derive(Debug)]
+struct Stapled {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    seen: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Stapled {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.seen.lock().unwrap() = ocsp_response.to_vec();
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The OCSP response stapled to a handshake with `sni`.
+fn stapled(addr: SocketAddr, sni: &str, ca: &Ca) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Stapled {
+            inner,
+            seen: seen.clone(),
+        }))
+        .with_no_client_auth();
+    let mut s = connect(addr, sni, &Arc::new(config));
+    assert_eq!(get_tls(&mut s, "/ping").0, 200);
+    let got = seen.lock().unwrap().clone();
+    got
+}
+
+#[test]
+fn ocsp_responses_are_stapled_and_renewed_on_reload() {
+    let ca = ca();
+    let dir = TempDir::new("tls-ocsp");
+    leaf(&ca, &dir, "api", &["api.example.com"]);
+    leaf(&ca, &dir, "other", &["other.test"]);
+    // (the gateway staples the bytes as given; checking them is the client's job)
+    let first: &[u8] = b"\x30\x03\x0a\x01\x00";
+    let ocsp = dir.0.join("api.ocsp");
+    std::fs::write(&ocsp, first).unwrap();
+    let config = config(
+        r#"
+[[gateway.tls]]
+listen = "127.0.0.1:0"
+certs = [
+  { hosts = ["api.example.com"], cert = "api.pem", key = "api.key", ocsp = "api.ocsp" },
+  { hosts = ["other.test"], cert = "other.pem", key = "other.key" },
+]
+
+[apis.a.routes."GET /ping"]
+integration = { type = "mock", body = "pong" }
+
+[stages.prod]
+api = "a"
+"#,
+        None,
+    );
+    let path = dir.write("turnpike.toml", &config);
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let addr = gw.tls_addr();
+    assert_eq!(stapled(addr, "api.example.com", &ca), first);
+    assert!(
+        stapled(addr, "other.test", &ca).is_empty(),
+        "no response configured, none stapled"
+    );
+    // a renewed response is picked up by a reload
+    let second: &[u8] = b"\x30\x04\x0a\x01\x00\x00";
+    std::fs::write(&ocsp, second).unwrap();
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log("reload: plan", Duration::from_secs(5)),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(stapled(addr, "api.example.com", &ca), second);
+    // check: a PEM file or a missing one is refused
+    let bad = TempDir::new("tls-ocsp-bad");
+    leaf(&ca, &bad, "api", &["api.example.com"]);
+    bad.write("pem.ocsp", "-----BEGIN OCSP RESPONSE-----\n");
+    let text = config
+        .replace("\"api.ocsp\" },\n  { hosts = [\"other.test\"], cert = \"other.pem\", key = \"other.key\" },", "\"pem.ocsp\" },\n  { hosts = [\"b.test\"], cert = \"api.pem\", key = \"api.key\", ocsp = \"gone.ocsp\" },");
+    let path = bad.write("turnpike.toml", &text);
+    check_reports(
+        &path,
+        &[
+            "not a DER-encoded OCSP response",
+            "gone.ocsp`: No such file",
+        ],
+    );
+}

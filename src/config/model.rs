@@ -51,6 +51,8 @@ pub struct TlsCert {
     pub hosts: Vec<String>,
     pub cert: String,
     pub key: String,
+    /// A DER-encoded OCSP response for `cert`, stapled to handshakes.
+    pub ocsp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

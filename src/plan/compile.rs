@@ -305,19 +305,28 @@ fn tls_listeners(cx: &mut Ctx, cfg: &Config) -> Vec<super::TlsListener> {
             );
             continue;
         };
-        let paths: Vec<(std::path::PathBuf, std::path::PathBuf)> = t
+        type Paths = (
+            std::path::PathBuf,
+            std::path::PathBuf,
+            Option<std::path::PathBuf>,
+        );
+        let paths: Vec<Paths> = t
             .certs
             .iter()
-            .map(|c| (base.join(&c.cert), base.join(&c.key)))
+            .map(|c| {
+                let ocsp = c.ocsp.as_ref().map(|o| base.join(o));
+                (base.join(&c.cert), base.join(&c.key), ocsp)
+            })
             .collect();
         let specs: Vec<crate::proto::tls::CertSpec<'_>> = t
             .certs
             .iter()
             .zip(&paths)
-            .map(|(c, (cert, key))| crate::proto::tls::CertSpec {
+            .map(|(c, (cert, key, ocsp))| crate::proto::tls::CertSpec {
                 hosts: &c.hosts,
                 cert,
                 key,
+                ocsp: ocsp.as_deref(),
             })
             .collect();
         let client_ca = t.client_ca.as_ref().map(|p| base.join(p));

@@ -32,6 +32,8 @@ pub struct CertSpec<'a> {
     pub hosts: &'a [String],
     pub cert: &'a Path,
     pub key: &'a Path,
+    /// A DER-encoded OCSP response to staple (RFC 6066 `status_request`).
+    pub ocsp: Option<&'a Path>,
 }
 
 /// Picks a listener's certificate by SNI.
@@ -194,7 +196,7 @@ fn load(
         .key_provider
         .load_private_key(key)
         .map_err(|e| format!("key `{}`: {e}", c.key.display()))?;
-    let ck = CertifiedKey::new(chain, signer);
+    let mut ck = CertifiedKey::new(chain, signer);
     ck.keys_match().map_err(|_| {
         format!(
             "key `{}` does not belong to cert `{}`",
@@ -202,6 +204,17 @@ fn load(
             c.cert.display()
         )
     })?;
+    if let Some(path) = c.ocsp {
+        let der = std::fs::read(path).map_err(|e| format!("ocsp `{}`: {e}", path.display()))?;
+        // an OCSPResponse is a DER SEQUENCE; a PEM or empty file is a mistake
+        if der.len() < 3 || der[0] != 0x30 {
+            return Err(format!(
+                "ocsp `{}`: not a DER-encoded OCSP response (openssl ocsp -respout writes one)",
+                path.display()
+            ));
+        }
+        ck.ocsp = Some(der);
+    }
     Ok(ck)
 }
 
