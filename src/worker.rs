@@ -151,6 +151,17 @@ async fn serve(spec: WorkerSpec, driver: Driver) {
 /// Publishes this worker's idle upstream connections for the metrics, every second.
 async fn snapshot_pools(st: Rc<WorkerState>) {
     while !st.drain.is_draining() {
+        let longest = st
+            .plan
+            .current()
+            .upstreams
+            .iter()
+            .map(|u| u.idle_timeout)
+            .fold(
+                crate::pipeline::proxy::LITERAL_IDLE,
+                std::time::Duration::max,
+            );
+        st.ctx.pools.prune(longest);
         st.metrics.set_idle(st.id, st.ctx.pools.idle_by_target());
         monoio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

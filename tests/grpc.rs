@@ -31,6 +31,8 @@ struct GrpcServer {
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     health: Arc<AtomicUsize>,
+    /// Connections the client (the gateway) closed.
+    closed: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -60,6 +62,8 @@ impl GrpcServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (c, r, s) = (connections.clone(), requests.clone(), stop.clone());
         let hc = health.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let cl = closed.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -78,6 +82,7 @@ impl GrpcServer {
                     let r = r.clone();
                     let hc = hc.clone();
                     let refuse = refuse.clone();
+                    let cl = cl.clone();
                     tokio::spawn(async move {
                         let Ok(mut conn) = h2::server::handshake(tcp).await else {
                             return;
@@ -94,6 +99,7 @@ impl GrpcServer {
                             }
                             tokio::spawn(answer(req, respond, n));
                         }
+                        cl.fetch_add(1, Ordering::SeqCst);
                     });
                 }
             });
@@ -104,6 +110,7 @@ impl GrpcServer {
             connections,
             requests,
             health,
+            closed,
             stop,
             thread: Some(thread),
         }
@@ -746,4 +753,33 @@ fn a_refused_stream_is_sent_again_whatever_the_method() {
     });
     assert_eq!(up.requests.load(Ordering::SeqCst), 1, "processed once");
     assert_eq!(up.connections(), 2, "sent again on a new connection");
+}
+
+#[test]
+fn an_idle_upstream_session_is_closed_after_idle_timeout() {
+    let up = GrpcServer::start();
+    let gw = Gateway::start(&cfg(&format!(
+        "{}idle_timeout = \"1s\"\n",
+        h2c_upstream(up.addr)
+    )));
+    let get = || {
+        request(
+            gw.addr,
+            b"GET /echo.Echo/Unary HTTP/1.1\r\nHost: grpc.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(get(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up.closed.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        up.closed.load(Ordering::SeqCst),
+        1,
+        "the gateway closed the idle HTTP/2 connection"
+    );
+    assert_eq!(get(), 200, "and makes a new one when needed");
+    assert_eq!(up.connections(), 2);
 }

@@ -25,6 +25,7 @@ use crate::upstream::{connect, UpConn};
 use super::body::{BodyError, BodyReader, PIECE};
 
 mod attempts;
+pub use attempts::LITERAL_IDLE;
 mod fill;
 mod response;
 use super::cache::Forward;
@@ -465,7 +466,7 @@ async fn h2_stream(
         None => {
             let _making = pools.connecting(peer.addr, tls_key);
             let s = crate::upstream::h2::connect(peer.addr, peer.connect_timeout, peer.tls).await?;
-            pools.put_session(peer.addr, tls_key, s.clone());
+            pools.put_session(peer.addr, tls_key, s.clone(), peer.idle);
             s
         }
     };

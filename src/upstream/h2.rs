@@ -59,6 +59,12 @@ impl Session {
             && !self.refuses()
     }
 
+    /// Whether nothing has used it for `max_idle` (or its connection ended): the
+    /// pools let such sessions go, which closes their connections.
+    pub fn stale(&self, max_idle: Duration) -> bool {
+        !self.alive.get() || self.last_used.get().elapsed() >= max_idle
+    }
+
     /// Whether the session takes no new streams (a GOAWAY was read, or it closed)
     /// though its connection task has not ended yet.
     fn refuses(&self) -> bool {

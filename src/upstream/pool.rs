@@ -101,7 +101,8 @@ type Map<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
 #[derive(Debug, Default)]
 pub struct Pools {
     idle: RefCell<Map<(SocketAddr, u64), Vec<UpConn>>>,
-    sessions: RefCell<Map<(SocketAddr, u64), Session>>,
+    /// With the upstream's `idle_timeout` each was made under.
+    sessions: RefCell<Map<(SocketAddr, u64), (Session, Duration)>>,
     /// Targets an HTTP/2 session is being made to: other requests wait for it.
     connecting: RefCell<Vec<(SocketAddr, u64)>>,
 }
@@ -134,7 +135,7 @@ impl Pools {
         max_streams: Option<u32>,
     ) -> Option<Session> {
         let mut sessions = self.sessions.borrow_mut();
-        let s = sessions.get(&(addr, tls_key))?;
+        let (s, _) = sessions.get(&(addr, tls_key))?;
         if s.usable(max_idle, max_streams) {
             return Some(s.clone());
         }
@@ -157,8 +158,25 @@ impl Pools {
     }
 
     /// Keeps a new HTTP/2 session for the next requests to `addr`.
-    pub fn put_session(&self, addr: SocketAddr, tls_key: u64, s: Session) {
-        self.sessions.borrow_mut().insert((addr, tls_key), s);
+    pub fn put_session(&self, addr: SocketAddr, tls_key: u64, s: Session, max_idle: Duration) {
+        self.sessions
+            .borrow_mut()
+            .insert((addr, tls_key), (s, max_idle));
+    }
+
+    /// Closes HTTP/2 sessions unused past their upstream's `idle_timeout`, and idle
+    /// connections unused for `max_idle` (the longest `idle_timeout` of the plan: a
+    /// request would not take them any more), including those of targets a reload
+    /// removed. Run once a second.
+    pub fn prune(&self, max_idle: Duration) {
+        let now = Instant::now();
+        self.idle.borrow_mut().retain(|_, list| {
+            list.retain(|c| now.duration_since(c.idle_since) < max_idle);
+            !list.is_empty()
+        });
+        self.sessions
+            .borrow_mut()
+            .retain(|_, (s, max_idle)| !s.stale(*max_idle));
     }
 
     /// Returns a connection whose last exchange ended cleanly.

@@ -19,7 +19,7 @@ use super::super::{Downstream, WorkerCtx};
 use super::{send_and_receive, Fail, Peer};
 
 /// Pooled connections to a literal `host:port` integration are kept this long idle.
-const LITERAL_IDLE: Duration = Duration::from_secs(30);
+pub const LITERAL_IDLE: Duration = Duration::from_secs(30);
 const LITERAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a request waiting for a free connection slot looks again.
 const SLOT_POLL: Duration = Duration::from_millis(1);
