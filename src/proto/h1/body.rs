@@ -43,8 +43,10 @@ pub struct ChunkedDecoder {
     state: State,
     remaining: u64,
     trailer_bytes: u32,
-    /// The trailer section's lines (`name: value\r\n` each), when kept. Boxed:
-    /// the decoder lives in every request's future, which must stay small.
+    /// Whether to keep the trailer section.
+    keep_trailers: bool,
+    /// The trailer section's lines (`name: value\r\n` each), when kept and there are
+    /// some. Boxed: the decoder lives in every request's future, which must stay small.
     #[allow(clippy::box_collection)]
     trailers: Option<Box<Vec<u8>>>,
 }
@@ -55,6 +57,7 @@ impl Default for ChunkedDecoder {
             state: State::Size { digits: 0 },
             remaining: 0,
             trailer_bytes: 0,
+            keep_trailers: false,
             trailers: None,
         }
     }
@@ -64,7 +67,7 @@ impl ChunkedDecoder {
     /// A decoder that keeps the trailer section for [`ChunkedDecoder::take_trailers`].
     pub fn keeping_trailers() -> Self {
         ChunkedDecoder {
-            trailers: Some(Box::default()),
+            keep_trailers: true,
             ..ChunkedDecoder::default()
         }
     }
@@ -204,8 +207,8 @@ impl ChunkedDecoder {
     }
 
     fn keep(&mut self, b: u8) {
-        if let Some(t) = &mut self.trailers {
-            t.push(b);
+        if self.keep_trailers {
+            self.trailers.get_or_insert_with(Box::default).push(b);
         }
     }
 
