@@ -282,9 +282,10 @@ fn oversized_h2_headers_are_refused() {
 }
 
 /// Floods one connection with control frames (PING or SETTINGS) without reading the
-/// answers; returns how much the gateway's memory grew, in KiB.
-fn control_frame_flood(gw: &Gateway, frame: &[u8]) -> u64 {
-    use std::io::Write;
+/// answers; returns how much the gateway's memory grew, in KiB, and whether the
+/// connection then got GOAWAY `ENHANCE_YOUR_CALM`.
+fn control_frame_flood(gw: &Gateway, frame: &[u8]) -> (u64, bool) {
+    use std::io::{Read, Write};
     let before = gw.rss_kib();
     let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -299,19 +300,42 @@ fn control_frame_flood(gw: &Gateway, frame: &[u8]) -> u64 {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    gw.rss_kib().saturating_sub(before)
+    let grew = gw.rss_kib().saturating_sub(before);
+    // now read what the gateway sent: the answers, then GOAWAY, then the end
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut i = 0;
+    let mut calm = false;
+    while i + 9 <= got.len() {
+        let len =
+            (usize::from(got[i]) << 16) | (usize::from(got[i + 1]) << 8) | usize::from(got[i + 2]);
+        // GOAWAY: last stream id, then the error code (ENHANCE_YOUR_CALM = 0xb)
+        if got[i + 3] == 0x7 && len >= 8 && i + 17 <= got.len() {
+            calm |= got[i + 13..i + 17] == [0, 0, 0, 0xb];
+        }
+        i += 9 + len;
+    }
+    (grew, calm)
 }
 
 #[test]
-fn h2_ping_and_settings_floods_are_bounded() {
+fn h2_ping_and_settings_floods_get_goaway_and_stay_bounded() {
     let up = Upstream::start();
     let gw = Gateway::start(&cfg(up.addr, ""));
     let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong";
     let settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     for (name, frame) in [("PING", &ping[..]), ("SETTINGS", &settings[..])] {
-        let grew = control_frame_flood(&gw, frame);
+        let (grew, calm) = control_frame_flood(&gw, frame);
         println!("{name} flood: gateway memory grew by {grew} KiB");
         assert!(grew < 32 << 10, "{name} flood grew memory by {grew} KiB");
+        assert!(calm, "{name} flood: no GOAWAY ENHANCE_YOUR_CALM");
         // other clients are served meanwhile
         rt().block_on(async {
             let mut c = h2c(gw.addr).await;

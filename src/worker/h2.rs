@@ -11,8 +11,10 @@
 //! for a client's errors, bounded likewise; a send buffer bound per stream; the
 //! preface and SETTINGS within `header_timeout`; an idle connection (no open stream)
 //! closed with GOAWAY after `idle_timeout`; PING and SETTINGS floods cost bounded
-//! memory (answers that the client does not read stop the connection's reading). A drain sends GOAWAY and lets open streams
-//! finish. Tested by name in `tests/h2.rs`.
+//! memory (answers that the client does not read stop the connection's reading), and
+//! past `MAX_CONTROL_FRAMES` in `FLOOD_WINDOW` (counted by `FrameWatch` under the h2
+//! crate) get GOAWAY `ENHANCE_YOUR_CALM`; a connection told GOAWAY for abuse has
+//! `ABUSE_GRACE` to go. A drain sends GOAWAY and lets open streams finish. Tested by name in `tests/h2.rs`.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -50,9 +52,138 @@ const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_ERROR_RESETS: usize = 256;
 /// Response data buffered per stream while the client's window is closed.
 const MAX_SEND_BUFFER: usize = 256 << 10;
+/// PING and SETTINGS frames (not acknowledgements) a client may send per
+/// `FLOOD_WINDOW` before the connection gets GOAWAY `ENHANCE_YOUR_CALM`
+/// (CVE-2019-9512, CVE-2019-9515): far above what any client needs.
+const MAX_CONTROL_FRAMES: u32 = 5_000;
+const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection told GOAWAY for abuse may take to go before it is dropped.
+const ABUSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Flow-control windows: 1 MiB per stream, 4 MiB per connection.
 const STREAM_WINDOW: u32 = 1 << 20;
 const CONN_WINDOW: u32 = 4 << 20;
+
+/// Raised by [`FrameWatch`] when a client floods the connection with control frames.
+#[derive(Default)]
+struct Flood {
+    hit: Cell<bool>,
+    waker: Cell<Option<std::task::Waker>>,
+}
+
+impl Flood {
+    fn raise(&self) {
+        self.hit.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.hit.get() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Reads the client's frame headers on their way to the `h2` crate (which answers
+/// PING and SETTINGS itself and does not count them) and raises [`Flood`] past
+/// `MAX_CONTROL_FRAMES` per `FLOOD_WINDOW`.
+struct FrameWatch<T> {
+    inner: T,
+    /// Bytes to pass before the next frame header: the preface, then each payload.
+    skip: usize,
+    header: [u8; 9],
+    have: usize,
+    count: u32,
+    window: Instant,
+    flood: Rc<Flood>,
+}
+
+impl<T> FrameWatch<T> {
+    fn new(inner: T, flood: Rc<Flood>) -> Self {
+        FrameWatch {
+            inner,
+            skip: PREFACE.len(),
+            header: [0; 9],
+            have: 0,
+            count: 0,
+            window: Instant::now(),
+            flood,
+        }
+    }
+
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (9 - self.have).min(bytes.len());
+            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have < 9 {
+                return;
+            }
+            self.have = 0;
+            let h = &self.header;
+            self.skip = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+            // PING (6) or SETTINGS (4) without the ACK flag
+            if matches!(h[3], 4 | 6) && h[4] & 1 == 0 {
+                if self.window.elapsed() > FLOOD_WINDOW {
+                    self.window = Instant::now();
+                    self.count = 0;
+                }
+                self.count += 1;
+                if self.count == MAX_CONTROL_FRAMES {
+                    self.flood.raise();
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FrameWatch<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut TokioReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let this = &mut *self;
+            this.scan(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FrameWatch<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// A socket whose first bytes were already read (while looking for the preface).
 pub struct Prefixed<T> {
@@ -128,7 +259,9 @@ pub async fn serve<IO>(
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW);
-    let handshake = builder.handshake::<_, Bytes>(crate::proto::h2::Batched::new(io));
+    let flood = Rc::new(Flood::default());
+    let watched = FrameWatch::new(io, flood.clone());
+    let handshake = builder.handshake::<_, Bytes>(crate::proto::h2::Batched::new(watched));
     let mut conn = match monoio::time::timeout(g.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
         _ => return,
@@ -138,16 +271,37 @@ pub async fn serve<IO>(
     let resets = Rc::new(Cell::new(0u32));
     let mut window = Instant::now();
     let mut closing = false;
+    // Set when the connection was told GOAWAY for abuse: the time it must be gone by.
+    let mut abused: Option<Instant> = None;
     loop {
         // accept is cancel-safe: the timeout only lets the loop look at the clock
-        let next = if closing {
+        let next = if let Some(until) = abused {
+            // told GOAWAY for abuse: a short grace to send it, then the socket goes
+            match monoio::time::timeout_at(until.into(), conn.accept()).await {
+                Ok(r) => Either::Left(Ok(r)),
+                Err(_) => break,
+            }
+        } else if closing {
             Either::Left(Ok(conn.accept().await))
         } else {
-            race(
-                pin!(monoio::time::timeout(g.idle_timeout, conn.accept())),
-                pin!(st.drain.wait()),
-            )
-            .await
+            let drained = pin!(st.drain.wait());
+            let flooded = pin!(flood.wait());
+            let stop = pin!(race(drained, flooded));
+            let outcome = {
+                let accept = pin!(monoio::time::timeout(g.idle_timeout, conn.accept()));
+                race(accept, stop).await
+            };
+            match outcome {
+                Either::Left(r) => Either::Left(r),
+                Either::Right(Either::Left(())) => Either::Right(()),
+                Either::Right(Either::Right(())) => {
+                    crate::warn!("HTTP/2 client {peer}: over {MAX_CONTROL_FRAMES} PING/SETTINGS frames within {FLOOD_WINDOW:?}; GOAWAY (control frame flood)");
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    closing = true;
+                    abused = Some(Instant::now() + ABUSE_GRACE);
+                    continue;
+                }
+            }
         };
         if window.elapsed() > RESET_WINDOW {
             window = Instant::now();
@@ -157,6 +311,7 @@ pub async fn serve<IO>(
             crate::warn!("HTTP/2 client {peer}: {} streams cancelled within {RESET_WINDOW:?}; GOAWAY (rapid reset)", resets.get());
             conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
             closing = true;
+            abused = Some(Instant::now() + ABUSE_GRACE);
             continue;
         }
         match next {
