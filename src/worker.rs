@@ -239,7 +239,7 @@ async fn tls_handshake(
         if let Ok(poll) = tcp.try_into_poll_io() {
             let _active = conn::active(&st, crate::observe::metrics::Protocol::H2);
             let io = crate::proto::h2::PollTls::new(poll, session);
-            h2::serve(io, peer, "https", client, st.clone()).await;
+            h2::serve(io, Vec::new(), peer, "https", client, st.clone()).await;
         }
         return;
     }

@@ -108,8 +108,15 @@ pub async fn serve(
                 if let ClientIo::Plain(tcp) = c.io {
                     if let Ok(poll) = tcp.try_into_poll_io() {
                         let prefix = c.rbuf.data().to_vec();
-                        let io = super::h2::Prefixed::new(prefix, poll);
-                        Box::pin(super::h2::serve(io, peer, scheme, None, st.clone())).await;
+                        Box::pin(super::h2::serve(
+                            poll,
+                            prefix,
+                            peer,
+                            scheme,
+                            None,
+                            st.clone(),
+                        ))
+                        .await;
                     }
                 }
                 return;

@@ -91,11 +91,14 @@ impl Flood {
     }
 }
 
-/// Reads the client's frame headers on their way to the `h2` crate (which answers
-/// PING and SETTINGS itself and does not count them) and raises [`Flood`] past
-/// `MAX_CONTROL_FRAMES` per `FLOOD_WINDOW`.
+/// The client's side of the socket on its way to the `h2` crate: first the bytes
+/// already read (while looking for the h2c preface), then the socket. Reads the frame
+/// headers (the `h2` crate answers PING and SETTINGS itself and does not count them)
+/// and raises [`Flood`] past `MAX_CONTROL_FRAMES` per `FLOOD_WINDOW`.
 struct FrameWatch<T> {
     inner: T,
+    prefix: Vec<u8>,
+    pos: usize,
     /// Bytes to pass before the next frame header: the preface, then each payload.
     skip: usize,
     header: [u8; 9],
@@ -106,9 +109,11 @@ struct FrameWatch<T> {
 }
 
 impl<T> FrameWatch<T> {
-    fn new(inner: T, flood: Rc<Flood>) -> Self {
+    fn new(inner: T, prefix: Vec<u8>, flood: Rc<Flood>) -> Self {
         FrameWatch {
             inner,
+            prefix,
+            pos: 0,
             skip: PREFACE.len(),
             header: [0; 9],
             have: 0,
@@ -158,6 +163,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for FrameWatch<T> {
         buf: &mut TokioReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
+        let this = &mut *self;
+        if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            this.scan(&buf.filled()[before..]);
+            return Poll::Ready(Ok(()));
+        }
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             let this = &mut *self;
@@ -185,61 +202,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FrameWatch<T> {
     }
 }
 
-/// A socket whose first bytes were already read (while looking for the preface).
-pub struct Prefixed<T> {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: T,
-}
-
-impl<T> Prefixed<T> {
-    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
-        Prefixed {
-            prefix,
-            pos: 0,
-            inner,
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut TokioReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let n = (self.prefix.len() - self.pos).min(buf.remaining());
-            let start = self.pos;
-            buf.put_slice(&self.prefix[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Serves one HTTP/2 connection until the client or the gateway ends it.
+/// Serves one HTTP/2 connection until the client or the gateway ends it; `prefix`:
+/// its first bytes, already read from `io`.
 pub async fn serve<IO>(
     io: IO,
+    prefix: Vec<u8>,
     peer: SocketAddr,
     scheme: &'static str,
     client: Option<Rc<str>>,
@@ -260,7 +227,7 @@ pub async fn serve<IO>(
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW);
     let flood = Rc::new(Flood::default());
-    let watched = FrameWatch::new(io, flood.clone());
+    let watched = FrameWatch::new(io, prefix, flood.clone());
     let handshake = builder.handshake::<_, Bytes>(crate::proto::h2::Batched::new(watched));
     let mut conn = match monoio::time::timeout(g.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
