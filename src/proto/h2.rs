@@ -35,9 +35,101 @@ const MAX_HEAD: usize = 64 << 10;
 #[derive(Debug)]
 enum Out {
     Head,
+    Body(BodyOut),
+    Done,
+}
+
+/// An HTTP/1.1 body written to one of the adapters, on its way out as DATA frames
+/// (and a trailer block): length-framed, or chunked with its trailer section kept.
+/// Shared by the response side here and the request side of `upstream::h2`.
+#[derive(Debug)]
+pub enum BodyOut {
     Length(u64),
     Chunked(ChunkedDecoder),
-    Done,
+}
+
+/// What [`BodyOut::next`] translated.
+pub struct Piece {
+    pub data: Bytes,
+    /// The last DATA frame (no trailers follow).
+    pub end: bool,
+    /// The trailer block that ends the body instead.
+    pub trailers: Option<http::HeaderMap>,
+}
+
+impl Piece {
+    /// Whether the body is complete after this piece.
+    pub fn last(&self) -> bool {
+        self.end || self.trailers.is_some()
+    }
+}
+
+impl BodyOut {
+    pub fn new(framing: BodyFraming) -> Option<BodyOut> {
+        match framing {
+            BodyFraming::Length(n) => Some(BodyOut::Length(n)),
+            BodyFraming::Chunked => Some(BodyOut::Chunked(ChunkedDecoder::keeping_trailers())),
+            BodyFraming::Empty | BodyFraming::UntilClose => None,
+        }
+    }
+
+    /// Translates what it can of `out[*skip..]`; `None` until more bytes come.
+    pub fn next(&mut self, out: &mut Vec<u8>, skip: &mut usize) -> io::Result<Option<Piece>> {
+        match self {
+            BodyOut::Length(left) => {
+                let avail = out.len() - *skip;
+                if avail == 0 {
+                    return Ok(None);
+                }
+                let take = (*left).min(avail as u64) as usize;
+                *left -= take as u64;
+                Ok(Some(Piece {
+                    data: take_front(out, skip, take),
+                    end: *left == 0,
+                    trailers: None,
+                }))
+            }
+            BodyOut::Chunked(dec) => {
+                if *skip == out.len() {
+                    return Ok(None);
+                }
+                let mut data = Vec::new();
+                let used = dec
+                    .decode(&out[*skip..], &mut data)
+                    .map_err(|_| io::Error::other("bad chunked body"))?;
+                *skip += used;
+                let done = dec.is_done();
+                if data.is_empty() && !done {
+                    // (decode takes all it is given until the body ends)
+                    return Ok(None);
+                }
+                let trailers = if done {
+                    trailer_map(&dec.take_trailers())
+                } else {
+                    None
+                };
+                Ok(Some(Piece {
+                    data: Bytes::from(data),
+                    end: done && trailers.is_none(),
+                    trailers,
+                }))
+            }
+        }
+    }
+}
+
+/// The next `n` bytes of `out[*skip..]`; without a copy when they are all that is left.
+fn take_front(out: &mut Vec<u8>, skip: &mut usize, n: usize) -> Bytes {
+    if *skip + n == out.len() {
+        let all = Bytes::from(std::mem::take(out));
+        let b = Bytes::slice(&all, *skip..);
+        *skip = 0;
+        b
+    } else {
+        let b = Bytes::copy_from_slice(&out[*skip..*skip + n]);
+        *skip += n;
+        b
+    }
 }
 
 /// One HTTP/2 stream, seen as an HTTP/1.1 connection carrying one exchange.
@@ -249,20 +341,6 @@ impl H2Io {
         self.recv_done = true;
     }
 
-    /// The next `n` untranslated bytes; without a copy when they are all that is left.
-    fn take_front(&mut self, n: usize) -> Bytes {
-        if self.skip + n == self.out.len() {
-            let all = Bytes::from(std::mem::take(&mut self.out));
-            let b = Bytes::slice(&all, self.skip..);
-            self.skip = 0;
-            b
-        } else {
-            let b = Bytes::copy_from_slice(&self.out[self.skip..self.skip + n]);
-            self.skip += n;
-            b
-        }
-    }
-
     /// Translates what can be translated of `out` into frames.
     async fn translate(&mut self) -> io::Result<()> {
         loop {
@@ -340,48 +418,22 @@ impl H2Io {
                         h.send = Some(send);
                     }
                     self.skip += n;
-                    self.state = match resp.body {
+                    self.state = match BodyOut::new(resp.body) {
                         _ if empty => Out::Done,
-                        BodyFraming::Length(n) => Out::Length(n),
-                        BodyFraming::Chunked => Out::Chunked(ChunkedDecoder::keeping_trailers()),
+                        Some(body) => Out::Body(body),
                         // the pipeline frames every response it writes
-                        _ => return Err(io::Error::other("unframed response")),
+                        None => return Err(io::Error::other("unframed response")),
                     };
                 }
-                Out::Length(left) => {
-                    let avail = self.out.len() - self.skip;
-                    if avail == 0 {
+                Out::Body(body) => {
+                    let Some(piece) = body.next(&mut self.out, &mut self.skip)? else {
                         return Ok(());
-                    }
-                    let take = (*left).min(avail as u64) as usize;
-                    *left -= take as u64;
-                    let last = *left == 0;
-                    let data = self.take_front(take);
-                    self.send_data(data, last).await?;
-                    if last {
-                        self.state = Out::Done;
-                    }
-                }
-                Out::Chunked(dec) => {
-                    if self.skip == self.out.len() {
-                        return Ok(());
-                    }
-                    let mut data = Vec::new();
-                    let used = dec
-                        .decode(&self.out[self.skip..], &mut data)
-                        .map_err(|_| io::Error::other("bad chunked response"))?;
-                    let done = dec.is_done();
-                    let trailers = if done {
-                        trailer_map(&dec.take_trailers())
-                    } else {
-                        None
                     };
-                    self.skip += used;
-                    if !data.is_empty() || done {
-                        let end = done && trailers.is_none();
-                        self.send_data(Bytes::from(data), end).await?;
+                    let last = piece.last();
+                    if !piece.data.is_empty() || piece.end {
+                        self.send_data(piece.data, piece.end).await?;
                     }
-                    if let Some(t) = trailers {
+                    if let Some(t) = piece.trailers {
                         let mut h = self.half.borrow_mut();
                         h.send
                             .as_mut()
@@ -389,10 +441,8 @@ impl H2Io {
                             .send_trailers(t)
                             .map_err(io::Error::other)?;
                     }
-                    if done {
+                    if last {
                         self.state = Out::Done;
-                    } else if used == 0 {
-                        return Ok(());
                     }
                 }
             }

@@ -27,8 +27,8 @@ use h2::{RecvStream, SendStream};
 use monoio::net::TcpStream;
 
 use crate::error::Error;
-use crate::proto::h1::{encode, parse_request, BodyFraming, ChunkedDecoder, RequestHead};
-use crate::proto::h2::{send_data, Batched, PollTls, StreamBytes};
+use crate::proto::h1::{encode, parse_request, BodyFraming, RequestHead};
+use crate::proto::h2::{send_data, Batched, BodyOut, PollTls, StreamBytes};
 
 use super::TlsPeer;
 
@@ -153,8 +153,7 @@ where
 #[derive(Debug)]
 enum Req {
     Head,
-    Length(u64),
-    Chunked(ChunkedDecoder),
+    Body(BodyOut),
     Done,
 }
 
@@ -273,49 +272,31 @@ impl H2Stream {
                         .map_err(io::Error::other)?;
                     self.unprocessed = false;
                     self.response = Some(response);
-                    self.req = match head.body {
-                        _ if end => Req::Done,
-                        BodyFraming::Length(n) => Req::Length(n),
-                        _ => Req::Chunked(ChunkedDecoder::default()),
+                    self.req = match BodyOut::new(head.body) {
+                        Some(body) if !end => Req::Body(body),
+                        _ => Req::Done,
                     };
                     *self.send.borrow_mut() = Some(send);
                 }
-                Req::Length(left) => {
-                    let avail = self.out.len() - self.skip;
-                    if avail == 0 {
+                Req::Body(body) => {
+                    let Some(piece) = body.next(&mut self.out, &mut self.skip)? else {
                         return Ok(());
-                    }
-                    let take = (*left).min(avail as u64) as usize;
-                    *left -= take as u64;
-                    let last = *left == 0;
-                    let data = Bytes::copy_from_slice(&self.out[self.skip..self.skip + take]);
-                    self.skip += take;
-                    send_data(&self.send, data, last)
-                        .await
-                        .map_err(|e| self.note_refusal(e))?;
-                    if last {
-                        self.req = Req::Done;
-                    }
-                }
-                Req::Chunked(dec) => {
-                    if self.skip == self.out.len() {
-                        return Ok(());
-                    }
-                    let mut data = Vec::new();
-                    let used = dec
-                        .decode(&self.out[self.skip..], &mut data)
-                        .map_err(|_| io::Error::other("bad chunked request"))?;
-                    let done = dec.is_done();
-                    self.skip += used;
-                    if !data.is_empty() || done {
-                        send_data(&self.send, Bytes::from(data), done)
+                    };
+                    let last = piece.last();
+                    if !piece.data.is_empty() || piece.end {
+                        send_data(&self.send, piece.data, piece.end)
                             .await
                             .map_err(|e| self.note_refusal(e))?;
                     }
-                    if done {
+                    if let Some(t) = piece.trailers {
+                        let mut send = self.send.borrow_mut();
+                        send.as_mut()
+                            .ok_or_else(|| io::Error::other("no stream"))?
+                            .send_trailers(t)
+                            .map_err(io::Error::other)?;
+                    }
+                    if last {
                         self.req = Req::Done;
-                    } else if used == 0 {
-                        return Ok(());
                     }
                 }
             }
