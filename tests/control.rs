@@ -285,3 +285,69 @@ fn an_admin_token_is_required_when_configured() {
         200
     );
 }
+
+/// A free loopback port (bound once and released) for tests that need a fixed port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// systemd's `Restart=always` lands right after a SIGKILL, while the kernel is still
+/// tearing down the dead process's io_uring and its listening sockets: the new
+/// process waits for them (bounded) instead of refusing to start.
+#[test]
+fn a_restart_right_after_kill_9_serves_within_two_seconds() {
+    let port = free_port();
+    let cfg = config(&routes("v1"), Some("127.0.0.1:9".parse().unwrap()))
+        .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"));
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    for round in 0..3 {
+        let mut first = Gateway::start(&cfg);
+        assert_eq!(get(addr, "/v").text(), "v1");
+        // load on both workers, so the rings have work in flight when it dies
+        for _ in 0..50 {
+            assert_eq!(get(addr, "/v").status, 200);
+        }
+        first.signal("KILL");
+        let _ = first.wait_exit(Duration::from_secs(5));
+        let t = Instant::now();
+        let second = Gateway::start(&cfg);
+        let waited = t.elapsed();
+        assert_eq!(get(second.addr, "/v").text(), "v1", "round {round}");
+        assert!(
+            waited < Duration::from_millis(2_900),
+            "round {round}: took {waited:?}:\n{}",
+            second.log()
+        );
+    }
+}
+
+/// A live turnpike (or anything else) on the port is still refused: SO_REUSEPORT
+/// must not silently split the traffic between two instances.
+#[test]
+fn a_live_second_instance_on_the_same_port_is_refused() {
+    let port = free_port();
+    let cfg = config(&routes("v1"), Some("127.0.0.1:9".parse().unwrap()))
+        .replace("127.0.0.1:0\"]", &format!("127.0.0.1:{port}\"]"));
+    let live = Gateway::start(&cfg);
+    let dir = TempDir::new("dup");
+    let path = dir.write("t.toml", &cfg);
+    let t = Instant::now();
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("already in use by process {}", live.pid())),
+        "{err}"
+    );
+    // a live holder is known at once: no waiting for it to go away
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(get(live.addr, "/v").text(), "v1");
+}
