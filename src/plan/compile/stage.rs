@@ -1,0 +1,371 @@
+//! `[stages.NAME]` → the stage, its routes in the router, and each route's integration.
+
+use bytes::Bytes;
+
+use super::{
+    at, cache, duration, socket_addr, upstream, Ctx, MAX_ROUTE_TIMEOUT, MIN_ROUTE_TIMEOUT,
+};
+use crate::config::{model, Config, Entry};
+use crate::plan::route_key::{self, RouteKey, Segment};
+use crate::plan::router::{Conflict, Router};
+use crate::plan::template::{expand_stage_variables, parse_uri};
+use crate::plan::{Integration, Mock, Proxy, Route, Stage, Target, Upstream};
+
+pub(super) fn compile_stage(
+    cx: &mut Ctx,
+    cfg: &Config,
+    stage: &Entry<model::Stage>,
+    upstreams: &[Upstream],
+    stages: &mut Vec<Stage>,
+    routes: &mut Vec<Route>,
+    router: &mut Router,
+) {
+    let s = &stage.value;
+    let api = s.api.get_ref();
+    if !cfg.apis.iter().any(|a| a.name == *api) && !cfg.broken.contains(api) {
+        cx.err(
+            at(stage, s.api.span()),
+            format!(
+                "stage `{}` names api `{api}`, which is not defined",
+                stage.name
+            ),
+            None,
+        );
+        return;
+    }
+    let base_path = match &s.base_path {
+        None => String::new(),
+        Some(b) => {
+            let p = b.get_ref().trim_end_matches('/');
+            let ok = b.get_ref().starts_with('/')
+                && route_key::parse_path(p.trim_start_matches('/'))
+                    .map(|segs| segs.iter().all(|s| matches!(s, Segment::Static(_))))
+                    .unwrap_or(false);
+            if !ok {
+                cx.err(
+                    at(stage, b.span()),
+                    format!(
+                        "base_path `{}` must be `/` or `/seg/seg` with no parameters",
+                        b.get_ref()
+                    ),
+                    None,
+                );
+                return;
+            }
+            p.to_string()
+        }
+    };
+    let base_segments: Vec<&str> = base_path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut hosts = Vec::new();
+    for h in &s.hosts {
+        let name = h.get_ref().to_ascii_lowercase();
+        let valid = name == "*"
+            || (!name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+        if !valid {
+            cx.err(
+                at(stage, h.span()),
+                format!("`{}` is not a host name (or `*`)", h.get_ref()),
+                None,
+            );
+        } else if !hosts.contains(&name) {
+            hosts.push(name);
+        }
+    }
+    // canary: its share in parts per million, and the stage's variables with the
+    // canary's on top
+    let canary = s.canary.as_ref().and_then(|c| {
+        if !(0.0..=100.0).contains(&c.percent) {
+            cx.err(
+                stage.at.clone(),
+                format!(
+                    "stage `{}`: canary percent {} is not between 0 and 100",
+                    stage.name, c.percent
+                ),
+                None,
+            );
+            return None;
+        }
+        let mut vars = s.variables.clone();
+        vars.extend(c.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some(((c.percent * 10_000.0).round() as u32, vars))
+    });
+    let stage_cache = cache::stage(cx, stage);
+    let stage_id = stages.len() as u32;
+    stages.push(Stage {
+        name: stage.name.clone(),
+        api: api.clone(),
+        hosts: hosts.clone(),
+        base_path: base_path.clone(),
+        limit: None,
+        cache: stage_cache,
+        canary_ppm: canary.as_ref().map(|c| c.0),
+    });
+    let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
+    for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
+        let _ = route_api;
+        let key = match route_key::parse(&r.name) {
+            Ok(k) => k,
+            Err(msg) => {
+                // Report a bad key once, not once per stage.
+                if stages.iter().filter(|st| st.api == *api).count() == 1 {
+                    cx.err(r.at.clone(), msg, Some("route keys look like \"GET /users/{id}\", \"ANY /files/{path+}\" or \"$default\""));
+                }
+                continue;
+            }
+        };
+        let param_names = key.param_names();
+        let Some(integration) =
+            integration(cx, r, &param_names, &s.variables, upstreams, &cfg.broken)
+        else {
+            continue;
+        };
+        let canary_integration = match &canary {
+            Some((_, vars)) => {
+                match self::integration(cx, r, &param_names, vars, upstreams, &cfg.broken) {
+                    Some(i) => Some(i),
+                    None => continue,
+                }
+            }
+            None => None,
+        };
+        let timeout = match &r.value.timeout {
+            None => None,
+            Some(t) => {
+                let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
+                if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
+                    cx.err(
+                        at(r, t.span()),
+                        "timeout must be between 50ms and 29s",
+                        None,
+                    );
+                }
+                Some(d)
+            }
+        };
+        let id = routes.len() as u32;
+        let mut conflict = None;
+        for h in &hosts {
+            let trie = router.trie_mut(h);
+            let res = match &key {
+                RouteKey::Default => trie.insert_default(&base_segments, id),
+                RouteKey::Path { method, segments } => {
+                    trie.insert(&base_segments, *method, segments, id)
+                }
+            };
+            if let Err(Conflict::SameAs(other)) = res {
+                conflict = Some((other, h.clone()));
+                break;
+            }
+        }
+        if let Some((other, host)) = conflict {
+            let o: &Route = &routes[other as usize];
+            cx.err(
+                r.at.clone(),
+                format!(
+                    "route `{}` of stage `{}` can never be reached: `{}` of stage `{}` already answers it on host `{host}`",
+                    r.name, stage.name, o.key, stages[o.stage as usize].name
+                ),
+                Some("two routes with the same method and path shape, or two stages mounted at the same host and base path"),
+            );
+            continue;
+        }
+        let route_cache = cache::route(
+            cx,
+            r,
+            &stage.name,
+            stages[stage_id as usize].cache.as_ref(),
+            matches!(integration, Integration::HttpProxy(_)),
+            first_stage,
+        );
+        routes.push(Route {
+            key: r.name.as_str().into(),
+            stage: stage_id,
+            param_names,
+            integration,
+            timeout: timeout.unwrap_or(MAX_ROUTE_TIMEOUT),
+            api_key_required: r.value.api_key_required,
+            limit: None,
+            series: None,
+            cache: route_cache,
+            canary: canary_integration,
+        });
+    }
+}
+
+fn integration(
+    cx: &mut Ctx,
+    r: &Entry<model::Route>,
+    params: &[String],
+    vars: &std::collections::BTreeMap<String, String>,
+    upstreams: &[Upstream],
+    broken: &[String],
+) -> Option<Integration> {
+    let span = r.value.integration.span();
+    match r.value.integration.get_ref() {
+        model::Integration::Mock {
+            status,
+            body,
+            headers,
+        } => {
+            if !(100..=599).contains(status) {
+                cx.err(
+                    at(r, span),
+                    format!("mock status {status} is not an HTTP status"),
+                    None,
+                );
+                return None;
+            }
+            let mut head = Vec::new();
+            let mut has_content_type = false;
+            for (k, v) in headers {
+                let name_ok = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let value_ok = v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+                if !name_ok || !value_ok {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!("mock header `{k}` is not a valid header"),
+                        None,
+                    );
+                    return None;
+                }
+                let lower = k.to_ascii_lowercase();
+                if matches!(
+                    lower.as_str(),
+                    "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!("mock header `{k}` is set by the gateway"),
+                        None,
+                    );
+                    return None;
+                }
+                has_content_type |= lower == "content-type";
+                let v = expand_stage_variables(v, vars).unwrap_or_else(|_| v.clone());
+                head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            Some(Integration::Mock(Mock {
+                status: *status,
+                headers: Bytes::from(head),
+                has_content_type,
+                body: Bytes::from(body.clone().into_bytes()),
+            }))
+        }
+        model::Integration::HttpProxy { uri } => {
+            let expanded = match expand_stage_variables(uri, vars) {
+                Ok(u) => u,
+                Err(msg) => {
+                    cx.err(at(r, span.clone()), msg, None);
+                    return None;
+                }
+            };
+            let parsed = match parse_uri(&expanded, params) {
+                Ok(p) => p,
+                Err(msg) => {
+                    cx.err(at(r, span.clone()), msg, None);
+                    return None;
+                }
+            };
+            let mut tls = None;
+            let target = match upstreams.iter().position(|u| u.name == parsed.authority) {
+                // (an upstream whose targets all failed was reported already)
+                Some(i)
+                    if !upstreams[i].targets.is_empty()
+                        && parsed.tls != upstreams[i].tls.iter().any(Option::is_some) =>
+                {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!(
+                            "`{}` uses {} but upstream `{}` {}",
+                            uri,
+                            if parsed.tls { "https://" } else { "http://" },
+                            parsed.authority,
+                            if parsed.tls {
+                                "has no `tls = true`"
+                            } else {
+                                "speaks TLS (`tls = true`): use https://"
+                            }
+                        ),
+                        None,
+                    );
+                    return None;
+                }
+                Some(i) => Target::Upstream(i as u32),
+                // already reported where the upstream is defined
+                None if broken.contains(&parsed.authority) => return None,
+                None => match socket_addr(&parsed.authority, if parsed.tls { 443 } else { 80 }) {
+                    Ok(a) if parsed.tls => {
+                        let host = upstream::host_of(&parsed.authority);
+                        let config = cx.system_tls()?;
+                        match crate::upstream::TlsPeer::new(config, "", host) {
+                            Ok(p) => tls = Some(p),
+                            Err(msg) => {
+                                cx.err(at(r, span.clone()), msg, None);
+                                return None;
+                            }
+                        }
+                        Target::Addr(a)
+                    }
+                    Ok(a) => Target::Addr(a),
+                    Err(msg) => {
+                        cx.err(
+                            at(r, span.clone()),
+                            format!(
+                                "`{}` is neither an upstream nor a reachable host:port ({msg})",
+                                parsed.authority
+                            ),
+                            None,
+                        );
+                        return None;
+                    }
+                },
+            };
+            Some(Integration::HttpProxy(Proxy {
+                target,
+                path: parsed.path,
+                host: parsed.authority,
+                tls,
+            }))
+        }
+    }
+}
+
+/// Checks the routes of an API that no stage serves, so their errors still show.
+/// Stage variables cannot be checked without a stage; everything else is.
+pub(super) fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstream]) {
+    for (_, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
+        let key = match route_key::parse(&r.name) {
+            Ok(k) => k,
+            Err(msg) => {
+                cx.err(r.at.clone(), msg, None);
+                continue;
+            }
+        };
+        if let Some(t) = &r.value.timeout {
+            let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
+            if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
+                cx.err(
+                    at(r, t.span()),
+                    "timeout must be between 50ms and 29s",
+                    None,
+                );
+            }
+        }
+        let uses_vars = matches!(r.value.integration.get_ref(), model::Integration::HttpProxy { uri } if uri.contains("${"));
+        if !uses_vars {
+            integration(
+                cx,
+                r,
+                &key.param_names(),
+                &Default::default(),
+                upstreams,
+                &cfg.broken,
+            );
+        }
+    }
+}
