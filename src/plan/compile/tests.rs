@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::load_str;
-use crate::plan::{Lookup, Method};
+use crate::plan::{Integration, Lookup, Method, Target};
 
 fn plan(text: &str) -> Result<Plan, Errors> {
     compile(load_str("t.toml", text)?, 2)
