@@ -47,6 +47,9 @@ pub struct Gateway {
     pub state_dir: Option<PathBuf>,
     pub timeout: Duration,
     pub max_body: u64,
+    /// Request bodies up to this many bytes are read whole before going upstream
+    /// (routes may say otherwise); 0: every body streams.
+    pub request_buffering: u64,
     pub max_header_size: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
@@ -225,6 +228,9 @@ pub struct Route {
     pub param_names: Vec<String>,
     pub integration: Integration,
     pub timeout: Duration,
+    /// Request bodies up to this many bytes are read whole, framing checked, before
+    /// anything goes upstream (0: streamed as they come).
+    pub request_buffering: u64,
     pub api_key_required: bool,
     /// `[stages.S].routes."KEY".throttle` budget.
     pub limit: Option<u32>,

@@ -22,6 +22,9 @@ pub struct Gateway {
     pub throttle: Option<Throttle>,
     pub timeout: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
+    /// Request bodies up to this size are read whole (and their framing checked)
+    /// before anything goes upstream; `"0"` streams every body.
+    pub request_buffering: Option<Spanned<String>>,
     /// Largest request head (request line + headers) accepted; larger → 431.
     pub max_header_size: Option<Spanned<String>>,
     /// How long a client may take to send a complete request head.
@@ -146,6 +149,8 @@ pub struct Route {
     pub api_key_required: bool,
     pub cache: Option<RouteCache>,
     pub timeout: Option<Spanned<String>>,
+    /// The gateway's `request_buffering` for this route.
+    pub request_buffering: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

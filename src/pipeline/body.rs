@@ -120,6 +120,32 @@ impl BodyReader {
         Ok(())
     }
 
+    /// Request buffering: reads the body into `out` while it fits in `limit` bytes,
+    /// so its framing is known good before anything goes upstream. `Ok(true)`: all of
+    /// it is in `out`. `Ok(false)`: it is larger; `out` holds what was read (nothing,
+    /// when a `Content-Length` already said so) and the rest is still to stream.
+    /// Every feature that needs the whole body (DESIGN §10) reads it through here.
+    pub async fn buffer(
+        &mut self,
+        ds: &mut Downstream<'_>,
+        out: &mut Vec<u8>,
+        limit: u64,
+    ) -> Result<bool, BodyError> {
+        if let BodyFraming::Length(n) = self.framing {
+            if n > limit {
+                return Ok(false);
+            }
+        }
+        let start = out.len();
+        while !self.done {
+            if (out.len() - start) as u64 > limit {
+                return Ok(false);
+            }
+            self.read(ds, out).await?;
+        }
+        Ok(true)
+    }
+
     /// Reads and drops the rest of the body, so the connection can serve the next request.
     pub async fn discard(&mut self, ds: &mut Downstream<'_>) -> Result<(), BodyError> {
         let mut sink = Vec::new();

@@ -93,19 +93,32 @@ async fn forward_with(
     resp: &mut ResponseHead,
     cache: Option<Forward<'_>>,
 ) -> Outcome {
-    if let Target::Upstream(u) = p.target {
-        if let Err(e) = attempts::admit(plan, u, &w.balancers, route.timeout).await {
-            return super::respond::error(ds, head, e, rid).await;
-        }
-        w.balancers.deposit(plan, u);
-    }
     let mut body = match BodyReader::new(head, plan.gateway.max_body) {
         Ok(b) => b,
-        Err(e) => return fail(ds, head, e.into(), rid),
+        Err(e) => return fail(ds, head, e.into(), rid, false),
     };
+    // Request buffering: a chunked body that fits is read (and its framing checked)
+    // before the upstream hears anything, and goes with a Content-Length. A body
+    // with a Content-Length that fits is read straight after the head below.
+    let limit = route.request_buffering;
+    let mut framing = head.body;
+    let mut early = Vec::new();
+    if limit > 0 && framing == BodyFraming::Chunked {
+        early = std::mem::take(&mut ds.scratch.body);
+        early.clear();
+        match body.buffer(ds, &mut early, limit).await {
+            Ok(true) => framing = BodyFraming::Length(early.len() as u64),
+            Ok(false) => {}
+            Err(e) => {
+                ds.scratch.body = early;
+                return fail(ds, head, e.into(), rid, false);
+            }
+        }
+    }
     write_request_head(
         req,
         head,
+        framing,
         plan,
         route,
         params,
@@ -116,10 +129,40 @@ async fn forward_with(
         ds.rec.client.as_deref(),
         &w.ids,
     );
-    // A body already in our buffer goes out with the head, and can be resent.
-    let replayable = body.fully_buffered(ds) && is_idempotent(head.method());
-    if body.fully_buffered(ds) && !body.is_done() {
-        body.read(ds, req).await.ok();
+    let buffered = if !early.is_empty() || framing != head.body {
+        if framing == BodyFraming::Chunked {
+            // larger than the buffer: what was read is the first chunk, the rest streams
+            encode::chunk_head(req, early.len());
+            req.extend_from_slice(&early);
+            req.extend_from_slice(b"\r\n");
+        } else {
+            req.extend_from_slice(&early);
+        }
+        early.clear();
+        ds.scratch.body = early;
+        Ok(())
+    } else if limit > 0 && matches!(framing, BodyFraming::Length(n) if n <= limit) {
+        body.buffer(ds, req, limit).await.map(|_| ())
+    } else if body.fully_buffered(ds) && !body.is_done() {
+        // A body already in our buffer goes out with the head.
+        body.read(ds, req).await
+    } else {
+        Ok(())
+    };
+    if let Err(e) = buffered {
+        return fail(ds, head, e.into(), rid, false);
+    }
+    // A request whose whole body is in `req` can be sent again.
+    let replayable = body.is_done() && is_idempotent(head.method());
+    if let Target::Upstream(u) = p.target {
+        if let Err(e) = attempts::admit(plan, u, &w.balancers, route.timeout).await {
+            return if body.is_done() {
+                fail(ds, head, Fail::Respond(e), rid, true)
+            } else {
+                super::respond::error(ds, head, e, rid).await
+            };
+        }
+        w.balancers.deposit(plan, u);
     }
 
     let started = std::time::Instant::now();
@@ -131,7 +174,10 @@ async fn forward_with(
     );
     let mut conn = match exchange.await {
         Ok(c) => c,
-        Err(f) => return fail(ds, head, f, rid),
+        Err(f) => {
+            let done = body.is_done();
+            return fail(ds, head, f, rid, done);
+        }
     };
     ds.rec.integration_latency = Some(started.elapsed());
     ds.rec.integration_status = Some(resp.status);
@@ -206,15 +252,23 @@ async fn forward_with(
     }
 }
 
-fn fail(ds: &mut Downstream<'_>, head: &RequestHead, f: Fail, rid: &[u8]) -> Outcome {
+/// Answers a failed exchange. `body_read`: the request's body was read to its end,
+/// so the connection can carry another request.
+fn fail(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    f: Fail,
+    rid: &[u8],
+    body_read: bool,
+) -> Outcome {
     match f {
         Fail::Respond(e) => {
             // The request body may be partly unread: never reuse the connection
-            // unless the request had none.
+            // unless all of it was read.
             let keep = head.keep_alive
                 && !ds.draining
                 && !e.closes_connection()
-                && head.body == BodyFraming::Empty;
+                && (head.body == BodyFraming::Empty || body_read);
             write_error(ds.wbuf, head.is_head(), e, rid, !keep);
             ds.rec.gateway_answer(e, head.is_head());
             Outcome { keep_alive: keep }
@@ -247,6 +301,7 @@ fn is_idempotent(method: &[u8]) -> bool {
 fn write_request_head(
     out: &mut Vec<u8>,
     head: &RequestHead,
+    framing: BodyFraming,
     plan: &Plan,
     route: &Route,
     params: &Params,
@@ -325,7 +380,7 @@ fn write_request_head(
     out.extend_from_slice(b"traceparent: ");
     next_traceparent(head.header(b"traceparent"), ids, out);
     out.extend_from_slice(b"\r\n");
-    match head.body {
+    match framing {
         BodyFraming::Length(n) => encode::content_length(out, n),
         BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         BodyFraming::Empty | BodyFraming::UntilClose => {}
@@ -498,7 +553,19 @@ async fn stream_request_body(
             piece.extend_from_slice(&[0u8; 18]);
         }
         let start = piece.len();
-        body.read(ds, &mut piece).await.map_err(Fail::from)?;
+        if let Err(e) = body.read(ds, &mut piece).await {
+            if e != BodyError::Gone {
+                // The upstream has part of the body: dropping `conn` closes it (an
+                // HTTP/2 stream is reset), so it never sees a request that looks
+                // complete.
+                crate::warn!(
+                    "request body {} after part of it went to upstream {}: upstream connection closed",
+                    if e == BodyError::Malformed { "framing is invalid" } else { "exceeds max_body" },
+                    conn.addr
+                );
+            }
+            return Err(Fail::from(e));
+        }
         let n = piece.len() - start;
         let data = if chunked {
             if n == 0 && !body.is_done() {

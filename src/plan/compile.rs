@@ -68,6 +68,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         compile_stage(
             &mut cx,
             &cfg,
+            &gateway,
             stage,
             &upstreams,
             &mut stages,
@@ -79,7 +80,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         if !stages.iter().any(|s: &Stage| s.api == api.name) {
             cx.warnings
                 .push(format!("api `{}` is not served by any stage", api.name));
-            validate_unmounted(&mut cx, &cfg, &api.name, &upstreams);
+            validate_unmounted(&mut cx, &cfg, &gateway, &api.name, &upstreams);
         }
     }
     let limits = limits::compile(&mut cx, &cfg, &mut stages, &mut routes, gateway.workers);

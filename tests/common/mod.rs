@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod recorder;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_turnpike");
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);

@@ -126,7 +126,7 @@ pub(super) async fn respond_and_store(
     let room = fill.room(headers.len());
     let collected = match collect(&mut conn, resp.body, room, idle).await {
         Ok(c) => c,
-        Err(()) => return fail(ds, head, Fail::Respond(Error::UpstreamMalformed), rid),
+        Err(()) => return fail(ds, head, Fail::Respond(Error::UpstreamMalformed), rid, keep),
     };
     let reusable = resp.keep_alive && resp.body != BodyFraming::UntilClose;
     match collected {

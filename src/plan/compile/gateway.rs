@@ -7,6 +7,10 @@ use super::{at, duration, size, Ctx, MAX_ROUTE_TIMEOUT, MIN_ROUTE_TIMEOUT};
 use crate::config::{model, Config, Entry};
 use crate::plan::Gateway;
 
+/// Request bodies up to this size are read whole before going upstream (nginx's
+/// `proxy_request_buffering` default reads them all; this bounds the memory).
+pub(super) const DEFAULT_REQUEST_BUFFERING: u64 = 64 << 10;
+
 pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gateway {
     let default_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
     let Some(e) = g else {
@@ -18,6 +22,7 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
             state_dir: None,
             timeout: MAX_ROUTE_TIMEOUT,
             max_body: 10 << 20,
+            request_buffering: DEFAULT_REQUEST_BUFFERING,
             max_header_size: 32 << 10,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -93,6 +98,23 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
         Some(t) => Some(crate::limit::keys::sha256(t.get_ref().as_bytes())),
         None => None,
     };
+    let max_body = size(cx, e, &v.max_body, 10 << 20);
+    let request_buffering = match &v.request_buffering {
+        None => DEFAULT_REQUEST_BUFFERING.min(max_body),
+        Some(s) => {
+            let n = size(cx, e, &v.request_buffering, DEFAULT_REQUEST_BUFFERING);
+            if n > max_body {
+                cx.err(
+                    at(e, s.span()),
+                    format!(
+                        "request_buffering ({n} bytes) must be at most max_body ({max_body} bytes)"
+                    ),
+                    Some("\"0\" turns buffering off: every body streams"),
+                );
+            }
+            n.min(max_body)
+        }
+    };
     Gateway {
         listen,
         admin,
@@ -103,7 +125,8 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
         },
         state_dir: v.state_dir.as_ref().map(std::path::PathBuf::from),
         timeout,
-        max_body: size(cx, e, &v.max_body, 10 << 20),
+        max_body,
+        request_buffering,
         max_header_size: max_header_size as usize,
         header_timeout: duration(cx, e, &v.header_timeout, Duration::from_secs(10)),
         idle_timeout: duration(cx, e, &v.idle_timeout, Duration::from_secs(60)),

@@ -2,18 +2,57 @@
 
 use bytes::Bytes;
 
+use std::time::Duration;
+
 use super::{
-    at, cache, duration, socket_addr, upstream, Ctx, MAX_ROUTE_TIMEOUT, MIN_ROUTE_TIMEOUT,
+    at, cache, duration, size, socket_addr, upstream, Ctx, MAX_ROUTE_TIMEOUT, MIN_ROUTE_TIMEOUT,
 };
 use crate::config::{model, Config, Entry};
 use crate::plan::route_key::{self, RouteKey, Segment};
 use crate::plan::router::{Conflict, Router};
 use crate::plan::template::{expand_stage_variables, parse_uri};
-use crate::plan::{Integration, Mock, Proxy, Route, Stage, Target, Upstream};
+use crate::plan::{Gateway, Integration, Mock, Proxy, Route, Stage, Target, Upstream};
+
+/// A route's integration timeout and request buffering: its own, else the gateway's.
+fn route_settings(cx: &mut Ctx, r: &Entry<model::Route>, g: &Gateway) -> (Duration, u64) {
+    let timeout = match &r.value.timeout {
+        None => g.timeout,
+        Some(t) => {
+            let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
+            if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
+                cx.err(
+                    at(r, t.span()),
+                    "timeout must be between 50ms and 29s",
+                    None,
+                );
+            }
+            d
+        }
+    };
+    let buffering = match &r.value.request_buffering {
+        None => g.request_buffering,
+        Some(s) => {
+            let n = size(cx, r, &r.value.request_buffering, g.request_buffering);
+            if n > g.max_body {
+                cx.err(
+                    at(r, s.span()),
+                    format!(
+                        "request_buffering ({n} bytes) must be at most the gateway's max_body ({} bytes)",
+                        g.max_body
+                    ),
+                    Some("\"0\" turns buffering off: the body streams"),
+                );
+            }
+            n.min(g.max_body)
+        }
+    };
+    (timeout, buffering)
+}
 
 pub(super) fn compile_stage(
     cx: &mut Ctx,
     cfg: &Config,
+    gateway: &Gateway,
     stage: &Entry<model::Stage>,
     upstreams: &[Upstream],
     stages: &mut Vec<Stage>,
@@ -131,20 +170,7 @@ pub(super) fn compile_stage(
             }
             None => None,
         };
-        let timeout = match &r.value.timeout {
-            None => None,
-            Some(t) => {
-                let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
-                if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
-                    cx.err(
-                        at(r, t.span()),
-                        "timeout must be between 50ms and 29s",
-                        None,
-                    );
-                }
-                Some(d)
-            }
-        };
+        let (timeout, request_buffering) = route_settings(cx, r, gateway);
         let id = routes.len() as u32;
         let mut conflict = None;
         for h in &hosts {
@@ -185,7 +211,8 @@ pub(super) fn compile_stage(
             stage: stage_id,
             param_names,
             integration,
-            timeout: timeout.unwrap_or(MAX_ROUTE_TIMEOUT),
+            timeout,
+            request_buffering,
             api_key_required: r.value.api_key_required,
             limit: None,
             series: None,
@@ -337,7 +364,13 @@ fn integration(
 
 /// Checks the routes of an API that no stage serves, so their errors still show.
 /// Stage variables cannot be checked without a stage; everything else is.
-pub(super) fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstreams: &[Upstream]) {
+pub(super) fn validate_unmounted(
+    cx: &mut Ctx,
+    cfg: &Config,
+    gateway: &Gateway,
+    api: &str,
+    upstreams: &[Upstream],
+) {
     for (_, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let key = match route_key::parse(&r.name) {
             Ok(k) => k,
@@ -346,16 +379,7 @@ pub(super) fn validate_unmounted(cx: &mut Ctx, cfg: &Config, api: &str, upstream
                 continue;
             }
         };
-        if let Some(t) = &r.value.timeout {
-            let d = duration(cx, r, &Some(t.clone()), MAX_ROUTE_TIMEOUT);
-            if !(MIN_ROUTE_TIMEOUT..=MAX_ROUTE_TIMEOUT).contains(&d) {
-                cx.err(
-                    at(r, t.span()),
-                    "timeout must be between 50ms and 29s",
-                    None,
-                );
-            }
-        }
+        route_settings(cx, r, gateway);
         let uses_vars = matches!(r.value.integration.get_ref(), model::Integration::HttpProxy { uri } if uri.contains("${"));
         if !uses_vars {
             integration(
