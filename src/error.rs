@@ -50,6 +50,10 @@ pub enum Error {
     CircuitOpen,
     /// The TLS handshake with the upstream failed (certificate, name, protocol).
     UpstreamTls,
+    /// Too many requests already queued for a connection to the target.
+    QueueFull,
+    /// No connection to the target came free within the upstream's `queue_timeout`.
+    QueueTimeout,
 }
 
 impl Error {
@@ -67,7 +71,11 @@ impl Error {
             | Error::UpstreamMalformed
             | Error::UpstreamTls => 502,
             Error::UpstreamTimeout | Error::UpstreamConnectTimeout => 504,
-            Error::Unavailable | Error::NoHealthyTarget | Error::CircuitOpen => 503,
+            Error::Unavailable
+            | Error::NoHealthyTarget
+            | Error::CircuitOpen
+            | Error::QueueFull
+            | Error::QueueTimeout => 503,
         }
     }
 
@@ -91,6 +99,10 @@ impl Error {
             // DESIGN's message, then why: clients matching the prefix still match
             Error::NoHealthyTarget => "Service Unavailable: no healthy upstream target",
             Error::CircuitOpen => "Service Unavailable: upstream at its connection limit",
+            Error::QueueFull => "Service Unavailable: upstream queue full",
+            Error::QueueTimeout => {
+                "Service Unavailable: no upstream connection within the queue timeout"
+            }
         }
     }
 
@@ -110,7 +122,9 @@ impl Error {
             | Error::LimitExceeded { .. }
             | Error::Unavailable
             | Error::NoHealthyTarget
-            | Error::CircuitOpen => Side::Gateway,
+            | Error::CircuitOpen
+            | Error::QueueFull
+            | Error::QueueTimeout => Side::Gateway,
         }
     }
 

@@ -292,6 +292,12 @@ pub struct Upstream {
     pub max_pending: u32,
     pub max_requests_per_connection: Option<u32>,
     pub idle_timeout: Duration,
+    /// Connects that may run at once per target, per worker (`max_connecting` split).
+    pub max_connecting: u32,
+    /// Requests per target per worker that may wait for a connection.
+    pub max_queued: u32,
+    /// How long a request waits in that queue before a 503.
+    pub queue_timeout: Duration,
     /// Active health per target (bound by `bind_health`; `None`: always healthy).
     pub target_health: Vec<Option<Arc<crate::upstream::health::TargetHealth>>>,
     /// Metric series per target (bound by `bind_metrics`).
@@ -341,6 +347,8 @@ pub struct Outlier {
     pub consecutive: u32,
     pub base_ejection: Duration,
     pub max_ejection: Duration,
+    /// Most targets ejected at once, as a share of them (always allowing one).
+    pub max_ejection_percent: u32,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -93,6 +93,13 @@ pub struct Upstream {
     pub max_requests_per_connection: Option<u32>,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Option<Spanned<String>>,
+    /// Connects that may run at once to one target (node-wide, split between
+    /// workers); more concurrent requests queue for a connection.
+    pub max_connecting: Option<u32>,
+    /// Requests per target that may wait for a connection (node-wide); more → 503.
+    pub max_queued: Option<u32>,
+    /// How long a request waits for a connection before a 503.
+    pub queue_timeout: Option<Spanned<String>>,
     /// Speak TLS to the targets (also implied by `https://` integration URIs).
     #[serde(default)]
     pub tls: bool,
@@ -113,6 +120,8 @@ pub struct Outlier {
     /// First ejection's length; each further one in a row is longer by as much.
     pub base_ejection: Option<Spanned<String>>,
     pub max_ejection: Option<Spanned<String>>,
+    /// Most targets ejected at once, in percent of them (default 10; one always may be).
+    pub max_ejection_percent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

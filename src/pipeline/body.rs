@@ -60,6 +60,11 @@ impl BodyReader {
         self.framing
     }
 
+    /// Body bytes handed out so far (decoded).
+    pub fn taken(&self) -> u64 {
+        self.total
+    }
+
     /// True when the whole body is already in the connection's buffer (so it can be
     /// sent, or resent, in one piece without reading the socket).
     pub fn fully_buffered(&self, ds: &Downstream<'_>) -> bool {
@@ -86,6 +91,7 @@ impl BodyReader {
                         let take = (self.remaining.min(avail.len() as u64)) as usize;
                         out.extend_from_slice(&avail[..take]);
                         ds.rbuf.consume(take);
+                        self.total += take as u64;
                         self.remaining -= take as u64;
                         self.done = self.remaining == 0;
                     }

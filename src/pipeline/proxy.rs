@@ -399,6 +399,11 @@ struct Peer<'p> {
     max_requests: Option<u32>,
     /// HTTP/2 (one stream on a shared session) instead of an HTTP/1.1 connection.
     h2: bool,
+    /// This worker's share of the connects that may run at once to the target.
+    max_connecting: u32,
+    /// Most requests this worker queues for a connection to the target.
+    max_queued: u32,
+    queue_timeout: Duration,
 }
 
 /// One attempt on one target: a pooled connection (once more on a fresh one if the
@@ -433,16 +438,11 @@ async fn send_and_receive(
             None if peer.h2 => Box::pin(h2_stream(w, peer, tls_key, fresh_only))
                 .await
                 .map_err(Fail::Respond)?,
-            None => {
-                // Boxed: rare on a warm pool, and its state would otherwise
-                // make every request's future (and every move of it) larger.
-                let io = Box::pin(connect(peer.addr, peer.connect_timeout, peer.tls))
-                    .await
-                    .map_err(Fail::Respond)?;
-                let mut c = UpConn::new(io, peer.addr, tls_key);
-                c.max_requests = peer.max_requests;
-                c
-            }
+            // Boxed: rare on a warm pool, and its state would otherwise
+            // make every request's future (and every move of it) larger.
+            None => Box::pin(h1_conn(w, peer, tls_key, fresh_only))
+                .await
+                .map_err(Fail::Respond)?,
         };
         conn.served += 1;
         let owned = std::mem::take(req);
@@ -477,6 +477,42 @@ async fn send_and_receive(
                 fresh_only = true
             }
             Err(e) => return Err(Fail::Respond(e)),
+        }
+    }
+}
+
+/// An HTTP/1.1 connection to the target when the pool had none at hand: a new one
+/// if fewer than `max_connecting` connects are running there, else a place in the
+/// target's queue until a connection comes back or a connect slot frees
+/// (`upstream::gate`). `fresh`: the pooled ones are not to be trusted (one was
+/// found closed), connect.
+async fn h1_conn(
+    w: &WorkerCtx,
+    peer: Peer<'_>,
+    tls_key: u64,
+    fresh: bool,
+) -> Result<UpConn, Error> {
+    let key = (peer.addr, tls_key);
+    let gates = &w.pools.gates;
+    let until = std::time::Instant::now() + peer.queue_timeout;
+    let mut woken = false;
+    loop {
+        if woken && !fresh {
+            if let Some(c) = w.pools.take(peer.addr, tls_key, peer.idle) {
+                return Ok(c);
+            }
+        }
+        if let Some(_slot) = gates.try_connect(key, peer.max_connecting, woken) {
+            let io = connect(peer.addr, peer.connect_timeout, peer.tls).await?;
+            let mut c = UpConn::new(io, peer.addr, tls_key);
+            c.max_requests = peer.max_requests;
+            return Ok(c);
+        }
+        match monoio::time::timeout_at(until.into(), gates.wait(key, peer.max_queued, woken)).await
+        {
+            Ok(Ok(())) => woken = true,
+            Ok(Err(_)) => return Err(Error::QueueFull),
+            Err(_) => return Err(Error::QueueTimeout),
         }
     }
 }

@@ -33,8 +33,11 @@ pub fn ring_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Retry tokens a worker starts with and holds at most, per upstream.
-const RETRY_TOKENS_START: f64 = 3.0;
+/// The retry budget's floor (Linkerd's `minRetriesPerSecond`): whatever the share of
+/// requests says, a worker may retry this many times a second per upstream, so a
+/// cold or quiet worker can still retry. It starts with one second's worth.
+const MIN_RETRIES_PER_SECOND: f64 = 10.0;
+/// Most retry tokens a worker holds per upstream.
 const RETRY_TOKENS_MAX: f64 = 20.0;
 
 #[derive(Debug, Clone)]
@@ -56,6 +59,8 @@ struct Ups {
     in_flight: u32,
     pending: u32,
     retry_tokens: f64,
+    /// When the floor last added tokens.
+    retry_refilled: Instant,
 }
 
 #[derive(Debug)]
@@ -143,7 +148,8 @@ impl Balancers {
                         .collect(),
                     in_flight: prev.map_or(0, |p| p.in_flight),
                     pending: prev.map_or(0, |p| p.pending),
-                    retry_tokens: prev.map_or(RETRY_TOKENS_START, |p| p.retry_tokens),
+                    retry_tokens: prev.map_or(MIN_RETRIES_PER_SECOND, |p| p.retry_tokens),
+                    retry_refilled: prev.map_or_else(Instant::now, |p| p.retry_refilled),
                 }
             })
             .collect();
@@ -183,6 +189,17 @@ impl Balancers {
             if n < eligible.len() {
                 eligible[n] = i as u32;
                 n += 1;
+            }
+        }
+        if n == 0 {
+            // Panic mode (Envoy's): every untried target is unhealthy or ejected, so
+            // health says nothing useful; spread over all of them rather than refuse
+            // everything. A target that is really down fails to connect at once.
+            for i in 0..s.targets.len().min(eligible.len()) {
+                if !tried.contains(&(i as u32)) {
+                    eligible[n] = i as u32;
+                    n += 1;
+                }
             }
         }
         let e = &eligible[..n];
@@ -270,6 +287,10 @@ impl Balancers {
                 {
                     return None;
                 }
+                if !may_eject(up, &s.targets, t as usize) {
+                    return None;
+                }
+                let x = &mut s.targets[t as usize];
                 x.ejections += 1;
                 let d = up
                     .outlier
@@ -338,6 +359,10 @@ impl Balancers {
             return false;
         }
         let s = &mut st.ups[u as usize];
+        let now = Instant::now();
+        let floor = now.duration_since(s.retry_refilled).as_secs_f64() * MIN_RETRIES_PER_SECOND;
+        s.retry_tokens = (s.retry_tokens + floor).min(RETRY_TOKENS_MAX);
+        s.retry_refilled = now;
         if s.retry_tokens < 1.0 {
             return false;
         }
@@ -371,6 +396,22 @@ fn target_series(plan: &Plan, u: u32, t: u32) -> Option<&crate::observe::metrics
         .target_series
         .get(t as usize)?
         .as_deref()
+}
+
+/// Whether passive detection may eject target `t` now: at most
+/// `max_ejection_percent` of the targets are out at once (always allowing one), and
+/// never the last one still able to serve (actively healthy and not ejected).
+fn may_eject(up: &Upstream, targets: &[Tgt], t: usize) -> bool {
+    let now = Instant::now();
+    let out = |x: &Tgt| x.ejected_until.is_some_and(|u| now < u);
+    let ejected = targets.iter().filter(|x| out(x)).count();
+    let allowed =
+        ((targets.len() as u64 * u64::from(up.outlier.max_ejection_percent)) / 100).max(1);
+    let others_serving = targets
+        .iter()
+        .enumerate()
+        .any(|(i, x)| i != t && !out(x) && actively_healthy(up, i));
+    (ejected as u64) < allowed && others_serving
 }
 
 fn actively_healthy(up: &Upstream, i: usize) -> bool {

@@ -105,6 +105,8 @@ pub struct Pools {
     sessions: RefCell<Map<(SocketAddr, u64), (Session, Duration)>>,
     /// Targets an HTTP/2 session is being made to: other requests wait for it.
     connecting: RefCell<Vec<(SocketAddr, u64)>>,
+    /// HTTP/1.1 connects in progress and requests queued for a connection, per target.
+    pub gates: super::gate::Gates,
 }
 
 impl Pools {
@@ -177,6 +179,7 @@ impl Pools {
         self.sessions
             .borrow_mut()
             .retain(|_, (s, max_idle)| !s.stale(*max_idle));
+        self.gates.prune();
     }
 
     /// Returns a connection whose last exchange ended cleanly.
@@ -193,10 +196,13 @@ impl Pools {
             return;
         }
         conn.idle_since = Instant::now();
+        let key = (conn.addr, conn.tls_key);
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry((conn.addr, conn.tls_key)).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(conn);
+            drop(idle);
+            self.gates.returned(key);
         }
     }
 

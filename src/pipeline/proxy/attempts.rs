@@ -21,6 +21,10 @@ use super::{send_and_receive, Fail, Peer};
 /// Pooled connections to a literal `host:port` integration are kept this long idle.
 pub const LITERAL_IDLE: Duration = Duration::from_secs(30);
 const LITERAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connects at once per worker to a literal address, and requests queued behind them
+/// (an `[upstreams]` table sets its own).
+const LITERAL_MAX_CONNECTING: u32 = 8;
+const LITERAL_MAX_QUEUED: u32 = 1024;
 /// How often a request waiting for a free connection slot looks again.
 const SLOT_POLL: Duration = Duration::from_millis(1);
 
@@ -102,6 +106,9 @@ pub(super) async fn exchange(
                 idle: LITERAL_IDLE,
                 max_requests: None,
                 h2: false,
+                max_connecting: LITERAL_MAX_CONNECTING,
+                max_queued: LITERAL_MAX_QUEUED,
+                queue_timeout: LITERAL_CONNECT_TIMEOUT,
             };
             return timed(
                 send_and_receive(ds, head, body, req, resp, peer, replayable, w),
@@ -118,7 +125,18 @@ pub(super) async fn exchange(
     // Whether every attempt so far failed to connect.
     let mut refused_all = true;
     loop {
-        let Some(t) = b.pick(plan, u, key, &tried[..n]) else {
+        let mut pick = b.pick(plan, u, key, &tried[..n]);
+        if pick.is_none() && last.is_some_and(nothing_sent) {
+            // Every target was tried and the last would not take a connection: the
+            // same targets again after a short backoff (a listen queue overflowing
+            // under a burst drains in milliseconds).
+            let wait = backoff(n as u32, w);
+            if Instant::now() + wait < deadline {
+                monoio::time::sleep(wait).await;
+                pick = b.pick(plan, u, key, &[]);
+            }
+        }
+        let Some(t) = pick else {
             // Nothing left to try: if the last target would not even take a
             // connection, no target is healthy as far as this request can tell.
             return Err(Fail::Respond(match last {
@@ -134,8 +152,12 @@ pub(super) async fn exchange(
             idle: up.idle_timeout,
             max_requests: up.max_requests_per_connection,
             h2: up.h2,
+            max_connecting: up.max_connecting,
+            max_queued: up.max_queued,
+            queue_timeout: up.queue_timeout,
         };
         b.begin(plan, u, t);
+        let taken = body.taken();
         let res = timed(
             send_and_receive(ds, head, body, req, resp, peer, replayable, w),
             deadline,
@@ -164,10 +186,14 @@ pub(super) async fn exchange(
                 up.outlier.consecutive
             );
         }
+        // Nothing of the request reached anyone when the connection could not be
+        // made, and no body was taken from the client for it: safe for any method.
+        let resendable = replayable
+            || matches!(res, Err(Fail::Respond(e)) if nothing_sent(e) && body.taken() == taken);
         match res {
             Err(Fail::Respond(e))
                 if e.retry_safe()
-                    && replayable
+                    && resendable
                     && (n as u32) < up.retries
                     && Instant::now() < deadline
                     && b.take_retry(plan, u, t) =>
@@ -183,6 +209,23 @@ pub(super) async fn exchange(
             other => return other,
         }
     }
+}
+
+/// Failures that leave the request unsent: the connection was never made.
+fn nothing_sent(e: Error) -> bool {
+    matches!(
+        e,
+        Error::UpstreamConnect | Error::UpstreamConnectTimeout | Error::UpstreamTls
+    )
+}
+
+/// Before retry `n` (1-based) of targets that refused: 25 ms doubling per retry,
+/// at most 400 ms, jittered between half and all of it so that a burst's retries
+/// do not arrive together.
+fn backoff(n: u32, w: &WorkerCtx) -> Duration {
+    let base = Duration::from_millis(25) * (1u32 << n.saturating_sub(1).min(4));
+    let half = base / 2;
+    half + half.mul_f64(f64::from(w.roll_ppm()) / 1_000_000.0)
 }
 
 async fn timed<F: std::future::Future<Output = Result<UpConn, Fail>>>(

@@ -49,6 +49,7 @@ fn route_settings(cx: &mut Ctx, r: &Entry<model::Route>, g: &Gateway) -> (Durati
     (timeout, buffering)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn compile_stage(
     cx: &mut Ctx,
     cfg: &Config,

@@ -15,6 +15,16 @@ use crate::upstream::TlsPeer;
 /// Ring points per unit of weight: enough that each target's share of the ring is
 /// within a few percent of its weight's.
 const POINTS_PER_WEIGHT: u32 = 160;
+/// Envoy's default is 10%: ejection must never take a large part of a pool out.
+const DEFAULT_MAX_EJECTION_PERCENT: u32 = 10;
+/// Connects at once to one target, node-wide: a small server's listen queue (Python's
+/// `http.server` has 5) takes this many without dropping SYNs; requests beyond it
+/// wait for a connection, which a keep-alive upstream hands back in microseconds.
+const DEFAULT_MAX_CONNECTING: u32 = 8;
+/// Requests per target, node-wide, that may wait for a connection.
+const DEFAULT_MAX_QUEUED: u32 = 4096;
+/// HAProxy's `timeout queue` defaults to its connect timeout; a burst needs longer.
+const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) fn compile(
     cx: &mut Ctx,
@@ -108,12 +118,29 @@ pub(super) fn compile(
                 consecutive: 5,
                 base_ejection: Duration::from_secs(10),
                 max_ejection: Duration::from_secs(300),
+                max_ejection_percent: DEFAULT_MAX_EJECTION_PERCENT,
             },
-            Some(o) => Outlier {
-                consecutive: o.consecutive.unwrap_or(5),
-                base_ejection: duration(cx, e, &o.base_ejection, Duration::from_secs(10)),
-                max_ejection: duration(cx, e, &o.max_ejection, Duration::from_secs(300)),
-            },
+            Some(o) => {
+                let pct = o
+                    .max_ejection_percent
+                    .unwrap_or(DEFAULT_MAX_EJECTION_PERCENT);
+                if pct > 100 {
+                    cx.err(
+                        e.at.clone(),
+                        format!(
+                            "upstream `{}`: outlier.max_ejection_percent must be between 0 and 100",
+                            e.name
+                        ),
+                        None,
+                    );
+                }
+                Outlier {
+                    consecutive: o.consecutive.unwrap_or(5),
+                    base_ejection: duration(cx, e, &o.base_ejection, Duration::from_secs(10)),
+                    max_ejection: duration(cx, e, &o.max_ejection, Duration::from_secs(300)),
+                    max_ejection_percent: pct.min(100),
+                }
+            }
         };
         let retry_budget = v.retry_budget.unwrap_or(0.2);
         if !(0.0..=1.0).contains(&retry_budget) {
@@ -166,6 +193,9 @@ pub(super) fn compile(
             max_pending,
             max_requests_per_connection: v.max_requests_per_connection.filter(|&n| n > 0),
             idle_timeout: duration(cx, e, &v.idle_timeout, Duration::from_secs(30)),
+            max_connecting: per_worker(v.max_connecting.unwrap_or(DEFAULT_MAX_CONNECTING).max(1)),
+            max_queued: per_worker(v.max_queued.unwrap_or(DEFAULT_MAX_QUEUED)),
+            queue_timeout: duration(cx, e, &v.queue_timeout, DEFAULT_QUEUE_TIMEOUT),
             target_health: vec![None; n],
             target_series: vec![None; n],
             tls,

@@ -154,11 +154,85 @@ fn circuit_breaking_slots_and_retry_budget() {
     b.queued(&p, 0, false);
     b.end(&p, 0, 0, Attempt::Ok);
     assert_eq!(b.slot(&p, 0), Slot::Free);
-    // 3 tokens to start with, then 0.5 per request
+    // the floor's 10 tokens to start with, then 0.5 per request
     let mut granted = 0;
-    for _ in 0..10 {
+    for _ in 0..30 {
         b.deposit(&p, 0);
         granted += usize::from(b.take_retry(&p, 0, 0));
     }
-    assert_eq!(granted, 8, "3 + 10 × 0.5");
+    // (the floor adds one more each 100 ms this takes)
+    assert!((25..=26).contains(&granted), "10 + 30 × 0.5, got {granted}");
+    assert!(!b.take_retry(&p, 0, 0));
+    // the floor: 10 a second even with no requests to earn them
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(b.take_retry(&p, 0, 0));
+    assert!(b.take_retry(&p, 0, 0));
+}
+
+fn fail_times(b: &Balancers, p: &Plan, t: u32, n: usize) -> Option<Duration> {
+    let mut last = None;
+    for _ in 0..n {
+        b.begin(p, 0, t);
+        last = last.or(b.end(p, 0, t, Attempt::Failed));
+    }
+    last
+}
+
+#[test]
+fn ejection_takes_at_most_its_share_and_never_the_last_target() {
+    let ten: String = (1..=10)
+        .map(|i| format!(r#""127.0.0.1:{i}""#))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let p = plan(
+        "round_robin",
+        &ten,
+        "outlier = { consecutive = 1, base_ejection = \"10s\", max_ejection_percent = 20 }",
+    );
+    let b = Balancers::new(0);
+    // 20% of ten: two targets out at most
+    assert!(fail_times(&b, &p, 0, 1).is_some());
+    assert!(fail_times(&b, &p, 1, 1).is_some());
+    assert_eq!(fail_times(&b, &p, 2, 3), None);
+    let picked = counts((0..100).map(|_| b.pick(&p, 0, None, &[]).unwrap()), 10);
+    assert_eq!((picked[0], picked[1]), (0, 0), "{picked:?}");
+    assert!(picked[2] > 0);
+
+    // the default (10%) still allows one; a single target is never ejected
+    let p = plan(
+        "round_robin",
+        r#""127.0.0.1:1", "127.0.0.1:2""#,
+        "outlier = { consecutive = 1 }",
+    );
+    let b = Balancers::new(0);
+    assert!(fail_times(&b, &p, 0, 1).is_some());
+    assert_eq!(fail_times(&b, &p, 1, 5), None, "the last one able to serve");
+    let p = plan(
+        "round_robin",
+        r#""127.0.0.1:1""#,
+        "outlier = { consecutive = 1 }",
+    );
+    let b = Balancers::new(0);
+    assert_eq!(fail_times(&b, &p, 0, 5), None);
+    assert_eq!(b.pick(&p, 0, None, &[]), Some(0));
+}
+
+#[test]
+fn with_every_target_out_the_balancer_panics_over_all_of_them() {
+    let p = plan(
+        "round_robin",
+        THREE,
+        "outlier = { consecutive = 1, max_ejection_percent = 100 }",
+    );
+    let b = Balancers::new(0);
+    assert!(fail_times(&b, &p, 0, 1).is_some());
+    assert!(fail_times(&b, &p, 1, 1).is_some());
+    // the third is the last able to serve: kept
+    assert_eq!(fail_times(&b, &p, 2, 1), None);
+    assert_eq!(b.pick(&p, 0, None, &[]), Some(2));
+    // tried already: the ejected ones are used rather than nothing (panic mode)
+    let c = counts((0..40).map(|_| b.pick(&p, 0, None, &[2]).unwrap()), 3);
+    assert_eq!(c[2], 0);
+    assert!(c[0] > 10 && c[1] > 10, "{c:?}");
+    assert_eq!(b.pick(&p, 0, None, &[0, 1, 2]), None);
 }
