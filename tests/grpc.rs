@@ -708,27 +708,21 @@ fn gateway_errors_reach_grpc_clients_as_grpc_statuses() {
 }
 
 #[test]
-fn h2load_drives_grpc_calls_through_to_the_h2_upstream() {
+fn many_grpc_calls_share_the_h2_upstream_connection() {
     let up = GrpcServer::start();
     let gw = Gateway::start(&cfg(&h2c_upstream(up.addr)));
-    let body = gw.dir.write("call.bin", "\0\0\0\0\x05hello");
-    let url = format!("http://{}/echo.Echo/Unary", gw.addr);
-    let (ok, failed) = h2load(&[
-        "-n",
-        "3000",
-        "-c",
-        "4",
-        "-m",
-        "32",
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
-        "-d",
-        body.to_str().unwrap(),
-        &url,
-    ]);
-    assert_eq!((ok, failed), (3000, 0));
+    let load = h2load::Load {
+        method: "POST",
+        path: "/echo.Echo/Unary".into(),
+        headers: vec![
+            ("content-type", "application/grpc".into()),
+            ("te", "trailers".into()),
+        ],
+        body: Bytes::from_static(b"\0\0\0\0\x05hello"),
+        ..h2load::Load::get("", 4, 32, 3000)
+    };
+    let t = h2load::run(gw.addr, &load);
+    assert_eq!((t.count(200), t.total()), (3000, 3000), "{t:?}");
     assert_eq!(up.requests.load(Ordering::SeqCst), 3000);
     assert!(
         up.connections() <= 2,

@@ -232,12 +232,11 @@ fn sni_picks_the_certificate_and_requests_flow_over_tls() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(r#""body_len": 2000000"#), "{text}");
 
-    // h2load: many streams on a few TLS connections (ALPN h2)
-    let url = format!("https://127.0.0.1:{}/ping", addr.port());
-    assert_eq!(
-        h2load(&["-n", "2000", "-c", "4", "-m", "20", &url]),
-        (2000, 0)
-    );
+    // load: many streams on a few TLS connections (ALPN h2)
+    let mut load = h2load::Load::get("/ping", 4, 20, 2000);
+    load.tls = Some((client_config(&ca, &[b"h2"]), "api.example.com".to_string()));
+    let t = h2load::run(addr, &load);
+    assert_eq!((t.count(200), t.total()), (2000, 2000), "{t:?}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod h2load;
 pub mod recorder;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_turnpike");
@@ -539,36 +540,6 @@ pub fn check_reports(path: &std::path::Path, needles: &[&str]) {
     for needle in needles {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
-}
-
-/// Runs h2load with `args`; returns (succeeded, failed) from its summary line. The
-/// status counts must also say 2xx for all that succeeded.
-pub fn h2load(args: &[&str]) -> (u64, u64) {
-    let out = Command::new("h2load")
-        .args(args)
-        .output()
-        .expect("h2load is needed (.ci/run installs nghttp2-client)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("requests:"))
-        .unwrap_or_else(|| panic!("no summary from h2load: {text}"));
-    let count = |word: &str| -> u64 {
-        line.split(',')
-            .find_map(|p| p.trim().strip_suffix(word))
-            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no `{word}` in {line}"))
-    };
-    let (ok, failed) = (count("succeeded"), count("failed"));
-    let codes = text
-        .lines()
-        .find(|l| l.starts_with("status codes:"))
-        .unwrap_or_else(|| panic!("no status codes from h2load: {text}"));
-    assert!(
-        codes.contains(&format!("{ok} 2xx")),
-        "not all 2xx: {codes}\n{text}"
-    );
-    (ok, failed)
 }
 
 /// A current-thread tokio runtime for the tests' HTTP/2 clients and servers.
