@@ -496,17 +496,42 @@ async fn h1_conn(
     let gates = &w.pools.gates;
     let until = std::time::Instant::now() + peer.queue_timeout;
     let mut woken = false;
+    // Time spent connecting, across the sockets given up for lost SYNs.
+    let mut connecting = Duration::ZERO;
     loop {
         if woken && !fresh {
             if let Some(c) = w.pools.take(peer.addr, tls_key, peer.idle) {
                 return Ok(c);
             }
         }
-        if let Some(_slot) = gates.try_connect(key, peer.max_connecting, woken) {
-            let io = connect(peer.addr, peer.connect_timeout, peer.tls).await?;
-            let mut c = UpConn::new(io, peer.addr, tls_key);
-            c.max_requests = peer.max_requests;
-            return Ok(c);
+        if let Some(slot) = gates.try_connect(key, peer.max_connecting, woken) {
+            let left = peer.connect_timeout.saturating_sub(connecting);
+            let lost = slot.gate().lost_after().filter(|&l| l < left);
+            let started = std::time::Instant::now();
+            let res = connect(peer.addr, lost.unwrap_or(left), peer.tls).await;
+            connecting += started.elapsed();
+            match res {
+                Ok(io) => {
+                    slot.succeeded(started.elapsed());
+                    let mut c = UpConn::new(io, peer.addr, tls_key);
+                    c.max_requests = peer.max_requests;
+                    c.in_use(slot.gate().clone());
+                    return Ok(c);
+                }
+                Err(Error::UpstreamConnectTimeout) => {
+                    slot.lost();
+                    if lost.is_none() {
+                        return Err(Error::UpstreamConnectTimeout);
+                    }
+                    // The SYN was lost (the target's accept queue is full): rather
+                    // than wait a second for the kernel to send it again, queue
+                    // for another try under the lowered limit.
+                    drop(slot);
+                    woken = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         }
         match monoio::time::timeout_at(until.into(), gates.wait(key, peer.max_queued, woken)).await
         {

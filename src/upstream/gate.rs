@@ -1,13 +1,28 @@
-//! Per worker, per target: how many connections are being made, and the requests
-//! waiting for a connection (HAProxy's `maxconn` and queue, on connection attempts).
+//! Per worker, per target: the connections requests are using, the connects under
+//! way, and the requests waiting for a connection (HAProxy's `maxconn` and queue,
+//! with the limit found by the gateway itself).
 //!
 //! A burst of concurrent requests to a target with no idle connection would
-//! otherwise open one socket each at once; a small upstream's listen queue overflows,
-//! its SYNs are dropped and the connects time out. Here at most `max_connecting`
-//! connects run at once per target; the other requests queue, in order, and are woken
-//! one at a time when a connection comes back to the pool or a connect finishes
-//! (whichever comes first serves them). The queue is bounded and its wait timed by
-//! the caller. Single-threaded (the worker's): `Rc`, `Cell`, wakers, no locks.
+//! otherwise open one socket each at once; a small upstream's listen queue overflows
+//! (Python's `http.server` has 5 places), its SYNs are dropped and the connects time
+//! out. Two bounds prevent that:
+//! - at most `max_connecting` connects run at once per target;
+//! - an adaptive limit on connections in use (AIMD, as TCP's window): a connect whose
+//!   SYN was lost (it takes many times the target's usual connect time, see
+//!   [`TargetGate::lost_after`]) or that times out while other connections to the
+//!   target are busy means the target's accept queue is full, not that it is down,
+//!   so the limit is halved to what it was serving; a window of successful connects
+//!   widens it again by one, at most every [`GROW_EVERY`]. It starts unbounded: a
+//!   target that never overflows is never limited.
+//!
+//! A connect whose SYN was lost would wait for the kernel's retransmission, a whole
+//! second (the initial RTO) later; the caller gives that socket up at
+//! [`TargetGate::lost_after`] instead and queues again, under the lowered limit.
+//!
+//! Requests over either bound queue, in order, and are woken one at a time when a
+//! connection comes back to the pool or closes, or a connect finishes. The queue is
+//! bounded and its wait timed by the caller. Single-threaded (the worker's): `Rc`,
+//! `Cell`, wakers, no locks.
 //!
 //! Tested by the unit tests below and end to end by the burst tests (`tests/burst.rs`).
 
@@ -17,8 +32,20 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 type Key = (SocketAddr, u64);
+
+/// An adaptive limit at or above this is no limit.
+const UNBOUNDED: u32 = u32::MAX;
+/// Past this the limit is dropped again: nothing is being protected any more.
+const FORGET_LIMIT_ABOVE: u32 = 1 << 16;
+/// The limit grows by one at most this often (about what an overflow costs to see).
+pub const GROW_EVERY: Duration = Duration::from_millis(100);
+/// A connect is taken for lost after this many times the target's usual connect
+/// time, and never before `LOST_AT_LEAST`.
+const LOST_FACTOR: u32 = 8;
+const LOST_AT_LEAST: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct Waiter {
@@ -34,71 +61,188 @@ impl std::fmt::Debug for Waiter {
     }
 }
 
-#[derive(Debug, Default)]
-struct Gate {
-    connecting: u32,
-    queue: VecDeque<Rc<Waiter>>,
+/// One target's connections on one worker.
+#[derive(Debug)]
+pub struct TargetGate {
+    /// Connections handed to requests (connecting ones included).
+    busy: Cell<u32>,
+    connecting: Cell<u32>,
+    /// The adaptive limit on `busy` (`UNBOUNDED` until a connect overflows it).
+    limit: Cell<u32>,
+    /// Successful connects since the limit last grew.
+    grown: Cell<u32>,
+    /// When the limit last changed.
+    changed: Cell<Instant>,
+    /// Smoothed time of a successful connect, in microseconds (0: none yet).
+    srtt_us: Cell<u32>,
+    queue: RefCell<VecDeque<Rc<Waiter>>>,
+}
+
+impl Default for TargetGate {
+    fn default() -> Self {
+        TargetGate {
+            busy: Cell::new(0),
+            connecting: Cell::new(0),
+            limit: Cell::new(UNBOUNDED),
+            grown: Cell::new(0),
+            changed: Cell::new(Instant::now()),
+            srtt_us: Cell::new(0),
+            queue: RefCell::default(),
+        }
+    }
+}
+
+impl TargetGate {
+    /// A pooled connection goes to a request (no bound: it is open already).
+    pub fn acquire(&self) {
+        self.busy.set(self.busy.get() + 1);
+    }
+
+    /// A connection a request used is back in the pool or closed.
+    pub fn release(&self) {
+        self.busy.set(self.busy.get().saturating_sub(1));
+        self.wake_one();
+    }
+
+    /// How long a connect may take before its SYN is taken for lost: many times the
+    /// target's usual connect time (none known yet: never, `None`).
+    pub fn lost_after(&self) -> Option<Duration> {
+        match self.srtt_us.get() {
+            0 => None,
+            us => Some((Duration::from_micros(u64::from(us)) * LOST_FACTOR).max(LOST_AT_LEAST)),
+        }
+    }
+
+    /// Halves the limit to what the target was serving beside this connect (with
+    /// nothing else busy a connect failing says the target is down, not full).
+    fn overflowed(&self) {
+        let others = self.busy.get().saturating_sub(1);
+        if others > 0 {
+            self.limit.set((others.min(self.limit.get()) / 2).max(1));
+            self.grown.set(0);
+            self.changed.set(Instant::now());
+        }
+    }
+
+    /// The adaptive limit on connections in use (`None`: unbounded).
+    pub fn limit(&self) -> Option<u32> {
+        (self.limit.get() != UNBOUNDED).then(|| self.limit.get())
+    }
+
+    fn wake_one(&self) {
+        if let Some(w) = self.queue.borrow_mut().pop_front() {
+            w.woken.set(true);
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Gates {
-    gates: RefCell<HashMap<Key, Gate, std::hash::BuildHasherDefault<super::pool::AddrHasher>>>,
+    gates: RefCell<
+        HashMap<Key, Rc<TargetGate>, std::hash::BuildHasherDefault<super::pool::AddrHasher>>,
+    >,
 }
 
 /// The queue is full: the request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
 
-/// A connect in progress; when it drops, the next waiter is woken.
+/// A connect in progress, counted as a busy connection; when it drops, the connect
+/// is over (the connection, if made, is then counted by its [`TargetGate::acquire`]).
 #[derive(Debug)]
-pub struct Connecting<'g> {
-    gates: &'g Gates,
-    key: Key,
+pub struct Connecting {
+    gate: Rc<TargetGate>,
 }
 
-impl Drop for Connecting<'_> {
-    fn drop(&mut self) {
-        let mut gates = self.gates.gates.borrow_mut();
-        if let Some(g) = gates.get_mut(&self.key) {
-            g.connecting = g.connecting.saturating_sub(1);
-            wake_one(g);
+impl Connecting {
+    pub fn gate(&self) -> &Rc<TargetGate> {
+        &self.gate
+    }
+
+    /// The connect succeeded after `took`: the limit, if any, widens by one per
+    /// window of them (at most every [`GROW_EVERY`]).
+    pub fn succeeded(&self, took: Duration) {
+        let g = &self.gate;
+        let us = took.as_micros().min(u128::from(u32::MAX / 2)) as u32;
+        g.srtt_us.set(match g.srtt_us.get() {
+            0 => us.max(1),
+            s => (s - s / 8 + us / 8).max(1),
+        });
+        let limit = g.limit.get();
+        if limit == UNBOUNDED {
+            return;
         }
+        g.grown.set(g.grown.get() + 1);
+        if g.grown.get() >= limit && g.changed.get().elapsed() >= GROW_EVERY {
+            g.grown.set(0);
+            g.changed.set(Instant::now());
+            g.limit.set(if limit + 1 > FORGET_LIMIT_ABOVE {
+                UNBOUNDED
+            } else {
+                limit + 1
+            });
+        }
+    }
+
+    /// The connect timed out, or its SYN was lost: with other connections to the
+    /// target busy, that is its accept queue overflowing.
+    pub fn lost(&self) {
+        self.gate.overflowed();
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        let g = &self.gate;
+        g.connecting.set(g.connecting.get().saturating_sub(1));
+        g.release();
     }
 }
 
 impl Gates {
-    /// A connect slot for `key` if fewer than `max` connects are running there and
-    /// nobody is queued ahead (`queued_turn`: the caller was woken from the queue).
-    pub fn try_connect(&self, key: Key, max: u32, queued_turn: bool) -> Option<Connecting<'_>> {
-        let mut gates = self.gates.borrow_mut();
-        let g = gates.entry(key).or_default();
-        if g.connecting >= max || (!queued_turn && !g.queue.is_empty()) {
-            return None;
-        }
-        g.connecting += 1;
-        Some(Connecting { gates: self, key })
+    pub fn gate(&self, key: Key) -> Rc<TargetGate> {
+        self.gates.borrow_mut().entry(key).or_default().clone()
     }
 
-    /// Waits for a turn: a connection returned to the pool or a connect slot freed.
-    /// `front`: the caller was woken already and lost its turn to another request,
-    /// so it waits at the head of the queue. Refused at once past `max_queued`.
+    /// A connect slot for `key` if fewer than `max` connects are running, the
+    /// adaptive limit has room, and nobody is queued ahead (`queued_turn`: the
+    /// caller was woken from the queue).
+    pub fn try_connect(&self, key: Key, max: u32, queued_turn: bool) -> Option<Connecting> {
+        let gate = self.gate(key);
+        if gate.connecting.get() >= max
+            || gate.busy.get() >= gate.limit.get()
+            || (!queued_turn && !gate.queue.borrow().is_empty())
+        {
+            return None;
+        }
+        gate.connecting.set(gate.connecting.get() + 1);
+        gate.acquire();
+        Some(Connecting { gate })
+    }
+
+    /// Waits for a turn: a connection returned to the pool or closed, or a connect
+    /// slot freed. `front`: the caller was woken already and lost its turn to
+    /// another request, so it waits at the head of the queue. Refused at once past
+    /// `max_queued`.
     pub async fn wait(&self, key: Key, max_queued: u32, front: bool) -> Result<(), QueueFull> {
+        let gate = self.gate(key);
         let me = Rc::new(Waiter::default());
         {
-            let mut gates = self.gates.borrow_mut();
-            let g = gates.entry(key).or_default();
-            if g.queue.len() as u32 >= max_queued {
+            let mut q = gate.queue.borrow_mut();
+            if q.len() as u32 >= max_queued {
                 return Err(QueueFull);
             }
             if front {
-                g.queue.push_front(me.clone());
+                q.push_front(me.clone());
             } else {
-                g.queue.push_back(me.clone());
+                q.push_back(me.clone());
             }
         }
         let mut guard = Queued {
-            gates: self,
-            key,
+            gate,
             me,
             served: false,
         };
@@ -115,57 +259,42 @@ impl Gates {
         Ok(())
     }
 
-    /// A connection to `key` went back to the pool: the first waiter may take it.
-    pub fn returned(&self, key: Key) {
-        if let Some(g) = self.gates.borrow_mut().get_mut(&key) {
-            wake_one(g);
-        }
-    }
-
     /// Requests waiting for `key` (for tests and metrics).
     pub fn queued(&self, key: Key) -> usize {
-        self.gates.borrow().get(&key).map_or(0, |g| g.queue.len())
-    }
-
-    /// Forgets targets with nothing running and nobody waiting.
-    pub fn prune(&self) {
         self.gates
-            .borrow_mut()
-            .retain(|_, g| g.connecting > 0 || !g.queue.is_empty());
+            .borrow()
+            .get(&key)
+            .map_or(0, |g| g.queue.borrow().len())
     }
-}
 
-fn wake_one(g: &mut Gate) {
-    if let Some(w) = g.queue.pop_front() {
-        w.woken.set(true);
-        if let Some(waker) = w.waker.take() {
-            waker.wake();
-        }
+    /// Forgets targets nobody uses, waits for or limits.
+    pub fn prune(&self) {
+        self.gates.borrow_mut().retain(|_, g| {
+            Rc::strong_count(g) > 1 || g.busy.get() > 0 || g.limit.get() != UNBOUNDED
+        });
     }
 }
 
 /// A place in the queue; leaving it (a timeout, the client gone) gives a turn it was
 /// handed but did not use to the next waiter.
-struct Queued<'g> {
-    gates: &'g Gates,
-    key: Key,
+struct Queued {
+    gate: Rc<TargetGate>,
     me: Rc<Waiter>,
     served: bool,
 }
 
-impl Drop for Queued<'_> {
+impl Drop for Queued {
     fn drop(&mut self) {
         if self.served {
             return;
         }
-        let mut gates = self.gates.gates.borrow_mut();
-        let Some(g) = gates.get_mut(&self.key) else {
-            return;
-        };
         if self.me.woken.get() {
-            wake_one(g);
+            self.gate.wake_one();
         } else {
-            g.queue.retain(|w| !Rc::ptr_eq(w, &self.me));
+            self.gate
+                .queue
+                .borrow_mut()
+                .retain(|w| !Rc::ptr_eq(w, &self.me));
         }
     }
 }
@@ -182,8 +311,7 @@ mod tests {
     }
 
     fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        let waker = Waker::noop();
-        f.poll(&mut Context::from_waker(waker))
+        f.poll(&mut Context::from_waker(Waker::noop()))
     }
 
     #[test]
@@ -197,14 +325,17 @@ mod tests {
         assert!(poll(first.as_mut()).is_pending());
         assert!(poll(second.as_mut()).is_pending());
         assert_eq!(g.queued(key()), 2);
-        // a newcomer does not jump the queue
+        // a connect ends (its connection now counted by acquire): the first is woken
+        a.gate().acquire();
         drop(a);
+        // a newcomer does not jump the queue
         assert!(g.try_connect(key(), 2, false).is_none());
         assert_eq!(poll(first.as_mut()), Poll::Ready(Ok(())));
         assert!(poll(second.as_mut()).is_pending());
         // the woken waiter gets the freed slot
-        assert!(g.try_connect(key(), 2, true).is_some());
-        g.returned(key());
+        let c = g.try_connect(key(), 2, true).unwrap();
+        // a connection released wakes the next
+        c.gate().release();
         assert_eq!(poll(second.as_mut()), Poll::Ready(Ok(())));
         assert_eq!(g.queued(key()), 0);
     }
@@ -212,7 +343,7 @@ mod tests {
     #[test]
     fn the_queue_is_bounded_and_leaving_it_passes_the_turn_on() {
         let g = Gates::default();
-        let _a = g.try_connect(key(), 1, false).unwrap();
+        let a = g.try_connect(key(), 1, false).unwrap();
         let mut first = Box::pin(g.wait(key(), 2, false));
         let mut second = pin!(g.wait(key(), 2, false));
         let mut third = pin!(g.wait(key(), 2, false));
@@ -220,9 +351,56 @@ mod tests {
         assert!(poll(second.as_mut()).is_pending());
         assert_eq!(poll(third.as_mut()), Poll::Ready(Err(QueueFull)));
         // the first is woken but gives up (its timeout fired): the second gets the turn
-        g.returned(key());
+        drop(a);
         drop(first);
         assert_eq!(poll(second.as_mut()), Poll::Ready(Ok(())));
-        g.prune();
+    }
+
+    #[test]
+    fn a_connect_timing_out_beside_busy_connections_halves_the_limit() {
+        let g = Gates::default();
+        let gate = g.gate(key());
+        for _ in 0..40 {
+            gate.acquire();
+        }
+        assert_eq!(gate.limit(), None);
+        let c = g.try_connect(key(), 8, false).unwrap();
+        c.lost();
+        drop(c);
+        assert_eq!(gate.limit(), Some(20));
+        // 40 busy: no new connection until 20 are released
+        assert!(g.try_connect(key(), 8, false).is_none());
+        for _ in 0..21 {
+            gate.release();
+        }
+        let c = g.try_connect(key(), 8, false).unwrap();
+        // a window of successes widens it by one, once per GROW_EVERY
+        for _ in 0..40 {
+            c.succeeded(Duration::from_micros(80));
+        }
+        assert_eq!(gate.limit(), Some(20));
+        std::thread::sleep(GROW_EVERY);
+        for _ in 0..40 {
+            c.succeeded(Duration::from_micros(80));
+        }
+        assert_eq!(gate.limit(), Some(21));
+        // a SYN is taken for lost after 8 times the usual connect time, 50 ms at least
+        assert_eq!(gate.lost_after(), Some(Duration::from_millis(50)));
+        for _ in 0..100 {
+            c.succeeded(Duration::from_millis(20));
+        }
+        let lost = gate.lost_after().unwrap();
+        assert!(
+            lost > Duration::from_millis(150) && lost <= Duration::from_millis(160),
+            "{lost:?}"
+        );
+        // a lone connect timing out (nothing else busy) is a dead target, not a full one
+        drop(c);
+        for _ in 0..19 {
+            gate.release();
+        }
+        let c = g.try_connect(key(), 8, false).unwrap();
+        c.lost();
+        assert_eq!(gate.limit(), Some(21));
     }
 }

@@ -29,6 +29,15 @@ pub struct UpConn {
     /// The upstream's `max_requests_per_connection`: past it, the pool closes it.
     pub max_requests: Option<u32>,
     idle_since: Instant,
+    /// Its target's gate (HTTP/1.1), told while a request uses the connection.
+    gate: Option<std::rc::Rc<super::gate::TargetGate>>,
+    busy: bool,
+}
+
+impl Drop for UpConn {
+    fn drop(&mut self) {
+        self.idle();
+    }
 }
 
 impl UpConn {
@@ -43,6 +52,24 @@ impl UpConn {
             served: 0,
             max_requests: None,
             idle_since: Instant::now(),
+            gate: None,
+            busy: false,
+        }
+    }
+
+    /// Counts the connection against its target's gate while a request uses it.
+    pub fn in_use(&mut self, gate: std::rc::Rc<super::gate::TargetGate>) {
+        gate.acquire();
+        self.gate = Some(gate);
+        self.busy = true;
+    }
+
+    /// No request uses it any more (back in the pool, or closing).
+    fn idle(&mut self) {
+        if std::mem::take(&mut self.busy) {
+            if let Some(g) = &self.gate {
+                g.release();
+            }
         }
     }
 }
@@ -120,6 +147,10 @@ impl Pools {
         while let Some(mut c) = list.pop() {
             if now.duration_since(c.idle_since) < max_idle {
                 c.reused = true;
+                if let Some(g) = &c.gate {
+                    g.acquire();
+                    c.busy = true;
+                }
                 return Some(c);
             }
         }
@@ -196,13 +227,11 @@ impl Pools {
             return;
         }
         conn.idle_since = Instant::now();
-        let key = (conn.addr, conn.tls_key);
+        conn.idle();
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(key).or_default();
+        let list = idle.entry((conn.addr, conn.tls_key)).or_default();
         if list.len() < MAX_IDLE_PER_TARGET {
             list.push(conn);
-            drop(idle);
-            self.gates.returned(key);
         }
     }
 
