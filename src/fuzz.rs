@@ -2,6 +2,9 @@
 //! replays their seed corpora (`tests/fuzz_seeds.rs`). Each must accept any bytes
 //! without panicking; that is the whole property being fuzzed.
 
+use std::sync::OnceLock;
+
+use crate::plan::{Lookup, Method, Plan};
 use crate::proto::h1::{parse_request, BodyFraming, ChunkedDecoder, RequestHead};
 
 /// Parses a request head and, when it says chunked, decodes the bytes after it.
@@ -29,6 +32,97 @@ pub fn config(data: &[u8]) {
         }
         Err(e) => {
             let _ = e.to_string();
+        }
+    }
+}
+
+/// Decodes a chunked body fed in pieces (the first byte picks the piece size) and
+/// checks it against decoding the same bytes whole: the framing must never depend
+/// on how the bytes arrived, and a body accepted is exactly the concatenated chunks.
+pub fn chunked(data: &[u8]) {
+    let Some((&step, input)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(step % 31) + 1;
+    let whole = decode_in(input, input.len().max(1));
+    let pieces = decode_in(input, step);
+    assert_eq!(whole, pieces, "the decoder's verdict changed with the piece size {step}");
+}
+
+/// (body, trailers, done) when the decoder accepted `input` fed `step` bytes at a time.
+fn decode_in(input: &[u8], step: usize) -> Option<(Vec<u8>, Vec<u8>, bool)> {
+    let mut d = ChunkedDecoder::keeping_trailers();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < input.len() && !d.is_done() {
+        let end = (at + step).min(input.len());
+        let used = d.decode(&input[at..end], &mut out).ok()?;
+        assert!(used <= end - at, "consumed more than it was given");
+        if used < end - at {
+            // only a finished body leaves input behind
+            assert!(d.is_done(), "left input unconsumed before the end");
+        }
+        at += used;
+    }
+    let done = d.is_done();
+    Some((out, d.take_trailers(), done))
+}
+
+/// A routing table with every kind of route (static, `{param}`, `{greedy+}`,
+/// `$default`, hosts, base paths), compiled once.
+fn routing_plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let text = r#"
+[gateway]
+workers = 1
+[apis.a.routes."GET /users/{id}"]
+integration = { type = "mock" }
+[apis.a.routes."PUT /users/{id}/files/{name}"]
+integration = { type = "mock" }
+[apis.a.routes."GET /users/me"]
+integration = { type = "mock" }
+[apis.a.routes."ANY /files/{path+}"]
+integration = { type = "mock" }
+[apis.a.routes."POST /"]
+integration = { type = "mock" }
+[apis.a.routes."$default"]
+integration = { type = "mock" }
+[apis.b.routes."GET /v/{x}/{y}/{z}"]
+integration = { type = "mock" }
+[stages.a]
+api = "a"
+hosts = ["api.example.com", "*"]
+[stages.b]
+api = "b"
+hosts = ["x.example.org"]
+base_path = "/v1"
+"#;
+        let cfg = crate::config::load_str("fuzz.toml", text).expect("the fuzz routing table loads");
+        crate::plan::compile(cfg, 1).expect("the fuzz routing table compiles")
+    })
+}
+
+/// Looks up a method, host and path taken from the bytes: never a panic, and the
+/// parameters found are slices of the path that contain no `/` (but a greedy one).
+pub fn router(data: &[u8]) {
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let (host, path) = text.split_once(' ').unwrap_or(("api.example.com", &text));
+    let method = Method::from_bytes(
+        [&b"GET"[..], b"PUT", b"POST", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"BREW"]
+            [usize::from(m % 8)],
+    );
+    let plan = routing_plan();
+    if let Lookup::Found(id, params) = plan.router.lookup(host, method, path) {
+        let route = plan.route(id);
+        assert!(params.len() <= route.param_names.len());
+        for i in 0..params.len() {
+            let v = params.get(path, i);
+            let greedy = route.key.contains('+') && i + 1 == route.param_names.len();
+            assert!(greedy || !v.contains('/'), "{v:?} for {}", route.key);
         }
     }
 }

@@ -11,9 +11,12 @@ fn replay(target: &str, f: fn(&[u8])) {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         f(&std::fs::read(&path).unwrap());
-        // every prefix too: truncated input is the most common shape on the wire
+        // prefixes too: truncated input is the most common shape on the wire
+        // (every one of a short seed, 32 spread over a long one)
         let data = std::fs::read(&path).unwrap();
-        for cut in 0..data.len().min(512) {
+        let step = (data.len() / 32).max(1);
+        let short = data.len() <= 256;
+        for cut in (0..data.len()).filter(|c| short || c % step == 0) {
             f(&data[..cut]);
         }
         n += 1;
@@ -29,4 +32,14 @@ fn h1_request_seeds() {
 #[test]
 fn config_seeds() {
     replay("config", turnpike::fuzz::config);
+}
+
+#[test]
+fn chunked_seeds() {
+    replay("chunked", turnpike::fuzz::chunked);
+}
+
+#[test]
+fn router_seeds() {
+    replay("router", turnpike::fuzz::router);
 }
