@@ -46,7 +46,10 @@ pub fn chunked(data: &[u8]) {
     let step = usize::from(step % 31) + 1;
     let whole = decode_in(input, input.len().max(1));
     let pieces = decode_in(input, step);
-    assert_eq!(whole, pieces, "the decoder's verdict changed with the piece size {step}");
+    assert_eq!(
+        whole, pieces,
+        "the decoder's verdict changed with the piece size {step}"
+    );
 }
 
 /// (body, trailers, done) when the decoder accepted `input` fed `step` bytes at a time.
@@ -112,8 +115,16 @@ pub fn router(data: &[u8]) {
     let text = String::from_utf8_lossy(rest);
     let (host, path) = text.split_once(' ').unwrap_or(("api.example.com", &text));
     let method = Method::from_bytes(
-        [&b"GET"[..], b"PUT", b"POST", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"BREW"]
-            [usize::from(m % 8)],
+        [
+            &b"GET"[..],
+            b"PUT",
+            b"POST",
+            b"DELETE",
+            b"PATCH",
+            b"HEAD",
+            b"OPTIONS",
+            b"BREW",
+        ][usize::from(m % 8)],
     );
     let plan = routing_plan();
     if let Lookup::Found(id, params) = plan.router.lookup(host, method, path) {
