@@ -197,3 +197,83 @@ api = "a"
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A target whose accept queue is full (its SYNs go unanswered): one connect at a
+/// time per worker is tried, one more request may wait for it, and the queue's
+/// bound and timeout answer the rest with 503s instead of piling up sockets.
+#[test]
+fn the_connection_queue_is_bounded_and_timed() {
+    use socket2::{Domain, Socket, Type};
+    let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    // fill its accept queue (never accepted): later SYNs are dropped
+    let _held: Vec<_> = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let gw = Gateway::start(
+        &config(
+            &format!(
+                r#"
+[upstreams.full]
+targets = ["{addr}"]
+connect_timeout = "2s"
+retries = 0
+max_connecting = 1
+max_queued = 1
+queue_timeout = "300ms"
+
+[apis.a.routes."GET /x"]
+integration = {{ type = "http_proxy", uri = "http://full/x" }}
+
+[stages.s]
+api = "a"
+"#
+            ),
+            None,
+        )
+        .replace("workers = 2", "workers = 1"),
+    );
+    let addr = gw.addr;
+    let first = std::thread::spawn(move || get(addr, "/x"));
+    std::thread::sleep(Duration::from_millis(100));
+    let second = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        (get(addr, "/x"), t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // the connect slot and the one queue place are taken: refused at once
+    let t = std::time::Instant::now();
+    let third = get(addr, "/x");
+    assert_eq!(third.status, 503);
+    assert_eq!(
+        third.json_field("message").as_deref(),
+        Some("Service Unavailable: upstream queue full")
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    let (second, waited) = second.join().unwrap();
+    assert_eq!(second.status, 503);
+    assert_eq!(
+        second.json_field("message").as_deref(),
+        Some("Service Unavailable: no upstream connection within the queue timeout")
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    // the connect itself gives up at its timeout: no target took the connection
+    let first = first.join().unwrap();
+    assert_eq!(first.status, 503, "{}", first.text());
+    assert_eq!(
+        first.json_field("message").as_deref(),
+        Some("Service Unavailable: no healthy upstream target")
+    );
+}
