@@ -16,7 +16,8 @@ use crate::warn;
 
 use super::super::body::BodyReader;
 use super::super::{Downstream, WorkerCtx};
-use super::{send_and_receive, Fail, Peer};
+use super::send::{send_and_receive, Peer};
+use super::Fail;
 
 /// Pooled connections to a literal `host:port` integration are kept this long idle.
 pub const LITERAL_IDLE: Duration = Duration::from_secs(30);
