@@ -28,7 +28,7 @@ use h2::{RecvStream, SendStream};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::BufResult;
 
-use super::h1::{encode, parse_response, BodyFraming, ResponseHead};
+use super::h1::{encode, parse_response, BodyFraming, RequestHead, ResponseHead};
 
 mod body_out;
 mod grpc;
@@ -103,69 +103,45 @@ impl ResetWatch {
 pub struct BadRequest;
 
 impl H2Io {
-    /// Turns a received request into the HTTP/1.1 head the pipeline will read.
+    /// Takes a received request: its head into `head` (built from the HEADERS
+    /// frame's fields, never parsed from text), its body as what this stream reads.
     pub fn new(
         req: http::Request<RecvStream>,
         respond: SendResponse<Bytes>,
+        head: &mut RequestHead,
     ) -> Result<H2Io, (BadRequest, SendResponse<Bytes>)> {
         let (parts, recv) = req.into_parts();
-        let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(parts.method.as_str().as_bytes());
-        head.push(b' ');
-        let path = parts
+        let target = parts
             .uri
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        if !path.starts_with('/') {
+            .map_or(&b"/"[..], |p| p.as_str().as_bytes());
+        let host = match parts.uri.authority() {
+            Some(a) => a.as_str().as_bytes(),
+            None => parts
+                .headers
+                .get(http::header::HOST)
+                .map_or(&b""[..], |h| h.as_bytes()),
+        };
+        let recv_done = recv.is_end_stream();
+        let fields = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        if head
+            .from_parts(
+                parts.method.as_str().as_bytes(),
+                target,
+                host,
+                fields,
+                recv_done,
+            )
+            .is_err()
+        {
             return Err((BadRequest, respond));
         }
-        head.extend_from_slice(path.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\n");
-        let host = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            });
-        match host {
-            Some(h) => encode::header(&mut head, b"host", h.as_bytes()),
-            None => return Err((BadRequest, respond)),
-        }
-        let mut cookies: Vec<&[u8]> = Vec::new();
-        let mut has_length = false;
-        for (name, value) in &parts.headers {
-            let n = name.as_str().as_bytes();
-            match n {
-                b"host" => continue,
-                b"cookie" => {
-                    cookies.push(value.as_bytes());
-                    continue;
-                }
-                // connection-specific: not valid in HTTP/2, not forwarded
-                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
-                | b"upgrade" => continue,
-                b"content-length" => has_length = true,
-                _ => {}
-            }
-            encode::header(&mut head, n, value.as_bytes());
-        }
-        if !cookies.is_empty() {
-            encode::header(&mut head, b"cookie", &cookies.join(&b"; "[..]));
-        }
-        let recv_done = recv.is_end_stream();
-        let chunked = !recv_done && !has_length;
-        if chunked {
-            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
+        let chunked = head.body == BodyFraming::Chunked;
         Ok(H2Io {
-            pending: head,
+            pending: Vec::new(),
             pos: 0,
             recv,
             recv_done,

@@ -26,9 +26,8 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf as TokioReadBuf};
 
-use crate::pipeline::respond::write_error;
 use crate::pipeline::{self, Downstream, Rec, Scratch};
-use crate::proto::h1::{parse_request, RequestHead};
+use crate::proto::h1::RequestHead;
 use crate::proto::h2::H2Io;
 use crate::proto::io::{flush, ReadBuf};
 use crate::proto::tls::ClientIo;
@@ -320,7 +319,8 @@ async fn stream(
     _open: Open,
     resets: Rc<Cell<u32>>,
 ) {
-    let h2io = match H2Io::new(req, respond) {
+    let mut head = RequestHead::default();
+    let h2io = match H2Io::new(req, respond, &mut head) {
         Ok(io) => io,
         Err((_, respond)) => {
             H2Io::refuse(respond, 400, r#"{"message":"Bad Request"}"#);
@@ -332,36 +332,6 @@ async fn stream(
     let plan = st.plan.current();
     let mut rbuf = ReadBuf::with_capacity(4 << 10);
     let mut wbuf = Vec::new();
-    let mut head = RequestHead::default();
-    // the synthetic head arrives whole in the first read
-    loop {
-        if !rbuf.is_empty() {
-            match parse_request(rbuf.data(), plan.gateway.max_header_size, &mut head) {
-                Ok(Some(n)) => {
-                    rbuf.consume(n);
-                    break;
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    let mut rid = [0u8; 36];
-                    st.ctx.ids.write(&mut rid);
-                    write_error(
-                        &mut wbuf,
-                        false,
-                        crate::error::Error::BadRequest,
-                        &rid,
-                        false,
-                    );
-                    let _ = flush(&mut io, &mut wbuf).await;
-                    return;
-                }
-            }
-        }
-        match rbuf.fill(&mut io).await {
-            Ok(n) if n > 0 => {}
-            _ => return,
-        }
-    }
     let mut scratch = Scratch::default();
     let mut rec = Rec {
         client,

@@ -103,6 +103,99 @@ impl RequestHead {
     }
 }
 
+impl RequestHead {
+    /// A head from a request that arrived already parsed (an HTTP/2 HEADERS frame):
+    /// its parts are copied into the head's buffer once, never written out as text
+    /// and parsed again, with the checks and framing rules of [`parse_request`].
+    /// `host` is the `:authority` (or the `host` field); `cookie` fields are joined
+    /// into one (RFC 9113 §8.2.3); connection-specific fields are dropped. The body
+    /// is `Chunked` when the stream has data and no `content-length` says how much.
+    pub fn from_parts<'h>(
+        &mut self,
+        method: &[u8],
+        target: &[u8],
+        host: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        end_of_stream: bool,
+    ) -> Result<(), HeadError> {
+        if !target.starts_with(b"/")
+            || !target.iter().all(|b| b.is_ascii_graphic())
+            || host.is_empty()
+        {
+            return Err(HeadError::Malformed);
+        }
+        self.buf.clear();
+        self.headers.clear();
+        let push = |buf: &mut Vec<u8>, bytes: &[u8]| {
+            let a = buf.len();
+            buf.extend_from_slice(bytes);
+            span(a..buf.len())
+        };
+        self.method = push(&mut self.buf, method);
+        let t = push(&mut self.buf, target);
+        match memchr::memchr(b'?', target) {
+            Some(q) => {
+                let q = t.0 + q as u32;
+                self.path = (t.0, q);
+                self.query = Some((q + 1, t.1));
+            }
+            None => {
+                self.path = t;
+                self.query = None;
+            }
+        }
+        let name = push(&mut self.buf, b"host");
+        let value = push(&mut self.buf, host);
+        self.headers.push((name, value));
+        self.host = Some(value);
+        self.version = 1;
+        self.keep_alive = true;
+        self.expect_continue = false;
+        let mut content_length: Option<u64> = None;
+        // cookie fields, joined into one (allocates only when there are some)
+        let mut cookies: Vec<&[u8]> = Vec::new();
+        for (n, v) in headers {
+            match n {
+                b"host" => continue,
+                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+                | b"upgrade" => continue,
+                b"cookie" => {
+                    cookies.push(v);
+                    continue;
+                }
+                b"content-length" => {
+                    if content_length.is_some() {
+                        return Err(HeadError::Malformed);
+                    }
+                    content_length = Some(parse_content_length(v).ok_or(HeadError::Malformed)?);
+                }
+                b"expect" => self.expect_continue = v.eq_ignore_ascii_case(b"100-continue"),
+                _ => {}
+            }
+            let name = push(&mut self.buf, n);
+            let value = push(&mut self.buf, v);
+            self.headers.push((name, value));
+        }
+        if let Some((first, rest)) = cookies.split_first() {
+            let name = push(&mut self.buf, b"cookie");
+            let start = self.buf.len();
+            self.buf.extend_from_slice(first);
+            for c in rest {
+                self.buf.extend_from_slice(b"; ");
+                self.buf.extend_from_slice(c);
+            }
+            self.headers.push((name, span(start..self.buf.len())));
+        }
+        self.body = match content_length {
+            _ if end_of_stream => BodyFraming::Empty,
+            Some(0) => BodyFraming::Empty,
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::Chunked,
+        };
+        Ok(())
+    }
+}
+
 /// Parses one request head from the front of `input`. `Ok(None)`: need more bytes.
 /// `Ok(Some(n))`: `n` bytes were the head, now held in `head`.
 pub fn parse_request(

@@ -145,3 +145,90 @@ fn oversized_heads_are_431() {
         Err(HeadError::TooLarge)
     );
 }
+
+fn from_parts(
+    target: &[u8],
+    fields: &[(&[u8], &[u8])],
+    end: bool,
+) -> Result<RequestHead, HeadError> {
+    let mut h = RequestHead::default();
+    h.from_parts(
+        b"POST",
+        target,
+        b"api.example.com:8443",
+        fields.iter().copied(),
+        end,
+    )?;
+    Ok(h)
+}
+
+#[test]
+fn a_head_from_http2_fields_reads_like_a_parsed_one() {
+    let h = from_parts(
+        b"/orders/7?full=1",
+        &[
+            (b"cookie", b"a=1"),
+            (b"x-id", b"7"),
+            (b"connection", b"close"),
+            (b"cookie", b"b=2"),
+            (b"content-length", b"5"),
+        ],
+        false,
+    )
+    .unwrap();
+    assert_eq!(h.method(), b"POST");
+    assert_eq!(h.path(), "/orders/7");
+    assert_eq!(h.query(), Some(&b"full=1"[..]));
+    assert_eq!(h.host(), b"api.example.com");
+    assert_eq!(h.host_header(), b"api.example.com:8443");
+    assert_eq!(h.header(b"x-id"), Some(&b"7"[..]));
+    // cookie fields joined into one (RFC 9113 §8.2.3), connection-specific ones gone
+    assert_eq!(h.header(b"cookie"), Some(&b"a=1; b=2"[..]));
+    assert_eq!(h.header(b"connection"), None);
+    assert_eq!(h.body, BodyFraming::Length(5));
+    assert!(h.keep_alive);
+    // the same head as text, parsed, says the same
+    let text = head(b"POST /orders/7?full=1 HTTP/1.1\r\nhost: api.example.com:8443\r\nx-id: 7\r\ncontent-length: 5\r\ncookie: a=1; b=2\r\n\r\n");
+    let fields = |h: &RequestHead| {
+        let mut f: Vec<(Vec<u8>, Vec<u8>)> =
+            h.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        f.sort();
+        f
+    };
+    assert_eq!(fields(&h), fields(&text));
+}
+
+#[test]
+fn an_http2_body_is_framed_by_its_length_or_chunked() {
+    let no_length = from_parts(b"/", &[], false).unwrap();
+    assert_eq!(no_length.body, BodyFraming::Chunked);
+    let ended = from_parts(b"/", &[(b"content-length", b"9")], true).unwrap();
+    assert_eq!(ended.body, BodyFraming::Empty);
+    let zero = from_parts(b"/", &[(b"content-length", b"0")], false).unwrap();
+    assert_eq!(zero.body, BodyFraming::Empty);
+}
+
+#[test]
+fn an_http2_head_is_refused_where_a_parsed_one_would_be() {
+    for target in [&b"*"[..], b"http://x/", b"/a b", b"/\x7f"] {
+        assert_eq!(
+            from_parts(target, &[], true).err(),
+            Some(HeadError::Malformed),
+            "{target:?}"
+        );
+    }
+    let two = from_parts(
+        b"/",
+        &[(b"content-length", b"1"), (b"content-length", b"1")],
+        false,
+    );
+    assert_eq!(two.err(), Some(HeadError::Malformed));
+    let bad = from_parts(b"/", &[(b"content-length", b"+1")], false);
+    assert_eq!(bad.err(), Some(HeadError::Malformed));
+    let mut h = RequestHead::default();
+    assert_eq!(
+        h.from_parts(b"GET", b"/", b"", std::iter::empty(), true),
+        Err(HeadError::Malformed),
+        "no :authority and no host"
+    );
+}
