@@ -5,6 +5,7 @@
 //! upstream's retry budget. Every attempt's outcome feeds passive outlier detection.
 
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Side};
@@ -111,11 +112,10 @@ pub(super) async fn exchange(
                 max_queued: LITERAL_MAX_QUEUED,
                 queue_timeout: LITERAL_CONNECT_TIMEOUT,
             };
-            return timed(
-                send_and_receive(ds, head, body, req, resp, peer, replayable, w),
-                deadline,
-            )
-            .await;
+            let attempt = pin!(send_and_receive(
+                ds, head, body, req, resp, peer, replayable, w
+            ));
+            return timed(attempt, deadline).await;
         }
         Target::Upstream(u) => (u, &plan.upstreams[u as usize]),
     };
@@ -159,11 +159,12 @@ pub(super) async fn exchange(
         };
         b.begin(plan, u, t);
         let taken = body.taken();
-        let res = timed(
-            send_and_receive(ds, head, body, req, resp, peer, replayable, w),
-            deadline,
-        )
-        .await;
+        let res = {
+            let attempt = pin!(send_and_receive(
+                ds, head, body, req, resp, peer, replayable, w
+            ));
+            timed(attempt, deadline).await
+        };
         let verdict = match &res {
             Ok(_) if resp.status >= 500 => Attempt::Failed,
             Ok(_) => Attempt::Ok,
@@ -229,8 +230,10 @@ fn backoff(n: u32, w: &WorkerCtx) -> Duration {
     half + half.mul_f64(f64::from(w.roll_ppm()) / 1_000_000.0)
 }
 
+/// Runs an attempt (pinned where it was made: the future is large, and moving it
+/// into the timeout cost a copy per request) until `deadline`.
 async fn timed<F: std::future::Future<Output = Result<UpConn, Fail>>>(
-    f: F,
+    f: Pin<&mut F>,
     deadline: Instant,
 ) -> Result<UpConn, Fail> {
     match monoio::time::timeout_at(deadline.into(), f).await {
