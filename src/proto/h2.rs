@@ -57,6 +57,9 @@ pub struct H2Io {
     out: Vec<u8>,
     skip: usize,
     state: Out,
+    /// A response head handed over as fields ([`H2Io::set_head`]), sent with the
+    /// next write or [`H2Io::send_pending`].
+    ready: Option<ReadyHead>,
     head_request: bool,
     /// A gRPC request (`content-type: application/grpc…`): errors the gateway (or
     /// anything not speaking gRPC) answers are turned into gRPC statuses.
@@ -67,6 +70,13 @@ impl std::fmt::Debug for H2Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H2Io").field("state", &self.state).finish()
     }
+}
+
+/// A response head ready to go, with how its body will be forwarded (`None`: it has
+/// none, or none that goes out).
+struct ReadyHead {
+    response: http::Response<()>,
+    body: Option<BodyOut>,
 }
 
 /// The response side of a stream: before the head is sent, after it.
@@ -153,6 +163,7 @@ impl H2Io {
             out: Vec::new(),
             skip: 0,
             state: Out::Head,
+            ready: None,
             head_request: parts.method == http::Method::HEAD,
             grpc: parts
                 .headers
@@ -242,6 +253,10 @@ impl H2Io {
                     return Ok(());
                 }
                 Out::Head => {
+                    if let Some(ready) = self.ready.take() {
+                        self.send_head(ready)?;
+                        continue;
+                    }
                     let mut resp = ResponseHead::default();
                     let text = &self.out[self.skip..];
                     let n = match parse_response(text, MAX_HEAD, self.head_request, &mut resp) {
@@ -249,68 +264,14 @@ impl H2Io {
                         Ok(None) => return Ok(()),
                         Err(()) => return Err(io::Error::other("unparsable response head")),
                     };
-                    let as_grpc = self.grpc
-                        && resp.status != 200
-                        && !resp
-                            .headers
-                            .iter()
-                            .any(|(n, _)| text[n.0..n.1].eq_ignore_ascii_case(b"grpc-status"));
-                    let mut builder = http::Response::builder().status(resp.status);
-                    if as_grpc {
-                        // a trailers-only gRPC answer (what Envoy does for its own
-                        // replies): HTTP 200, the status mapped as gRPC's own
-                        // HTTP-to-gRPC table says, the reason as the message
-                        let reason = &text[resp.reason.0..resp.reason.1];
-                        builder = http::Response::builder()
-                            .status(200)
-                            .header("content-type", "application/grpc")
-                            .header("grpc-status", grpc_status(resp.status).to_string())
-                            .header("grpc-message", grpc_message(resp.status, reason));
-                    }
-                    for (name, value) in &resp.headers {
-                        let name = &text[name.0..name.1];
-                        let lower = name.to_ascii_lowercase();
-                        if as_grpc && matches!(&lower[..], b"content-type" | b"content-length") {
-                            continue;
-                        }
-                        if matches!(
-                            &lower[..],
-                            b"connection"
-                                | b"keep-alive"
-                                | b"proxy-connection"
-                                | b"transfer-encoding"
-                                | b"upgrade"
-                        ) {
-                            continue;
-                        }
-                        builder = builder.header(&lower[..], &text[value.0..value.1]);
-                    }
-                    let response = builder
-                        .body(())
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    // (a gRPC status replaces the body: what the pipeline writes of it
-                    // is dropped in `Out::Done`)
-                    let empty = matches!(resp.body, BodyFraming::Empty | BodyFraming::Length(0))
-                        || self.head_request
-                        || as_grpc;
-                    {
-                        let mut h = self.half.borrow_mut();
-                        let mut respond = h
-                            .respond
-                            .take()
-                            .ok_or_else(|| io::Error::other("response already sent"))?;
-                        let send = respond
-                            .send_response(response, empty)
-                            .map_err(io::Error::other)?;
-                        h.send = Some(send);
-                    }
+                    let fields = resp
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (&text[n.0..n.1], &text[v.0..v.1]));
+                    let reason = &text[resp.reason.0..resp.reason.1];
+                    let ready = self.build_head(resp.status, reason, fields, resp.body)?;
                     self.skip += n;
-                    self.state = match BodyOut::new(resp.body) {
-                        _ if empty => Out::Done,
-                        Some(body) => Out::Body(body),
-                        // the pipeline frames every response it writes
-                        None => return Err(io::Error::other("unframed response")),
-                    };
+                    self.send_head(ready)?;
                 }
                 Out::Body(body) => {
                     let Some(piece) = body.next(&mut self.out, &mut self.skip)? else {
@@ -334,6 +295,109 @@ impl H2Io {
                 }
             }
         }
+    }
+
+    /// The response head as the pipeline gives it, as fields (never as text): kept
+    /// until the body's first bytes are written or [`H2Io::send_pending`], so that
+    /// until then it can still be replaced by an error ([`H2Io::drop_head`]). `body`
+    /// is the framing of the body bytes the pipeline will write after it.
+    pub fn set_head<'f>(
+        &mut self,
+        status: u16,
+        reason: &[u8],
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+        body: BodyFraming,
+    ) -> io::Result<()> {
+        let ready = self.build_head(status, reason, fields, body)?;
+        self.ready = Some(ready);
+        Ok(())
+    }
+
+    /// Forgets a head given to [`H2Io::set_head`] and not sent yet.
+    pub fn drop_head(&mut self) {
+        self.ready = None;
+    }
+
+    /// Sends a head given to [`H2Io::set_head`] that no write has sent yet (a
+    /// response with no body bytes to write).
+    pub async fn send_pending(&mut self) -> io::Result<()> {
+        if self.ready.is_some() {
+            self.translate().await?;
+        }
+        Ok(())
+    }
+
+    /// The HEADERS of a response: connection-specific fields dropped, names
+    /// lower-cased; a gRPC request's non-gRPC error becomes a trailers-only gRPC
+    /// answer (HTTP 200, the status mapped as gRPC's own HTTP-to-gRPC table says, the
+    /// reason as the message: what Envoy does for its own replies).
+    fn build_head<'f>(
+        &self,
+        status: u16,
+        reason: &[u8],
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+        body: BodyFraming,
+    ) -> io::Result<ReadyHead> {
+        let as_grpc = self.grpc
+            && status != 200
+            && !fields
+                .clone()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"grpc-status"));
+        let mut builder = http::Response::builder().status(status);
+        if as_grpc {
+            builder = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .header("grpc-status", grpc_status(status).to_string())
+                .header("grpc-message", grpc_message(status, reason));
+        }
+        for (name, value) in fields {
+            let lower = name.to_ascii_lowercase();
+            if as_grpc && matches!(&lower[..], b"content-type" | b"content-length") {
+                continue;
+            }
+            if matches!(
+                &lower[..],
+                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade"
+            ) {
+                continue;
+            }
+            builder = builder.header(&lower[..], value);
+        }
+        let response = builder
+            .body(())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        // (a gRPC status replaces the body: what the pipeline writes of it is dropped
+        // in `Out::Done`)
+        let empty = matches!(body, BodyFraming::Empty | BodyFraming::Length(0))
+            || self.head_request
+            || as_grpc;
+        let body = match BodyOut::new(body) {
+            _ if empty => None,
+            Some(b) => Some(b),
+            // the pipeline frames every response it writes
+            None => return Err(io::Error::other("unframed response")),
+        };
+        Ok(ReadyHead { response, body })
+    }
+
+    /// Sends a built head: the body (if any) follows as DATA frames.
+    fn send_head(&mut self, ready: ReadyHead) -> io::Result<()> {
+        let mut h = self.half.borrow_mut();
+        let mut respond = h
+            .respond
+            .take()
+            .ok_or_else(|| io::Error::other("response already sent"))?;
+        let send = respond
+            .send_response(ready.response, ready.body.is_none())
+            .map_err(io::Error::other)?;
+        h.send = Some(send);
+        drop(h);
+        self.state = match ready.body {
+            None => Out::Done,
+            Some(body) => Out::Body(body),
+        };
+        Ok(())
     }
 
     /// Sends `data` as the stream's send window allows, waiting for capacity.
