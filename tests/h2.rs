@@ -440,3 +440,32 @@ fn empty_data_frames_do_not_end_a_request_body() {
         assert!(text.contains(r#""body_len": 5"#), "{text}");
     });
 }
+
+/// Proxied answers reach HTTP/2 clients as fields handed to the stream, not as text
+/// parsed again: empty bodies, HEAD, chunked and close-delimited upstream bodies, and
+/// an upstream response cut short before any of it went out, which still becomes a
+/// 502 the client can read (the head given to the stream is dropped, not sent).
+#[test]
+fn proxied_heads_reach_h2_clients_whatever_the_body() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let mut c = h2c(gw.addr).await;
+        let (status, body) = request(&mut c, "GET", "/up/status/204", None).await;
+        assert_eq!((status, body.len()), (204, 0));
+        let (status, body) = request(&mut c, "HEAD", "/up/bytes/3000", None).await;
+        assert_eq!((status, body.len()), (200, 0));
+        let (status, body) = request(&mut c, "GET", "/up/chunked/20000", None).await;
+        assert_eq!((status, body.len()), (200, 20000));
+        let (status, body) = request(&mut c, "GET", "/up/close/700", None).await;
+        assert_eq!((status, body.len()), (200, 700));
+        for _ in 0..3 {
+            let (status, body) = request(&mut c, "GET", "/up/truncated", None).await;
+            assert_eq!(status, 502);
+            assert_eq!(&body[..], br#"{"message":"Bad Gateway"}"#);
+            // the connection carries on
+            let (status, _) = request(&mut c, "GET", "/up/echo", None).await;
+            assert_eq!(status, 200);
+        }
+    });
+}

@@ -210,7 +210,7 @@ async fn forward_with(
     }
     // Until something of this response is flushed, a failure can still become a 502.
     let mark = ds.wbuf.len();
-    let framing = write_response_head(ds.wbuf, head, &conn, resp, rid, &mut keep, &extra);
+    let framing = write_response_head(ds, head, &conn, resp, rid, &mut keep, &extra);
     conn.rbuf.consume(resp.head_len);
     // A small body already read with the head is copied without an await.
     let streamed = match framing {
@@ -233,6 +233,9 @@ async fn forward_with(
             // The upstream broke off before its (small) body was complete and none of
             // it has been sent: answer 502 instead of a truncated response.
             ds.wbuf.truncate(mark);
+            if let Some(h2) = ds.io.h2() {
+                h2.drop_head();
+            }
             let e = Error::UpstreamMalformed;
             write_error(ds.wbuf, head.is_head(), e, rid, !keep);
             ds.rec.gateway_answer(e, head.is_head());

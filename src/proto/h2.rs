@@ -358,7 +358,11 @@ impl H2Io {
             }
             if matches!(
                 &lower[..],
-                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade"
+                b"connection"
+                    | b"keep-alive"
+                    | b"proxy-connection"
+                    | b"transfer-encoding"
+                    | b"upgrade"
             ) {
                 continue;
             }

@@ -407,6 +407,14 @@ pub enum ClientIo {
 }
 
 impl ClientIo {
+    /// The HTTP/2 stream, when the client speaks HTTP/2: heads go to it as fields.
+    pub fn h2(&mut self) -> Option<&mut super::h2::H2Io> {
+        match self {
+            ClientIo::H2(h) => Some(h),
+            _ => None,
+        }
+    }
+
     /// The plain socket, for readiness waits that hold no buffer.
     pub fn plain(&self) -> Option<&TcpStream> {
         match self {

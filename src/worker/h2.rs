@@ -357,7 +357,13 @@ async fn stream(
             rec: &mut rec,
         };
         pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
-        flush(&mut io, &mut wbuf).await.is_ok()
+        let flushed = flush(&mut io, &mut wbuf).await.is_ok();
+        // a head handed over as fields with no body bytes after it goes now
+        flushed
+            && match io.h2() {
+                Some(h) => h.send_pending().await.is_ok(),
+                None => true,
+            }
     };
     // the client may cancel the stream: stop the work for it at once
     // (the pinned futures, and their borrows, end with this statement)

@@ -28,10 +28,15 @@ pub(super) enum Out {
     DechunkToClose,
     /// Upstream until-close → HTTP/1.0 client, close-delimited.
     CloseToClose,
+    /// The head could not be given to the client's protocol: answer 502 instead.
+    Refused,
 }
 
+/// Writes the response head for the client: as HTTP/1.1 text into its write
+/// buffer, or, to an HTTP/2 client, as fields to its stream (never as text parsed
+/// again). Returns how the body will be framed towards the client.
 pub(super) fn write_response_head(
-    out: &mut Vec<u8>,
+    ds: &mut Downstream<'_>,
     head: &RequestHead,
     conn: &UpConn,
     resp: &ResponseHead,
@@ -41,52 +46,73 @@ pub(super) fn write_response_head(
 ) -> Out {
     let buf = conn.rbuf.data();
     let s = |r: (usize, usize)| &buf[r.0..r.1];
-    encode::status_line(out, resp.status);
-    let mut has_rid = false;
     let pass_length = head.is_head() || resp.status == 304;
     let conn_tokens = resp
         .headers
         .iter()
         .find(|(n, _)| s(*n).eq_ignore_ascii_case(b"connection"))
         .map_or(&b""[..], |(_, v)| s(*v));
-    for (n, v) in &resp.headers {
-        let name = s(*n);
-        if is_hop_by_hop(name)
-            || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
-            || crate::proto::h1::has_token(conn_tokens, name)
-        {
-            continue;
-        }
-        has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
-        encode::header(out, name, s(*v));
-    }
-    if !has_rid {
-        encode::header(out, b"x-request-id", rid);
-    }
+    let fields = resp
+        .headers
+        .iter()
+        .map(|(n, v)| (s(*n), s(*v)))
+        .filter(|(name, _)| {
+            !(is_hop_by_hop(name)
+                || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
+                || crate::proto::h1::has_token(conn_tokens, name))
+        });
     let http11 = head.version == 1;
     let framing = match resp.body {
-        BodyFraming::Empty => {
-            let bodiless = pass_length || resp.status == 204 || resp.status < 200;
-            if !bodiless {
-                encode::content_length(out, 0);
-            }
-            Out::None
-        }
-        BodyFraming::Length(n) => {
-            encode::content_length(out, n);
-            Out::Length(n)
-        }
+        BodyFraming::Empty => Out::None,
+        BodyFraming::Length(n) => Out::Length(n),
         BodyFraming::Chunked if http11 => Out::Rechunk,
         BodyFraming::UntilClose if http11 => Out::ChunkFromClose,
         BodyFraming::Chunked => Out::DechunkToClose,
         BodyFraming::UntilClose => Out::CloseToClose,
     };
+    if let Some(h2) = ds.io.h2() {
+        let has_rid = fields
+            .clone()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"x-request-id"));
+        let rid_field = (!has_rid).then_some((&b"x-request-id"[..], rid));
+        let extra_fields = extra.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        });
+        let all = fields.chain(rid_field).chain(extra_fields);
+        let body = match framing {
+            Out::None => BodyFraming::Empty,
+            Out::Length(n) => BodyFraming::Length(n),
+            // the body is written chunked, as for an HTTP/1.1 client
+            _ => BodyFraming::Chunked,
+        };
+        if h2.set_head(resp.status, b"", all, body).is_err() {
+            // an answer the client's protocol cannot carry (a field HTTP/2 refuses)
+            return Out::Refused;
+        }
+        return framing;
+    }
+    let out = &mut *ds.wbuf;
+    encode::status_line(out, resp.status);
+    let mut has_rid = false;
+    for (name, value) in fields {
+        has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
+        encode::header(out, name, value);
+    }
+    if !has_rid {
+        encode::header(out, b"x-request-id", rid);
+    }
     match framing {
+        Out::None if !(pass_length || resp.status == 204 || resp.status < 200) => {
+            encode::content_length(out, 0)
+        }
+        Out::Length(n) => encode::content_length(out, n),
         Out::Rechunk | Out::ChunkFromClose => {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n")
         }
         Out::DechunkToClose | Out::CloseToClose => *keep = false,
-        Out::None | Out::Length(_) => {}
+        Out::None | Out::Refused => {}
     }
     out.extend_from_slice(extra);
     if !*keep {
@@ -115,6 +141,7 @@ pub(super) async fn stream_response(
 ) -> Result<(), Cut> {
     match framing {
         Out::None => Ok(()),
+        Out::Refused => Err(Cut::Unsent),
         Out::Length(n) => copy_length(ds, conn, n, idle).await,
         Out::Rechunk | Out::DechunkToClose => {
             // trailers (gRPC's status among them) go on to chunked clients
