@@ -469,3 +469,31 @@ fn proxied_heads_reach_h2_clients_whatever_the_body() {
         }
     });
 }
+
+/// A gRPC call whose HTTP/1.1 upstream answers with a plain HTTP error: the client
+/// gets a trailers-only gRPC status mapped from it, with the standard reason.
+#[test]
+fn a_plain_upstream_error_reaches_a_grpc_client_as_a_grpc_status() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, ""));
+    rt().block_on(async {
+        let c = h2c(gw.addr).await;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://test/up/status/503")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let mut c = c.ready().await.unwrap();
+        let (resp, mut send) = c.send_request(req, false).unwrap();
+        send.send_data(Bytes::from_static(b"\0\0\0\0\0"), true)
+            .unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let h = resp.headers();
+        assert_eq!(h["grpc-status"], "14", "{h:?}");
+        assert_eq!(h["grpc-message"], "HTTP 503: Service Unavailable");
+        assert!(h.contains_key("x-request-id"));
+    });
+}

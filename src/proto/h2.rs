@@ -304,10 +304,12 @@ impl H2Io {
     pub fn set_head<'f>(
         &mut self,
         status: u16,
-        reason: &[u8],
         fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
         body: BodyFraming,
     ) -> io::Result<()> {
+        // the reason phrase (for a gRPC status's message) is the standard one, as
+        // the pipeline's HTTP/1.1 status lines have it
+        let reason = encode::reason(status).as_bytes();
         let ready = self.build_head(status, reason, fields, body)?;
         self.ready = Some(ready);
         Ok(())

@@ -87,7 +87,7 @@ pub(super) fn write_response_head(
             // the body is written chunked, as for an HTTP/1.1 client
             _ => BodyFraming::Chunked,
         };
-        if h2.set_head(resp.status, b"", all, body).is_err() {
+        if h2.set_head(resp.status, all, body).is_err() {
             // an answer the client's protocol cannot carry (a field HTTP/2 refuses)
             return Out::Refused;
         }
