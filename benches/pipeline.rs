@@ -15,6 +15,7 @@ use turnpike::pipeline::respond::write_mock;
 use turnpike::pipeline::{auth, throttle};
 use turnpike::plan::{compile, Integration, Lookup, Method};
 use turnpike::proto::h1::{parse_request, RequestHead};
+use turnpike::proto::head::ResponseHead;
 
 const CONFIG: &str = r#"
 [gateway]
@@ -71,7 +72,7 @@ fn bench(c: &mut Criterion) {
                 throttle::quota(&plan, key, &locals).unwrap();
                 out.clear();
                 let Integration::Mock(m) = &route.integration else { panic!() };
-                write_mock(&mut out, head.is_head(), m, b"0d8f6c6e-1b1a-4c1e-9a7e-2f6b5d4c3b2a", true);
+                write_mock(ResponseHead::text(&mut out, m.status), head.is_head(), m, b"0d8f6c6e-1b1a-4c1e-9a7e-2f6b5d4c3b2a", true);
                 black_box((n, out.len()))
             })
         });
@@ -130,7 +131,7 @@ fn cache_hit(c: &mut Criterion) {
             };
             out.clear();
             let len = write_hit(
-                &mut out,
+                ResponseHead::text(&mut out, e.status),
                 false,
                 &e,
                 CacheOutcome::Hit,

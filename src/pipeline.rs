@@ -39,6 +39,14 @@ pub struct Downstream<'a> {
     pub rec: &'a mut Rec,
 }
 
+impl Downstream<'_> {
+    /// Starts a response head with `status` for this client, in its protocol
+    /// (`proto::head`: HTTP/1.1 text, or fields for an HTTP/2 stream).
+    pub fn head(&mut self, status: u16) -> crate::proto::head::ResponseHead<'_> {
+        crate::proto::head::ResponseHead::start(self.io, self.wbuf, status)
+    }
+}
+
 /// What one request did, filled in by the stages that know it (access log).
 #[derive(Debug, Default, Clone)]
 pub struct Rec {

@@ -4,5 +4,6 @@
 
 pub mod h1;
 pub mod h2;
+pub mod head;
 pub mod io;
 pub mod tls;

@@ -21,7 +21,8 @@ use crate::cache::{Cache, Entry, Fill, FillState, Found, Lookup};
 use crate::error::Error;
 use crate::limit::KeyId;
 use crate::plan::{Invalidation, Plan, Route, RouteCache, StageCache, Unauthorized};
-use crate::proto::h1::{encode, RequestHead};
+use crate::proto::h1::{encode, BodyFraming, RequestHead};
+use crate::proto::head::ResponseHead;
 
 use super::respond::{drain_body, write_error};
 use super::{Downstream, Outcome};
@@ -230,22 +231,31 @@ async fn serve(
     match drain_body(ds, head, plan.gateway.max_body).await {
         Ok(()) => {}
         Err(Some(err)) => {
-            write_error(ds.wbuf, head.is_head(), err, rid, true);
+            write_error(ds.head(err.status()), head.is_head(), err, rid, true);
             ds.rec.gateway_answer(err, head.is_head());
             return Step::Answered(Outcome { keep_alive: false });
         }
         Err(None) => return Step::Answered(Outcome { keep_alive: false }),
     }
     let keep = head.keep_alive && !ds.draining;
-    ds.rec.bytes = write_hit(ds.wbuf, head.is_head(), e, how, warning, rid, keep);
+    ds.rec.bytes = write_hit(
+        ds.head(e.status),
+        head.is_head(),
+        e,
+        how,
+        warning,
+        rid,
+        keep,
+    );
     ds.rec.status = e.status;
     ds.rec.cache = Some(how);
     Step::Answered(Outcome { keep_alive: keep })
 }
 
-/// Appends a response served from `e`; returns the body bytes written.
+/// Writes a response served from `e` through `h` (started with its status); returns
+/// the body bytes written.
 pub fn write_hit(
-    out: &mut Vec<u8>,
+    h: ResponseHead<'_>,
     is_head: bool,
     e: &Entry,
     how: CacheOutcome,
@@ -256,7 +266,7 @@ pub fn write_hit(
     let now = Instant::now();
     let age = now.saturating_duration_since(e.stored).as_secs();
     let ttl = e.expires.saturating_duration_since(now).as_secs();
-    write_entry_head(out, e.status, &e.headers, e.body.len(), rid, keep, |out| {
+    let out = write_entry_head(h, e.status, &e.headers, e.body.len(), rid, keep, |out| {
         out.extend_from_slice(b"age: ");
         encode::decimal(out, age);
         out.extend_from_slice(b"\r\n");
@@ -272,25 +282,24 @@ pub fn write_hit(
     e.body.len() as u64
 }
 
-/// The head of a response built from stored parts (a hit, or a miss just stored).
-pub fn write_entry_head(
-    out: &mut Vec<u8>,
+/// The head of a response built from stored parts (a hit, or a miss just stored);
+/// `extra` appends header lines. Gives back the write buffer for the body.
+pub fn write_entry_head<'w>(
+    mut h: ResponseHead<'w>,
     status: u16,
     headers: &[u8],
     body_len: usize,
     rid: &[u8],
     keep: bool,
     extra: impl FnOnce(&mut Vec<u8>),
-) {
-    encode::status_line(out, status);
-    out.extend_from_slice(headers);
-    if status != 204 && status != 304 {
-        encode::content_length(out, body_len as u64);
-    }
-    encode::header(out, b"x-request-id", rid);
-    extra(out);
-    if !keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+) -> &'w mut Vec<u8> {
+    h.lines(headers);
+    h.field(b"x-request-id", rid);
+    h.with_lines(extra);
+    let framing = if status != 204 && status != 304 {
+        BodyFraming::Length(body_len as u64)
+    } else {
+        BodyFraming::Empty
+    };
+    h.end(framing, !keep).0
 }

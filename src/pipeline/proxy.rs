@@ -237,7 +237,7 @@ async fn forward_with(
                 h2.drop_head();
             }
             let e = Error::UpstreamMalformed;
-            write_error(ds.wbuf, head.is_head(), e, rid, !keep);
+            write_error(ds.head(e.status()), head.is_head(), e, rid, !keep);
             ds.rec.gateway_answer(e, head.is_head());
             Outcome { keep_alive: keep }
         }
@@ -265,7 +265,7 @@ fn fail(
                 && !ds.draining
                 && !e.closes_connection()
                 && (head.body == BodyFraming::Empty || body_read);
-            write_error(ds.wbuf, head.is_head(), e, rid, !keep);
+            write_error(ds.head(e.status()), head.is_head(), e, rid, !keep);
             ds.rec.gateway_answer(e, head.is_head());
             Outcome { keep_alive: keep }
         }

@@ -1,27 +1,24 @@
 //! Responses the gateway writes itself: errors (DESIGN §5) and mock integrations.
 
-use std::io::Write;
-
 use crate::error::Error;
 use crate::plan::{Method, Mock};
-use crate::proto::h1::encode;
 use crate::proto::h1::{BodyFraming, RequestHead};
+use crate::proto::head::ResponseHead;
 
 use super::body::{BodyError, BodyReader};
 use super::{Downstream, Outcome};
 
-/// Appends a JSON error response `{"message": …}` to `out`.
-pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], close: bool) {
+/// Writes a JSON error response `{"message": …}` through `h` (started with the
+/// error's status).
+pub fn write_error(mut h: ResponseHead<'_>, is_head: bool, err: Error, rid: &[u8], close: bool) {
     let msg = err.message();
-    encode::status_line(out, err.status());
-    out.extend_from_slice(b"content-type: application/json\r\n");
-    encode::content_length(out, (msg.len() + 14) as u64);
-    encode::header(out, b"x-request-id", rid);
+    h.field(b"content-type", b"application/json");
+    h.field(b"x-request-id", rid);
     if let Error::MethodNotAllowed(bits) = err {
-        encode::header(out, b"allow", Method::allow_header(bits).as_bytes());
+        h.field(b"allow", Method::allow_header(bits).as_bytes());
     }
     if let Error::LimitExceeded { retry_after } = err {
-        let _ = write!(out, "retry-after: {retry_after}\r\n");
+        h.field_decimal(b"retry-after", u64::from(retry_after));
     }
     if let Error::TooManyRequests {
         retry_after,
@@ -30,15 +27,17 @@ pub fn write_error(out: &mut Vec<u8>, is_head: bool, err: Error, rid: &[u8], clo
     } = err
     {
         // Retry-After (RFC 9110) and the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers)
-        let _ = write!(
-            out,
-            "retry-after: {retry_after}\r\nratelimit-policy: {limit};w=1;burst={burst}\r\nratelimit: limit={limit}, remaining=0, reset={retry_after}\r\n"
+        h.field_decimal(b"retry-after", u64::from(retry_after));
+        h.field(
+            b"ratelimit-policy",
+            format!("{limit};w=1;burst={burst}").as_bytes(),
+        );
+        h.field(
+            b"ratelimit",
+            format!("limit={limit}, remaining=0, reset={retry_after}").as_bytes(),
         );
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    let (out, _) = h.end(BodyFraming::Length((msg.len() + 14) as u64), close);
     if !is_head {
         out.extend_from_slice(b"{\"message\":\"");
         out.extend_from_slice(msg.as_bytes());
@@ -77,7 +76,7 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
         let cheap = !head.expect_continue || !ds.rbuf.is_empty();
         keep = cheap && drain_body(ds, head, SKIP_AT_MOST).await.is_ok();
     }
-    write_error(ds.wbuf, head.is_head(), err, rid, !keep);
+    write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
     ds.rec.gateway_answer(err, head.is_head());
     Outcome { keep_alive: keep }
 }
@@ -93,7 +92,7 @@ pub async fn mock(
     match drain_body(ds, head, max_body).await {
         Ok(()) => {}
         Err(Some(e)) => {
-            write_error(ds.wbuf, head.is_head(), e, rid, true);
+            write_error(ds.head(e.status()), head.is_head(), e, rid, true);
             ds.rec.gateway_answer(e, head.is_head());
             return Outcome { keep_alive: false };
         }
@@ -101,23 +100,22 @@ pub async fn mock(
     }
     let keep = head.keep_alive && !ds.draining;
     ds.rec.status = m.status;
-    ds.rec.bytes = write_mock(ds.wbuf, head.is_head(), m, rid, keep);
+    ds.rec.bytes = write_mock(ds.head(m.status), head.is_head(), m, rid, keep);
     Outcome { keep_alive: keep }
 }
 
-/// Appends a mock integration's response to `out`; returns the body bytes written.
-pub fn write_mock(out: &mut Vec<u8>, is_head: bool, m: &Mock, rid: &[u8], keep: bool) -> u64 {
+/// Writes a mock integration's response through `h` (started with its status);
+/// returns the body bytes written.
+pub fn write_mock(mut h: ResponseHead<'_>, is_head: bool, m: &Mock, rid: &[u8], keep: bool) -> u64 {
     let has_body = m.status >= 200 && m.status != 204 && m.status != 304;
-    encode::status_line(out, m.status);
-    out.extend_from_slice(&m.headers);
-    if has_body {
-        encode::content_length(out, m.body.len() as u64);
-    }
-    encode::header(out, b"x-request-id", rid);
-    if !keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    h.lines(&m.headers);
+    h.field(b"x-request-id", rid);
+    let framing = if has_body {
+        BodyFraming::Length(m.body.len() as u64)
+    } else {
+        BodyFraming::Empty
+    };
+    let (out, _) = h.end(framing, !keep);
     if has_body && !is_head {
         out.extend_from_slice(&m.body);
         return m.body.len() as u64;
@@ -133,7 +131,7 @@ mod tests {
     fn error_bodies_are_json_with_request_id() {
         let mut out = Vec::new();
         write_error(
-            &mut out,
+            ResponseHead::text(&mut out, 405),
             false,
             Error::MethodNotAllowed(0b101),
             b"rid-1",

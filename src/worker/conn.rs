@@ -20,6 +20,7 @@ use crate::pipeline::respond::write_error;
 use crate::pipeline::{self, Downstream, Rec, Scratch};
 use crate::plan::Plan;
 use crate::proto::h1::{parse_request, HeadError, RequestHead};
+use crate::proto::head::ResponseHead;
 use crate::proto::io::{flush, ReadBuf};
 
 use super::drain::{race, Either};
@@ -202,7 +203,13 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
                         };
                         let mut rid = [0u8; 36];
                         st.ctx.ids.write(&mut rid);
-                        write_error(wbuf, false, err, &rid, true);
+                        write_error(
+                            ResponseHead::text(wbuf, err.status()),
+                            false,
+                            err,
+                            &rid,
+                            true,
+                        );
                         // no route and no usable head, but the count and the log show it
                         st.metrics.unrouted.worker(st.id).observe(&Observation {
                             status: err.status(),

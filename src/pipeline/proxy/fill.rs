@@ -133,8 +133,8 @@ pub(super) async fn respond_and_store(
         Collected::Whole(body) => {
             let body = Bytes::from(body);
             let stored = body.len() <= room;
-            write_entry_head(
-                ds.wbuf,
+            let out = write_entry_head(
+                ds.head(resp.status),
                 resp.status,
                 &headers,
                 body.len(),
@@ -145,7 +145,7 @@ pub(super) async fn respond_and_store(
                         .write_header(out, stored, None, (!stored).then_some("size"))
                 },
             );
-            ds.wbuf.extend_from_slice(&body);
+            out.extend_from_slice(&body);
             ds.rec.bytes = body.len() as u64;
             if stored {
                 let p = fwd.policy;
@@ -206,17 +206,16 @@ async fn stream_rest(
     } = rest;
     let chunked_out = head.version == 1;
     keep &= chunked_out;
-    encode::status_line(ds.wbuf, status);
-    ds.wbuf.extend_from_slice(headers);
-    if chunked_out {
-        ds.wbuf.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    encode::header(ds.wbuf, b"x-request-id", rid);
-    outcome.write_header(ds.wbuf, false, None, Some("size"));
-    if !keep {
-        ds.wbuf.extend_from_slice(b"connection: close\r\n");
-    }
-    ds.wbuf.extend_from_slice(b"\r\n");
+    let mut h = ds.head(status);
+    h.lines(headers);
+    h.field(b"x-request-id", rid);
+    h.with_lines(|out| outcome.write_header(out, false, None, Some("size")));
+    let framing = if chunked_out {
+        BodyFraming::Chunked
+    } else {
+        BodyFraming::UntilClose
+    };
+    h.end(framing, !keep);
     if chunked_out {
         encode::chunk_head(ds.wbuf, data.len());
     }

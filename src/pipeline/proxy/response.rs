@@ -32,9 +32,9 @@ pub(super) enum Out {
     Refused,
 }
 
-/// Writes the response head for the client: as HTTP/1.1 text into its write
-/// buffer, or, to an HTTP/2 client, as fields to its stream (never as text parsed
-/// again). Returns how the body will be framed towards the client.
+/// Writes the response head for the client, in its protocol (`proto::head`: HTTP/1.1
+/// text, or fields handed to its HTTP/2 stream). Returns how the body will be framed
+/// towards the client.
 pub(super) fn write_response_head(
     ds: &mut Downstream<'_>,
     head: &RequestHead,
@@ -52,15 +52,6 @@ pub(super) fn write_response_head(
         .iter()
         .find(|(n, _)| s(*n).eq_ignore_ascii_case(b"connection"))
         .map_or(&b""[..], |(_, v)| s(*v));
-    let fields = resp
-        .headers
-        .iter()
-        .map(|(n, v)| (s(*n), s(*v)))
-        .filter(|(name, _)| {
-            !(is_hop_by_hop(name)
-                || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
-                || crate::proto::h1::has_token(conn_tokens, name))
-        });
     let http11 = head.version == 1;
     let framing = match resp.body {
         BodyFraming::Empty => Out::None,
@@ -70,56 +61,38 @@ pub(super) fn write_response_head(
         BodyFraming::Chunked => Out::DechunkToClose,
         BodyFraming::UntilClose => Out::CloseToClose,
     };
-    if let Some(h2) = ds.io.h2() {
-        let has_rid = fields
-            .clone()
-            .any(|(n, _)| n.eq_ignore_ascii_case(b"x-request-id"));
-        let rid_field = (!has_rid).then_some((&b"x-request-id"[..], rid));
-        let extra_fields = extra.split(|&b| b == b'\n').filter_map(|line| {
-            let line = line.strip_suffix(b"\r")?;
-            let colon = line.iter().position(|&b| b == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii()))
-        });
-        let all = fields.chain(rid_field).chain(extra_fields);
-        let body = match framing {
-            Out::None => BodyFraming::Empty,
-            Out::Length(n) => BodyFraming::Length(n),
-            // the body is written chunked, as for an HTTP/1.1 client
-            _ => BodyFraming::Chunked,
-        };
-        if h2.set_head(resp.status, all, body).is_err() {
-            // an answer the client's protocol cannot carry (a field HTTP/2 refuses)
-            return Out::Refused;
+    let body = match framing {
+        Out::None if pass_length || resp.status == 204 || resp.status < 200 => BodyFraming::Empty,
+        Out::None => BodyFraming::Length(0),
+        Out::Length(n) => BodyFraming::Length(n),
+        Out::Rechunk | Out::ChunkFromClose => BodyFraming::Chunked,
+        Out::DechunkToClose | Out::CloseToClose | Out::Refused => {
+            *keep = false;
+            BodyFraming::UntilClose
         }
-        return framing;
-    }
-    let out = &mut *ds.wbuf;
-    encode::status_line(out, resp.status);
+    };
+    let mut h = ds.head(resp.status);
     let mut has_rid = false;
-    for (name, value) in fields {
+    for (n, v) in &resp.headers {
+        let name = s(*n);
+        if is_hop_by_hop(name)
+            || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
+            || crate::proto::h1::has_token(conn_tokens, name)
+        {
+            continue;
+        }
         has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
-        encode::header(out, name, value);
+        h.field(name, s(*v));
     }
     if !has_rid {
-        encode::header(out, b"x-request-id", rid);
+        h.field(b"x-request-id", rid);
     }
-    match framing {
-        Out::None if !(pass_length || resp.status == 204 || resp.status < 200) => {
-            encode::content_length(out, 0)
-        }
-        Out::Length(n) => encode::content_length(out, n),
-        Out::Rechunk | Out::ChunkFromClose => {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n")
-        }
-        Out::DechunkToClose | Out::CloseToClose => *keep = false,
-        Out::None | Out::Refused => {}
+    h.lines(extra);
+    match h.end(body, !*keep) {
+        (_, true) => framing,
+        // an answer the client's protocol cannot carry (a field HTTP/2 refuses)
+        (_, false) => Out::Refused,
     }
-    out.extend_from_slice(extra);
-    if !*keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    framing
 }
 
 /// Where a response body that broke off was.

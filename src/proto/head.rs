@@ -1,0 +1,182 @@
+//! The response head seam: the pipeline says a status and fields, and the client's
+//! protocol decides what they become: HTTP/1.1 text in the connection's write
+//! buffer, or fields handed to the HTTP/2 stream (`H2Io::set_head`), never text
+//! parsed again. The body bytes follow in the write buffer either way (HTTP/1.1
+//! framing, which the HTTP/2 stream turns into DATA frames).
+//!
+//! Every response the gateway writes goes through here: errors, mocks, cache hits,
+//! proxied answers. Tested by the pipeline's unit tests (text) and end to end over
+//! both protocols (`tests/h2.rs`, `tests/grpc.rs`).
+
+use super::h1::{encode, BodyFraming};
+use super::tls::ClientIo;
+
+/// A response head being written. Built with [`ResponseHead::start`], ended with
+/// [`ResponseHead::end`].
+pub struct ResponseHead<'a> {
+    out: Out<'a>,
+}
+
+enum Out<'a> {
+    Text(&'a mut Vec<u8>),
+    /// HTTP/2: the fields gathered in one buffer (`spans`: name and value ranges).
+    Fields {
+        h2: &'a mut super::h2::H2Io,
+        wbuf: &'a mut Vec<u8>,
+        status: u16,
+        buf: Vec<u8>,
+        spans: Vec<[u32; 4]>,
+    },
+}
+
+impl<'a> ResponseHead<'a> {
+    /// Starts a response with `status` to the client behind `io`.
+    pub fn start(io: &'a mut ClientIo, wbuf: &'a mut Vec<u8>, status: u16) -> Self {
+        match io.h2() {
+            Some(h2) => ResponseHead {
+                out: Out::Fields {
+                    h2,
+                    wbuf,
+                    status,
+                    buf: Vec::with_capacity(256),
+                    spans: Vec::with_capacity(8),
+                },
+            },
+            None => {
+                encode::status_line(wbuf, status);
+                ResponseHead {
+                    out: Out::Text(wbuf),
+                }
+            }
+        }
+    }
+
+    /// HTTP/1.1 text into `wbuf` whatever the client (for a connection that is
+    /// known to be HTTP/1.1, and for tests).
+    pub fn text(wbuf: &'a mut Vec<u8>, status: u16) -> Self {
+        encode::status_line(wbuf, status);
+        ResponseHead {
+            out: Out::Text(wbuf),
+        }
+    }
+
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
+        match &mut self.out {
+            Out::Text(w) => encode::header(w, name, value),
+            Out::Fields { buf, spans, .. } => {
+                let a = buf.len() as u32;
+                buf.extend_from_slice(name);
+                let b = buf.len() as u32;
+                buf.extend_from_slice(value);
+                spans.push([a, b, b, buf.len() as u32]);
+            }
+        }
+    }
+
+    /// A field whose value is `n` in decimal.
+    pub fn field_decimal(&mut self, name: &[u8], n: u64) {
+        let mut v = Vec::with_capacity(20);
+        encode::decimal(&mut v, n);
+        self.field(name, &v);
+    }
+
+    /// Fields the caller writes as HTTP/1.1 header lines (`f` appends them to the
+    /// buffer it is given): straight into the text, or split into fields.
+    pub fn with_lines(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        match &mut self.out {
+            Out::Text(w) => f(w),
+            Out::Fields { .. } => {
+                let mut text = Vec::new();
+                f(&mut text);
+                self.lines(&text);
+            }
+        }
+    }
+
+    /// Fields kept as HTTP/1.1 header lines (`name: value\r\n` each, as the plan
+    /// keeps a mock's and the cache a stored response's).
+    pub fn lines(&mut self, text: &[u8]) {
+        match &mut self.out {
+            Out::Text(w) => w.extend_from_slice(text),
+            Out::Fields { .. } => {
+                for (n, v) in header_lines(text) {
+                    self.field(n, v);
+                }
+            }
+        }
+    }
+
+    /// Ends the head: the body that follows is framed as `body` (`Length`,
+    /// `Chunked`, or none); `close` says the HTTP/1.1 connection ends after it.
+    /// Gives back the write buffer for the body, and `false` when an HTTP/2 stream
+    /// would not take the head (a field HTTP/2 refuses): nothing was handed over.
+    pub fn end(self, body: BodyFraming, close: bool) -> (&'a mut Vec<u8>, bool) {
+        match self.out {
+            Out::Text(w) => {
+                match body {
+                    BodyFraming::Length(n) => encode::content_length(w, n),
+                    BodyFraming::Chunked => w.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+                    BodyFraming::Empty | BodyFraming::UntilClose => {}
+                }
+                if close {
+                    w.extend_from_slice(b"connection: close\r\n");
+                }
+                w.extend_from_slice(b"\r\n");
+                (w, true)
+            }
+            Out::Fields {
+                h2,
+                wbuf,
+                status,
+                buf,
+                spans,
+            } => {
+                let fields = spans.iter().map(|s| {
+                    (
+                        &buf[s[0] as usize..s[1] as usize],
+                        &buf[s[2] as usize..s[3] as usize],
+                    )
+                });
+                let taken = h2.set_head(status, fields, body).is_ok();
+                (wbuf, taken)
+            }
+        }
+    }
+}
+
+/// The fields of HTTP/1.1 header lines the gateway wrote or validated itself.
+pub fn header_lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+    text.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r")?;
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_head_is_http1() {
+        let mut w = Vec::new();
+        let mut h = ResponseHead::text(&mut w, 429);
+        h.field(b"content-type", b"application/json");
+        h.field_decimal(b"retry-after", 3);
+        h.lines(b"x-a: 1\r\nx-b: two words\r\n");
+        assert!(h.end(BodyFraming::Length(2), true).1);
+        assert_eq!(
+            String::from_utf8(w).unwrap(),
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 3\r\nx-a: 1\r\nx-b: two words\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn header_lines_split_into_fields() {
+        let f: Vec<_> = header_lines(b"a: 1\r\nb:2\r\nbroken\r\nc:  x y \r\n").collect();
+        assert_eq!(
+            f,
+            vec![(&b"a"[..], &b"1"[..]), (b"b", b"2"), (b"c", b"x y")]
+        );
+    }
+}
