@@ -17,7 +17,9 @@
 //!   per-stage integrations) published through `arc-swap`.
 //! - [`worker`]: one monoio runtime per core, pinned, with its own `SO_REUSEPORT`
 //!   listener, connection pools and state; io_uring first, epoll fallback.
-//! - [`proto`]: HTTP/1.1 framing on `httparse`: request heads, body framing, encoding.
+//! - [`proto`]: HTTP/1.1 framing on `httparse` (request heads, body framing,
+//!   encoding), the HTTP/2 adapter, TLS, and the response head seam (`proto::head`)
+//!   through which every response head reaches the client in its protocol.
 //! - [`pipeline`]: the stages a request goes through, in order.
 //! - [`cache`]: the per-stage response cache, sharded across cores (SIEVE eviction).
 //! - [`limit`]: throttles as node-wide budgets leased by per-worker buckets; API keys.
