@@ -162,7 +162,7 @@ async fn snapshot_pools(st: Rc<WorkerState>) {
                 std::time::Duration::max,
             );
         st.ctx.pools.prune(longest);
-        st.metrics.set_idle(st.id, st.ctx.pools.idle_by_target());
+        st.metrics.set_idle(st.id, st.ctx.pools.snapshot());
         monoio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

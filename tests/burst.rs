@@ -209,6 +209,7 @@ fn the_connection_queue_is_bounded_and_timed() {
         .unwrap();
     full.listen(0).unwrap();
     let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let full_addr = addr;
     // fill its accept queue (never accepted): later SYNs are dropped
     let _held: Vec<_> = (0..2)
         .filter_map(|_| {
@@ -221,11 +222,11 @@ fn the_connection_queue_is_bounded_and_timed() {
                 r#"
 [upstreams.full]
 targets = ["{addr}"]
-connect_timeout = "2s"
+connect_timeout = "3s"
 retries = 0
 max_connecting = 1
 max_queued = 1
-queue_timeout = "300ms"
+queue_timeout = "1500ms"
 
 [apis.a.routes."GET /x"]
 integration = {{ type = "http_proxy", uri = "http://full/x" }}
@@ -259,6 +260,16 @@ api = "a"
         "{:?}",
         t.elapsed()
     );
+    // the waiting request shows in the workers' once-a-second snapshot
+    std::thread::sleep(Duration::from_millis(1100));
+    let queued =
+        format!(r#"turnpike_upstream_queued_requests{{upstream="full",target="{full_addr}"}}"#);
+    assert_eq!(
+        metric_sum(&gw, &queued),
+        1.0,
+        "{}",
+        admin(&gw, "GET", "/metrics").text()
+    );
     let (second, waited) = second.join().unwrap();
     assert_eq!(second.status, 503);
     assert_eq!(
@@ -266,7 +277,7 @@ api = "a"
         Some("Service Unavailable: no upstream connection within the queue timeout")
     );
     assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_millis(1500),
+        waited >= Duration::from_millis(1500) && waited < Duration::from_millis(2500),
         "{waited:?}"
     );
     // the connect itself gives up at its timeout: no target took the connection

@@ -226,7 +226,7 @@ pub struct MetricsStore {
 }
 
 /// Idle pooled connections per target address.
-type IdleByTarget = Vec<(std::net::SocketAddr, usize)>;
+type IdleByTarget = Vec<crate::upstream::pool::TargetSnapshot>;
 
 impl MetricsStore {
     pub fn new(workers: usize) -> MetricsStore {
@@ -256,14 +256,20 @@ impl MetricsStore {
         }
     }
 
-    fn idle_of(&self, addr: &str) -> usize {
-        self.idle
-            .iter()
-            .filter_map(|m| m.lock().ok())
-            .flat_map(|g| g.clone())
-            .filter(|(a, _)| a.to_string() == addr)
-            .map(|(_, n)| n)
-            .sum()
+    /// The workers' last snapshots of a target, summed: idle connections, requests
+    /// queued for one, and the adaptive connection limit (`None`: no worker limits it).
+    fn snapshot_of(&self, addr: &str) -> (usize, usize, Option<u64>) {
+        let mut sum = (0, 0, None);
+        for g in self.idle.iter().filter_map(|m| m.lock().ok()) {
+            for t in g.iter().filter(|t| t.addr.to_string() == addr) {
+                sum.0 += t.idle;
+                sum.1 += t.queued;
+                if let Some(l) = t.limit {
+                    sum.2 = Some(sum.2.unwrap_or(0) + u64::from(l));
+                }
+            }
+        }
+        sum
     }
 
     /// The series of an upstream target, created on first use and kept for good.
@@ -342,13 +348,33 @@ impl MetricsStore {
             }
         }
         out.push_str("# HELP turnpike_upstream_idle_connections Pooled connections to the target waiting for a request (as of the workers' last snapshot, at most 1 s old).\n# TYPE turnpike_upstream_idle_connections gauge\n");
-        for t in &list {
+        let snaps: Vec<_> = list.iter().map(|t| self.snapshot_of(&t.addr)).collect();
+        for (t, s) in list.iter().zip(&snaps) {
             let _ = writeln!(
                 out,
                 "turnpike_upstream_idle_connections{{{}}} {}",
                 labels(t),
-                self.idle_of(&t.addr)
+                s.0
             );
+        }
+        out.push_str("# HELP turnpike_upstream_queued_requests Requests waiting for a connection to the target (upstream gate; workers' last snapshot).\n# TYPE turnpike_upstream_queued_requests gauge\n");
+        for (t, s) in list.iter().zip(&snaps) {
+            let _ = writeln!(
+                out,
+                "turnpike_upstream_queued_requests{{{}}} {}",
+                labels(t),
+                s.1
+            );
+        }
+        out.push_str("# HELP turnpike_upstream_connection_limit Connections in use the gateway allows itself to the target after its accept queue overflowed (summed over workers; no sample: unbounded).\n# TYPE turnpike_upstream_connection_limit gauge\n");
+        for (t, s) in list.iter().zip(&snaps) {
+            if let Some(l) = s.2 {
+                let _ = writeln!(
+                    out,
+                    "turnpike_upstream_connection_limit{{{}}} {l}",
+                    labels(t)
+                );
+            }
         }
         out.push_str("# HELP turnpike_upstream_healthy Active health of the target (1 healthy, 0 not; 1 without checks).\n# TYPE turnpike_upstream_healthy gauge\n");
         for t in &list {

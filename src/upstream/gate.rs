@@ -188,9 +188,15 @@ impl Connecting {
     }
 
     /// The connect timed out, or its SYN was lost: with other connections to the
-    /// target busy, that is its accept queue overflowing.
-    pub fn lost(&self) {
+    /// target busy, that is its accept queue overflowing. Returns the new limit when
+    /// the target had none (the moment worth a log line).
+    pub fn lost(&self) -> Option<u32> {
+        let before = self.gate.limit();
         self.gate.overflowed();
+        match (before, self.gate.limit()) {
+            (None, Some(l)) => Some(l),
+            _ => None,
+        }
     }
 }
 
@@ -265,6 +271,26 @@ impl Gates {
             .borrow()
             .get(&key)
             .map_or(0, |g| g.queue.borrow().len())
+    }
+
+    /// Per target address: requests queued and the adaptive limit (`None`:
+    /// unbounded), for the metrics (once a second).
+    pub fn snapshot(&self) -> Vec<(SocketAddr, usize, Option<u32>)> {
+        let mut out: Vec<(SocketAddr, usize, Option<u32>)> = Vec::new();
+        for ((addr, _), g) in self.gates.borrow().iter() {
+            let (q, l) = (g.queue.borrow().len(), g.limit());
+            match out.iter_mut().find(|(a, _, _)| a == addr) {
+                Some((_, queued, limit)) => {
+                    *queued += q;
+                    *limit = match (*limit, l) {
+                        (Some(a), Some(b)) => Some(a + b),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => out.push((*addr, q, l)),
+            }
+        }
+        out
     }
 
     /// Forgets targets nobody uses, waits for or limits.

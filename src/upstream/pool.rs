@@ -90,6 +90,16 @@ impl Drop for Connecting<'_> {
     }
 }
 
+/// One worker's view of a target, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetSnapshot {
+    pub addr: SocketAddr,
+    pub idle: usize,
+    pub queued: usize,
+    /// The gate's adaptive limit on connections in use (`None`: unbounded).
+    pub limit: Option<u32>,
+}
+
 /// Keys are target addresses from the plan, not from clients: a fast, non-keyed
 /// hash is safe here, and SipHash showed up in the per-request profile.
 #[derive(Debug, Default, Clone, Copy)]
@@ -239,13 +249,33 @@ impl Pools {
         self.idle.borrow().values().map(Vec::len).sum()
     }
 
-    /// Idle connections per target address (for the metrics, once a second).
-    pub fn idle_by_target(&self) -> Vec<(SocketAddr, usize)> {
-        let mut by: Vec<(SocketAddr, usize)> = Vec::new();
+    /// Per target address: idle connections, requests queued for one, and the
+    /// adaptive connection limit (for the metrics, once a second).
+    pub fn snapshot(&self) -> Vec<TargetSnapshot> {
+        let mut by: Vec<TargetSnapshot> = Vec::new();
         for ((addr, _), list) in self.idle.borrow().iter() {
-            match by.iter_mut().find(|(a, _)| a == addr) {
-                Some((_, n)) => *n += list.len(),
-                None => by.push((*addr, list.len())),
+            match by.iter_mut().find(|t| t.addr == *addr) {
+                Some(t) => t.idle += list.len(),
+                None => by.push(TargetSnapshot {
+                    addr: *addr,
+                    idle: list.len(),
+                    queued: 0,
+                    limit: None,
+                }),
+            }
+        }
+        for (addr, queued, limit) in self.gates.snapshot() {
+            match by.iter_mut().find(|t| t.addr == addr) {
+                Some(t) => {
+                    t.queued = queued;
+                    t.limit = limit;
+                }
+                None => by.push(TargetSnapshot {
+                    addr,
+                    idle: 0,
+                    queued,
+                    limit,
+                }),
             }
         }
         by

@@ -145,7 +145,12 @@ async fn h1_conn(
                     return Ok(c);
                 }
                 Err(Error::UpstreamConnectTimeout) => {
-                    slot.lost();
+                    if let Some(limit) = slot.lost() {
+                        crate::warn!(
+                            "upstream target {}: a connect was lost with other connections to it busy (its accept queue is full); this worker now keeps at most {limit} connections in use there, widening as connects succeed",
+                            peer.addr
+                        );
+                    }
                     if lost.is_none() {
                         return Err(Error::UpstreamConnectTimeout);
                     }
