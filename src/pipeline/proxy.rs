@@ -96,7 +96,8 @@ async fn forward_with(
     let limit = route.request_buffering;
     let mut framing = head.body;
     let mut early = Vec::new();
-    if limit > 0 && framing == BodyFraming::Chunked {
+    let pre_read = limit > 0 && framing == BodyFraming::Chunked;
+    if pre_read {
         early = std::mem::take(&mut ds.scratch.body);
         early.clear();
         match body.buffer(ds, &mut early, limit).await {
@@ -122,7 +123,7 @@ async fn forward_with(
         ds.rec.client.as_deref(),
         &w.ids,
     );
-    let buffered = if !early.is_empty() || framing != head.body {
+    let buffered = if pre_read {
         if framing == BodyFraming::Chunked {
             // larger than the buffer: what was read is the first chunk, the rest streams
             encode::chunk_head(req, early.len());
