@@ -45,6 +45,27 @@ impl Downstream<'_> {
     pub fn head(&mut self, status: u16) -> crate::proto::head::ResponseHead<'_> {
         crate::proto::head::ResponseHead::start(self.io, self.wbuf, status)
     }
+
+    /// One piece of a streamed response body (`proto::sink`: a chunk, or the
+    /// bytes of a DATA frame).
+    pub fn chunk(&mut self, data: &[u8]) {
+        crate::proto::sink::chunk(self.io, self.wbuf, data)
+    }
+
+    /// Ends a streamed response body with its trailers.
+    pub fn end_chunks(&mut self, trailers: &crate::proto::sink::Trailers) {
+        crate::proto::sink::end_chunks(self.io, self.wbuf, trailers)
+    }
+
+    /// Sends what is written so far.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        crate::proto::sink::flush(self.io, self.wbuf).await
+    }
+
+    /// Sends a piece of body from its own buffer, which comes back empty.
+    pub async fn write_body(&mut self, buf: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        crate::proto::sink::write_body(self.io, buf).await
+    }
 }
 
 /// What one request did, filled in by the stages that know it (access log).

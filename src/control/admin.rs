@@ -297,7 +297,10 @@ fn cache_metrics(out: &mut String, caches: &CacheStore) {
 fn respond(s: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        crate::proto::h1::encode::reason(status),
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or(""),
         body.len()
     );
     s.write_all(head.as_bytes())?;

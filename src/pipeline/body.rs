@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use crate::proto::h1::{BodyFraming, ChunkedDecoder, RequestHead};
-use crate::proto::io::flush;
 
 use super::Downstream;
 
@@ -82,6 +81,9 @@ impl BodyReader {
         out: &mut Vec<u8>,
     ) -> Result<(), BodyError> {
         let start = out.len();
+        if let Some(h2) = ds.io.h2() {
+            return self.read_h2(h2, out).await;
+        }
         while !self.done {
             let data = ds.rbuf.data();
             if !data.is_empty() {
@@ -115,12 +117,50 @@ impl BodyReader {
             }
             if self.send_continue {
                 self.send_continue = false;
-                ds.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                flush(ds.io, ds.wbuf).await.map_err(|_| BodyError::Gone)?;
+                crate::proto::sink::send_continue(ds.io, ds.wbuf)
+                    .await
+                    .map_err(|_| BodyError::Gone)?;
             }
             match monoio::time::timeout(BODY_READ_TIMEOUT, ds.rbuf.fill(ds.io)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Err(BodyError::Gone),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next DATA frame of an HTTP/2 request (its framing is the stream's; a
+    /// `content-length` it declared must match what arrives).
+    async fn read_h2(
+        &mut self,
+        h2: &mut crate::proto::h2::H2Io,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        let start = out.len();
+        while !self.done {
+            let read = monoio::time::timeout(BODY_READ_TIMEOUT, h2.recv_data(out)).await;
+            if !matches!(read, Ok(Ok(()))) {
+                return Err(BodyError::Gone);
+            }
+            let n = (out.len() - start) as u64;
+            self.total += n;
+            if self.total > self.max {
+                return Err(BodyError::TooLarge);
+            }
+            if let BodyFraming::Length(_) = self.framing {
+                if n > self.remaining {
+                    return Err(BodyError::Malformed);
+                }
+                self.remaining -= n;
+                if h2.request_done() && self.remaining > 0 {
+                    return Err(BodyError::Malformed);
+                }
+                self.done = self.remaining == 0;
+            } else {
+                self.done = h2.request_done();
+            }
+            if n > 0 {
+                break;
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ use crate::cache::{Cache, Entry, Fill, FillState, Found, Lookup};
 use crate::error::Error;
 use crate::limit::KeyId;
 use crate::plan::{Invalidation, Plan, Route, RouteCache, StageCache, Unauthorized};
-use crate::proto::h1::{encode, BodyFraming, RequestHead};
+use crate::proto::h1::{BodyFraming, RequestHead};
 use crate::proto::head::ResponseHead;
 
 use super::respond::{drain_body, write_error};
@@ -267,9 +267,7 @@ pub fn write_hit(
     let age = now.saturating_duration_since(e.stored).as_secs();
     let ttl = e.expires.saturating_duration_since(now).as_secs();
     let out = write_entry_head(h, e.status, &e.headers, e.body.len(), rid, keep, |out| {
-        out.extend_from_slice(b"age: ");
-        encode::decimal(out, age);
-        out.extend_from_slice(b"\r\n");
+        crate::proto::head::push_line_decimal(out, b"age", age);
         how.write_header(out, false, Some(ttl), None);
         if warning {
             out.extend_from_slice(WARNING);

@@ -11,8 +11,8 @@ use crate::error::Error;
 use crate::observe::request_id::IdGen;
 use crate::observe::trace::next_traceparent;
 use crate::plan::{Params, Plan, Proxy, Route, Target};
-use crate::proto::h1::{encode, is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
-use crate::proto::io::flush;
+use crate::proto::h1::{is_hop_by_hop, BodyFraming, RequestHead, ResponseHead};
+use crate::proto::head::{request_chunk, RequestOut};
 
 use super::body::{BodyError, BodyReader};
 
@@ -25,9 +25,6 @@ use super::cache::Forward;
 use super::respond::write_error;
 use super::{Downstream, Outcome, WorkerCtx};
 use response::{stream_response, write_response_head, Cut, Out};
-
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 << 10;
 
 /// Why an exchange stopped.
 enum Fail {
@@ -109,8 +106,10 @@ async fn forward_with(
             }
         }
     }
-    write_request_head(
+    let h2 = matches!(p.target, Target::Upstream(u) if plan.upstreams[u as usize].h2);
+    let head_len = write_request_head(
         req,
+        h2,
         head,
         framing,
         plan,
@@ -124,14 +123,8 @@ async fn forward_with(
         &w.ids,
     );
     let buffered = if pre_read {
-        if framing == BodyFraming::Chunked {
-            // larger than the buffer: what was read is the first chunk, the rest streams
-            encode::chunk_head(req, early.len());
-            req.extend_from_slice(&early);
-            req.extend_from_slice(b"\r\n");
-        } else {
-            req.extend_from_slice(&early);
-        }
+        // larger than the buffer: what was read is the first chunk, the rest streams
+        request_chunk(req, framing == BodyFraming::Chunked && !h2, &early);
         early.clear();
         ds.scratch.body = early;
         Ok(())
@@ -164,7 +157,7 @@ async fn forward_with(
     let key = attempts::hash_key(plan, p, head, peer_ip);
     let deadline = started + route.timeout;
     let exchange = attempts::exchange(
-        ds, head, &mut body, req, resp, plan, p, key, replayable, deadline, w,
+        ds, head, &mut body, req, head_len, resp, plan, p, key, replayable, deadline, w,
     );
     let mut conn = match exchange.await {
         Ok(c) => c,
@@ -243,7 +236,7 @@ async fn forward_with(
             Outcome { keep_alive: keep }
         }
         Err(Cut::Sent) => {
-            let _ = flush(ds.io, ds.wbuf).await;
+            let _ = ds.flush().await;
             Outcome { keep_alive: false }
         }
     }
@@ -294,9 +287,12 @@ fn is_idempotent(method: &[u8]) -> bool {
     )
 }
 
+/// Writes the request head for the upstream, in its protocol (`h2`: as the items of
+/// an HTTP/2 HEADERS frame, else HTTP/1.1 text). Returns the head's length.
 #[allow(clippy::too_many_arguments)]
 fn write_request_head(
     out: &mut Vec<u8>,
+    h2: bool,
     head: &RequestHead,
     framing: BodyFraming,
     plan: &Plan,
@@ -308,27 +304,27 @@ fn write_request_head(
     scheme: &str,
     client: Option<&str>,
     ids: &IdGen,
-) {
+) -> usize {
     let path = head.path();
-    out.extend_from_slice(head.method());
-    out.push(b' ');
-    match &p.path {
-        Some(t) => t.render(out, |i| params.get(path, i)),
-        None => {
-            let base = &plan.stages[route.stage as usize].base_path;
-            let rest = path.get(base.len()..).unwrap_or("");
-            if !rest.starts_with('/') {
-                out.push(b'/');
+    let mut r = RequestOut::start(out, h2, head.method());
+    r.target(|out| {
+        match &p.path {
+            Some(t) => t.render(out, |i| params.get(path, i)),
+            None => {
+                let base = &plan.stages[route.stage as usize].base_path;
+                let rest = path.get(base.len()..).unwrap_or("");
+                if !rest.starts_with('/') {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(rest.as_bytes());
             }
-            out.extend_from_slice(rest.as_bytes());
         }
-    }
-    if let Some(q) = head.query() {
-        out.push(b'?');
-        out.extend_from_slice(q);
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    encode::header(out, b"host", p.host.as_bytes());
+        if let Some(q) = head.query() {
+            out.push(b'?');
+            out.extend_from_slice(q);
+        }
+    });
+    r.field(b"host", p.host.as_bytes());
 
     let connection_tokens = head.header(b"connection").unwrap_or(b"");
     let mut xff: Option<&[u8]> = None;
@@ -348,7 +344,7 @@ fn write_request_head(
             // The one TE worth passing on: the client takes trailers (gRPC needs them
             // to see its status), and so does the gateway, which forwards them.
             if name.eq_ignore_ascii_case(b"te") && crate::proto::h1::has_token(value, b"trailers") {
-                out.extend_from_slice(b"te: trailers\r\n");
+                r.field(b"te", b"trailers");
             }
             continue;
         }
@@ -356,31 +352,25 @@ fn write_request_head(
             xff = Some(value);
             continue;
         }
-        encode::header(out, name, value);
+        r.field(name, value);
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(prev) = xff {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(peer_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
-    out.extend_from_slice(scheme.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    r.field_with(b"x-forwarded-for", |v| {
+        if let Some(prev) = xff {
+            v.extend_from_slice(prev);
+            v.extend_from_slice(b", ");
+        }
+        v.extend_from_slice(peer_ip.as_bytes());
+    });
+    r.field(b"x-forwarded-proto", scheme.as_bytes());
     if !head.host_header().is_empty() {
-        encode::header(out, b"x-forwarded-host", head.host_header());
+        r.field(b"x-forwarded-host", head.host_header());
     }
-    encode::header(out, b"x-request-id", rid);
+    r.field(b"x-request-id", rid);
     if let Some(subject) = client {
-        encode::header(out, b"x-client-cert-subject", subject.as_bytes());
+        r.field(b"x-client-cert-subject", subject.as_bytes());
     }
-    out.extend_from_slice(b"traceparent: ");
-    next_traceparent(head.header(b"traceparent"), ids, out);
-    out.extend_from_slice(b"\r\n");
-    match framing {
-        BodyFraming::Length(n) => encode::content_length(out, n),
-        BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        BodyFraming::Empty | BodyFraming::UntilClose => {}
-    }
-    out.extend_from_slice(b"\r\n");
+    r.field_with(b"traceparent", |v| {
+        next_traceparent(head.header(b"traceparent"), ids, v)
+    });
+    r.end(framing)
 }

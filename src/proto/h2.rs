@@ -1,20 +1,18 @@
-//! HTTP/2 streams as HTTP/1.1 byte streams: the one adapter between the `h2` crate
-//! (tokio-style, poll-based) and the rest of the gateway, which never sees either.
+//! One HTTP/2 stream as the session's two ends (issue 14, ADR 0011): the `h2` crate
+//! (tokio-style, poll-based) on one side, the pipeline on the other, which sees the
+//! request as a head ([`RequestHead::from_parts`], from the HEADERS frame's fields)
+//! and a body source, and answers through the response sink (`proto::head`,
+//! `proto::sink`): a head as fields, body bytes as DATA frames, trailers as a
+//! trailer block. Nothing crosses as HTTP/1.1 text.
 //!
-//! An [`H2Io`] is one stream. Reading from it yields the request as HTTP/1.1 bytes: a
-//! head built from the HEADERS frame (`:authority` → `Host`, cookies joined), then
-//! the DATA frames, as they arrive, framed by the request's `content-length` or
-//! chunked. Writing to it takes the HTTP/1.1 response the pipeline writes, parses its
-//! head into a HEADERS frame and turns its body (length-framed or chunked) into DATA
-//! frames. Flow control holds end to end: request data is acknowledged (window
-//! released) only once the pipeline has read it, and response data waits for send
-//! capacity, so a slow client slows the upstream read, never memory.
+//! Flow control holds end to end: request data is acknowledged (window released)
+//! only once the pipeline has taken it, and response data waits for send capacity,
+//! so a slow client slows the upstream read, never memory.
 //!
-//! Beside it: `body_out` (response bodies to DATA frames), `grpc` (gateway answers as
-//! gRPC statuses, trailer blocks), `poll_tls` (TLS and write batching on poll-style
-//! sockets for the `h2` crate).
+//! Beside it: `grpc` (gateway answers as gRPC statuses), `poll_tls` (TLS and write
+//! batching on poll-style sockets for the `h2` crate).
 //!
-//! Tested end to end in `tests/h2.rs`.
+//! Tested end to end in `tests/h2.rs` and `tests/grpc.rs`.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -25,41 +23,32 @@ use std::task::Poll;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::BufResult;
 
-use super::h1::{encode, parse_response, BodyFraming, RequestHead, ResponseHead};
+use super::h1::{encode, BodyFraming, RequestHead};
 
-mod body_out;
 mod grpc;
 mod poll_tls;
 
-use body_out::Out;
-pub use body_out::{BodyOut, Piece};
 pub use grpc::trailer_map;
 use grpc::{grpc_message, grpc_status};
 pub use poll_tls::{Batched, PollTls};
 
-/// Largest response head accepted from the pipeline (it writes its own heads).
-const MAX_HEAD: usize = 64 << 10;
-
-/// One HTTP/2 stream, seen as an HTTP/1.1 connection carrying one exchange.
+/// One HTTP/2 stream: the request's DATA frames to read, the response to send.
 pub struct H2Io {
-    /// Request bytes not yet read by the pipeline.
-    pending: Vec<u8>,
-    pos: usize,
     recv: RecvStream,
     recv_done: bool,
-    chunked: bool,
     /// The sending side, shared with the stream's reset watch.
     half: Rc<RefCell<SendHalf>>,
-    /// Response bytes written but not yet translated: `out[skip..]`.
-    out: Vec<u8>,
-    skip: usize,
-    state: Out,
     /// A response head handed over as fields ([`H2Io::set_head`]), sent with the
-    /// next write or [`H2Io::send_pending`].
+    /// first body bytes or at [`H2Io::finish`].
     ready: Option<ReadyHead>,
+    /// Whether body bytes go out after the head sent (not for a HEAD request, an
+    /// empty body, or a gRPC status made from an error).
+    body_out: bool,
+    /// The trailer block to end the response with.
+    trailers: Option<http::HeaderMap>,
+    /// END_STREAM is sent: the whole response went out.
+    ended: bool,
     head_request: bool,
     /// A gRPC request (`content-type: application/grpc…`): errors the gateway (or
     /// anything not speaking gRPC) answers are turned into gRPC statuses.
@@ -68,15 +57,17 @@ pub struct H2Io {
 
 impl std::fmt::Debug for H2Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H2Io").field("state", &self.state).finish()
+        f.debug_struct("H2Io")
+            .field("recv_done", &self.recv_done)
+            .field("ended", &self.ended)
+            .finish()
     }
 }
 
-/// A response head ready to go, with how its body will be forwarded (`None`: it has
-/// none, or none that goes out).
+/// A response head ready to go, and whether body bytes follow it.
 struct ReadyHead {
     response: http::Response<()>,
-    body: Option<BodyOut>,
+    body: bool,
 }
 
 /// The response side of a stream: before the head is sent, after it.
@@ -108,7 +99,7 @@ impl ResetWatch {
     }
 }
 
-/// Why a request could not become an HTTP/1.1 head.
+/// Why a request could not become a request head.
 #[derive(Debug)]
 pub struct BadRequest;
 
@@ -149,21 +140,17 @@ impl H2Io {
         {
             return Err((BadRequest, respond));
         }
-        let chunked = head.body == BodyFraming::Chunked;
         Ok(H2Io {
-            pending: Vec::new(),
-            pos: 0,
             recv,
             recv_done,
-            chunked,
             half: Rc::new(RefCell::new(SendHalf {
                 respond: Some(respond),
                 send: None,
             })),
-            out: Vec::new(),
-            skip: 0,
-            state: Out::Head,
             ready: None,
+            body_out: false,
+            trailers: None,
+            ended: false,
             head_request: parts.method == http::Method::HEAD,
             grpc: parts
                 .headers
@@ -191,7 +178,7 @@ impl H2Io {
 
     /// Whether the whole response went out.
     pub fn finished(&self) -> bool {
-        matches!(self.state, Out::Done)
+        self.ended
     }
 
     /// Ends the stream if the pipeline stopped mid-response (reset, not a clean end).
@@ -204,103 +191,36 @@ impl H2Io {
         }
     }
 
-    /// Refills `pending` from the stream's DATA frames.
-    async fn fill(&mut self) -> io::Result<()> {
-        self.pending.clear();
-        self.pos = 0;
+    /// Whether the request body has ended (END_STREAM received).
+    pub fn request_done(&self) -> bool {
+        self.recv_done
+    }
+
+    /// Appends the request's next DATA frame to `out` (nothing once it has ended),
+    /// giving its bytes back to the client's send window.
+    pub async fn recv_data(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        if self.recv_done {
+            return Ok(());
+        }
         match self.recv.data().await {
             Some(Ok(data)) => {
-                // the window is given back as the pipeline takes the data
                 let _ = self.recv.flow_control().release_capacity(data.len());
-                if self.chunked && !data.is_empty() {
-                    encode::chunk_head(&mut self.pending, data.len());
-                    self.pending.extend_from_slice(&data);
-                    self.pending.extend_from_slice(b"\r\n");
-                } else {
-                    self.pending.extend_from_slice(&data);
-                }
-                if self.recv.is_end_stream() {
-                    self.end_request();
-                }
+                out.extend_from_slice(&data);
+                self.recv_done = self.recv.is_end_stream();
                 Ok(())
             }
             Some(Err(e)) => Err(io::Error::other(e)),
             None => {
-                self.end_request();
+                self.recv_done = true;
                 Ok(())
             }
         }
     }
 
-    fn end_request(&mut self) {
-        if !self.recv_done && self.chunked {
-            self.pending.extend_from_slice(b"0\r\n\r\n");
-        }
-        self.recv_done = true;
-    }
-
-    /// Translates what can be translated of `out` into frames.
-    async fn translate(&mut self) -> io::Result<()> {
-        loop {
-            if self.skip == self.out.len() {
-                self.out.clear();
-                self.skip = 0;
-            }
-            match &mut self.state {
-                Out::Done => {
-                    self.out.clear();
-                    self.skip = 0;
-                    return Ok(());
-                }
-                Out::Head => {
-                    if let Some(ready) = self.ready.take() {
-                        self.send_head(ready)?;
-                        continue;
-                    }
-                    let mut resp = ResponseHead::default();
-                    let text = &self.out[self.skip..];
-                    let n = match parse_response(text, MAX_HEAD, self.head_request, &mut resp) {
-                        Ok(Some(n)) => n,
-                        Ok(None) => return Ok(()),
-                        Err(()) => return Err(io::Error::other("unparsable response head")),
-                    };
-                    let fields = resp
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (&text[n.0..n.1], &text[v.0..v.1]));
-                    let reason = &text[resp.reason.0..resp.reason.1];
-                    let ready = self.build_head(resp.status, reason, fields, resp.body)?;
-                    self.skip += n;
-                    self.send_head(ready)?;
-                }
-                Out::Body(body) => {
-                    let Some(piece) = body.next(&mut self.out, &mut self.skip)? else {
-                        return Ok(());
-                    };
-                    let last = piece.last();
-                    if !piece.data.is_empty() || piece.end {
-                        self.send_data(piece.data, piece.end).await?;
-                    }
-                    if let Some(t) = piece.trailers {
-                        let mut h = self.half.borrow_mut();
-                        h.send
-                            .as_mut()
-                            .ok_or_else(|| io::Error::other("no stream"))?
-                            .send_trailers(t)
-                            .map_err(io::Error::other)?;
-                    }
-                    if last {
-                        self.state = Out::Done;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The response head as the pipeline gives it, as fields (never as text): kept
-    /// until the body's first bytes are written or [`H2Io::send_pending`], so that
-    /// until then it can still be replaced by an error ([`H2Io::drop_head`]). `body`
-    /// is the framing of the body bytes the pipeline will write after it.
+    /// The response head as the pipeline gives it, as fields: kept until the body's
+    /// first bytes are sent or [`H2Io::finish`], so that until then it can still be
+    /// replaced by an error ([`H2Io::drop_head`]). `body` is the framing the
+    /// pipeline chose for the body (whether there is one).
     pub fn set_head<'f>(
         &mut self,
         status: u16,
@@ -320,12 +240,62 @@ impl H2Io {
         self.ready = None;
     }
 
-    /// Sends a head given to [`H2Io::set_head`] that no write has sent yet (a
-    /// response with no body bytes to write).
-    pub async fn send_pending(&mut self) -> io::Result<()> {
-        if self.ready.is_some() {
-            self.translate().await?;
+    /// Sends response body bytes as DATA frames as the send window allows (the
+    /// head first, when it is still waiting).
+    pub async fn send_body(&mut self, data: Bytes) -> io::Result<()> {
+        self.send_ready()?;
+        if !self.body_out || self.ended || data.is_empty() {
+            return Ok(());
         }
+        send_data(&*self.half, data, false).await
+    }
+
+    /// The trailer block the response ends with (`grpc-status` and friends).
+    pub fn set_trailers(&mut self, trailers: http::HeaderMap) {
+        self.trailers = Some(trailers);
+    }
+
+    /// Ends the response: the waiting head (END_STREAM on it when there is no
+    /// body), then the trailer block or an empty last DATA frame.
+    pub async fn finish(&mut self) -> io::Result<()> {
+        self.send_ready()?;
+        if self.ended {
+            return Ok(());
+        }
+        let trailers = self.trailers.take().filter(|_| self.body_out);
+        let mut h = self.half.borrow_mut();
+        let send = h
+            .send
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no response was given"))?;
+        match trailers {
+            Some(t) => send.send_trailers(t).map_err(io::Error::other)?,
+            None => send
+                .send_data(Bytes::new(), true)
+                .map_err(io::Error::other)?,
+        }
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Sends the head waiting in `ready`, if any.
+    fn send_ready(&mut self) -> io::Result<()> {
+        let Some(ready) = self.ready.take() else {
+            return Ok(());
+        };
+        let mut h = self.half.borrow_mut();
+        let mut respond = h
+            .respond
+            .take()
+            .ok_or_else(|| io::Error::other("response already sent"))?;
+        // a body of nothing but trailers still needs a stream open after the head
+        let end = !ready.body;
+        let send = respond
+            .send_response(ready.response, end)
+            .map_err(io::Error::other)?;
+        h.send = Some(send);
+        self.body_out = ready.body;
+        self.ended = end;
         Ok(())
     }
 
@@ -373,42 +343,14 @@ impl H2Io {
         let response = builder
             .body(())
             .map_err(|e| io::Error::other(e.to_string()))?;
-        // (a gRPC status replaces the body: what the pipeline writes of it is dropped
-        // in `Out::Done`)
+        // (a gRPC status replaces the body: what the pipeline writes of it is dropped)
         let empty = matches!(body, BodyFraming::Empty | BodyFraming::Length(0))
             || self.head_request
             || as_grpc;
-        let body = match BodyOut::new(body) {
-            _ if empty => None,
-            Some(b) => Some(b),
-            // the pipeline frames every response it writes
-            None => return Err(io::Error::other("unframed response")),
-        };
-        Ok(ReadyHead { response, body })
-    }
-
-    /// Sends a built head: the body (if any) follows as DATA frames.
-    fn send_head(&mut self, ready: ReadyHead) -> io::Result<()> {
-        let mut h = self.half.borrow_mut();
-        let mut respond = h
-            .respond
-            .take()
-            .ok_or_else(|| io::Error::other("response already sent"))?;
-        let send = respond
-            .send_response(ready.response, ready.body.is_none())
-            .map_err(io::Error::other)?;
-        h.send = Some(send);
-        drop(h);
-        self.state = match ready.body {
-            None => Out::Done,
-            Some(body) => Out::Body(body),
-        };
-        Ok(())
-    }
-
-    /// Sends `data` as the stream's send window allows, waiting for capacity.
-    async fn send_data(&mut self, data: Bytes, end: bool) -> io::Result<()> {
-        send_data(&*self.half, data, end).await
+        Ok(ReadyHead {
+            response,
+            body: !empty,
+        })
     }
 }
 
@@ -468,141 +410,3 @@ pub async fn send_data(slot: &impl StreamSlot, mut data: Bytes, end: bool) -> io
     }
     Ok(())
 }
-
-/// What the byte-stream views of HTTP/2 streams have in common (`H2Io` here,
-/// `upstream::h2::H2Stream`): bytes to read that a frame refills, and written bytes
-/// that become frames. `stream_bytes_io!` makes them monoio IO. (Futures here are
-/// never `Send`: a stream lives on one worker.)
-#[allow(async_fn_in_trait)]
-pub trait StreamBytes {
-    /// Bytes translated and not read yet.
-    fn unread(&self) -> &[u8];
-    fn consume(&mut self, n: usize);
-    /// Nothing more will come to read.
-    fn at_end(&self) -> bool;
-    /// Translates the next frame (or the end) into bytes to read.
-    async fn refill(&mut self) -> io::Result<()>;
-    /// Takes written bytes and translates what it can of them into frames.
-    async fn take(&mut self, bytes: &[u8]) -> io::Result<()>;
-}
-
-/// Reads from a [`StreamBytes`] into a monoio buffer.
-pub async fn read_stream_bytes<S: StreamBytes, T: IoBufMut>(
-    s: &mut S,
-    mut buf: T,
-) -> BufResult<usize, T> {
-    // (a frame may translate into nothing, e.g. an empty DATA frame: refill again)
-    while s.unread().is_empty() {
-        if s.at_end() {
-            return (Ok(0), buf);
-        }
-        if let Err(e) = s.refill().await {
-            return (Err(e), buf);
-        }
-    }
-    let avail = s.unread();
-    let n = avail.len().min(buf.bytes_total());
-    // SAFETY: as monoio's own `impl AsyncReadRent for &[u8]`: `write_ptr` has room
-    // for `bytes_total` bytes; `n` of them are written before being marked
-    // initialised.
-    unsafe {
-        buf.write_ptr().copy_from_nonoverlapping(avail.as_ptr(), n);
-        buf.set_init(n);
-    }
-    s.consume(n);
-    (Ok(n), buf)
-}
-
-/// Writes a monoio buffer into a [`StreamBytes`].
-pub async fn write_stream_bytes<S: StreamBytes, T: IoBuf>(
-    s: &mut S,
-    buf: T,
-) -> BufResult<usize, T> {
-    // SAFETY: an IoBuf's first `bytes_init` bytes are initialised and live.
-    let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-    match s.take(bytes).await {
-        Ok(()) => (Ok(bytes.len()), buf),
-        Err(e) => (Err(e), buf),
-    }
-}
-
-/// `AsyncReadRent` and `AsyncWriteRent` for a [`StreamBytes`] type (vectored IO is
-/// never used on these).
-macro_rules! stream_bytes_io {
-    ($t:ty) => {
-        impl monoio::io::AsyncReadRent for $t {
-            async fn read<T: monoio::buf::IoBufMut>(
-                &mut self,
-                buf: T,
-            ) -> monoio::BufResult<usize, T> {
-                $crate::proto::h2::read_stream_bytes(self, buf).await
-            }
-
-            async fn readv<T: monoio::buf::IoVecBufMut>(
-                &mut self,
-                buf: T,
-            ) -> monoio::BufResult<usize, T> {
-                (
-                    Err(std::io::Error::other("readv is not used on HTTP/2 streams")),
-                    buf,
-                )
-            }
-        }
-
-        impl monoio::io::AsyncWriteRent for $t {
-            async fn write<T: monoio::buf::IoBuf>(
-                &mut self,
-                buf: T,
-            ) -> monoio::BufResult<usize, T> {
-                $crate::proto::h2::write_stream_bytes(self, buf).await
-            }
-
-            async fn writev<T: monoio::buf::IoVecBuf>(
-                &mut self,
-                buf: T,
-            ) -> monoio::BufResult<usize, T> {
-                (
-                    Err(std::io::Error::other(
-                        "writev is not used on HTTP/2 streams",
-                    )),
-                    buf,
-                )
-            }
-
-            async fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-
-            async fn shutdown(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-    };
-}
-
-impl StreamBytes for H2Io {
-    fn unread(&self) -> &[u8] {
-        &self.pending[self.pos..]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-    }
-
-    fn at_end(&self) -> bool {
-        self.recv_done
-    }
-
-    async fn refill(&mut self) -> io::Result<()> {
-        self.fill().await
-    }
-
-    async fn take(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.extend_from_slice(bytes);
-        self.translate().await
-    }
-}
-
-pub(crate) use stream_bytes_io;
-
-stream_bytes_io!(H2Io);

@@ -144,6 +144,129 @@ impl<'a> ResponseHead<'a> {
     }
 }
 
+/// A request head being written for an upstream, in the upstream's protocol:
+/// HTTP/1.1 text, or (for an HTTP/2 upstream) the method, target and fields as
+/// length-prefixed items that `upstream::h2` turns into a HEADERS frame
+/// ([`request_items`]), never text. Either way into one buffer, which body bytes may
+/// follow (HTTP/1.1: in the same write; HTTP/2: as DATA frames).
+pub struct RequestOut<'a> {
+    out: &'a mut Vec<u8>,
+    items: bool,
+}
+
+impl<'a> RequestOut<'a> {
+    /// Starts a request with `method`; the target follows ([`RequestOut::target`]).
+    pub fn start(out: &'a mut Vec<u8>, h2: bool, method: &[u8]) -> Self {
+        let mut r = RequestOut { out, items: h2 };
+        if h2 {
+            r.item(|o| o.extend_from_slice(method));
+        } else {
+            r.out.extend_from_slice(method);
+            r.out.push(b' ');
+        }
+        r
+    }
+
+    /// The request target (path and query), written by `f`.
+    pub fn target(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        if self.items {
+            self.item(f);
+        } else {
+            f(self.out);
+            self.out.extend_from_slice(b" HTTP/1.1\r\n");
+        }
+    }
+
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.field_with(name, |v| v.extend_from_slice(value));
+    }
+
+    /// A field whose value `f` writes.
+    pub fn field_with(&mut self, name: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
+        if self.items {
+            self.item(|o| o.extend_from_slice(name));
+            self.item(f);
+        } else {
+            self.out.extend_from_slice(name);
+            self.out.extend_from_slice(b": ");
+            f(self.out);
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Ends the head with the body's framing (HTTP/2 has no chunked framing: a
+    /// body without a length simply ends with the stream). Returns the head's length.
+    pub fn end(self, body: BodyFraming) -> usize {
+        if self.items {
+            if let BodyFraming::Length(n) = body {
+                let mut r = self;
+                r.field_with(b"content-length", |v| encode::decimal(v, n));
+                return r.out.len();
+            }
+            return self.out.len();
+        }
+        match body {
+            BodyFraming::Length(n) => encode::content_length(self.out, n),
+            BodyFraming::Chunked => self
+                .out
+                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            BodyFraming::Empty | BodyFraming::UntilClose => {}
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.out.len()
+    }
+
+    /// One length-prefixed item (u32, little-endian) written by `f`.
+    fn item(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        f(self.out);
+        let len = (self.out.len() - at - 4) as u32;
+        self.out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// The items of a head [`RequestOut`] wrote for HTTP/2: method, target, then names
+/// and values in turn.
+pub fn request_items(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let item = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        Some(item)
+    })
+}
+
+/// One piece of a request body streamed to an upstream: a chunk for HTTP/1.1
+/// (`chunked`), the bytes as they are for HTTP/2 or a length-framed body.
+pub fn request_chunk(out: &mut Vec<u8>, chunked: bool, data: &[u8]) {
+    if chunked && !data.is_empty() {
+        encode::chunk_head(out, data.len());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// The last chunk of a chunked request body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends a field as a header line (`name: value\r\n`): the form in which the plan
+/// keeps a mock's fields and the cache a stored response's ([`ResponseHead::lines`]).
+pub fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    encode::header(out, name, value);
+}
+
+/// A header line whose value is `n` in decimal.
+pub fn push_line_decimal(out: &mut Vec<u8>, name: &[u8], n: u64) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    encode::decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The fields of HTTP/1.1 header lines the gateway wrote or validated itself.
 pub fn header_lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
     text.split(|&b| b == b'\n').filter_map(|line| {
@@ -169,6 +292,43 @@ mod tests {
             String::from_utf8(w).unwrap(),
             "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 3\r\nx-a: 1\r\nx-b: two words\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn request_heads_are_text_or_items() {
+        let write = |h2| {
+            let mut out = Vec::new();
+            let mut r = RequestOut::start(&mut out, h2, b"POST");
+            r.target(|t| t.extend_from_slice(b"/a?b=1"));
+            r.field(b"host", b"up");
+            r.field_with(b"x-forwarded-for", |v| v.extend_from_slice(b"1.2.3.4"));
+            let n = r.end(BodyFraming::Length(5));
+            assert_eq!(n, out.len());
+            out
+        };
+        assert_eq!(
+            write(false),
+            b"POST /a?b=1 HTTP/1.1\r\nhost: up\r\nx-forwarded-for: 1.2.3.4\r\ncontent-length: 5\r\n\r\n"
+        );
+        let items = write(true);
+        let got: Vec<&[u8]> = request_items(&items).collect();
+        assert_eq!(
+            got,
+            vec![
+                &b"POST"[..],
+                b"/a?b=1",
+                b"host",
+                b"up",
+                b"x-forwarded-for",
+                b"1.2.3.4",
+                b"content-length",
+                b"5"
+            ]
+        );
+        let mut chunked = Vec::new();
+        request_chunk(&mut chunked, true, b"hello");
+        request_chunk(&mut chunked, false, b"!");
+        assert_eq!(chunked, b"5\r\nhello\r\n!");
     }
 
     #[test]

@@ -39,6 +39,11 @@ impl ReadBuf {
         }
     }
 
+    /// Appends bytes that did not come from a socket (an HTTP/2 response's fields).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.buf.len());
         if self.start == self.buf.len() {

@@ -424,12 +424,18 @@ impl ClientIo {
     }
 }
 
+/// An HTTP/2 stream is no byte stream: the pipeline reads its body and writes its
+/// response through the session (`pipeline::body`, `proto::head`, `proto::sink`).
+fn stream_io() -> io::Error {
+    io::Error::other("an HTTP/2 stream is read and written through proto::sink, not as bytes")
+}
+
 impl AsyncReadRent for ClientIo {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientIo::Plain(s) => s.read(buf).await,
             ClientIo::Tls(s) => Box::pin(s.read(buf)).await,
-            ClientIo::H2(s) => s.read(buf).await,
+            ClientIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 
@@ -437,7 +443,7 @@ impl AsyncReadRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.readv(buf).await,
             ClientIo::Tls(s) => Box::pin(s.readv(buf)).await,
-            ClientIo::H2(s) => s.readv(buf).await,
+            ClientIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 }
@@ -447,7 +453,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.write(buf).await,
             ClientIo::Tls(s) => Box::pin(s.write(buf)).await,
-            ClientIo::H2(s) => s.write(buf).await,
+            ClientIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 
@@ -455,7 +461,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.writev(buf).await,
             ClientIo::Tls(s) => Box::pin(s.writev(buf)).await,
-            ClientIo::H2(s) => s.writev(buf).await,
+            ClientIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 
@@ -463,7 +469,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.flush().await,
             ClientIo::Tls(s) => Box::pin(s.flush()).await,
-            ClientIo::H2(s) => s.flush().await,
+            ClientIo::H2(_) => Ok(()),
         }
     }
 
@@ -471,7 +477,7 @@ impl AsyncWriteRent for ClientIo {
         match self {
             ClientIo::Plain(s) => s.shutdown().await,
             ClientIo::Tls(s) => Box::pin(s.shutdown()).await,
-            ClientIo::H2(s) => s.shutdown().await,
+            ClientIo::H2(_) => Ok(()),
         }
     }
 }

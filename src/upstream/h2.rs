@@ -27,8 +27,10 @@ use h2::{RecvStream, SendStream};
 use monoio::net::TcpStream;
 
 use crate::error::Error;
-use crate::proto::h1::{encode, parse_request, BodyFraming, RequestHead};
-use crate::proto::h2::{send_data, Batched, BodyOut, PollTls, StreamBytes};
+use crate::proto::h1::{BodyFraming, ResponseHead};
+use crate::proto::h2::{send_data, Batched, PollTls};
+use crate::proto::head::{request_items, RequestOut};
+use crate::proto::io::ReadBuf;
 
 use super::TlsPeer;
 
@@ -149,42 +151,19 @@ where
     })
 }
 
-/// How the request is being forwarded.
-#[derive(Debug)]
-enum Req {
-    Head,
-    Body(BodyOut),
-    Done,
-}
-
-/// How far the response has been read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resp {
-    Waiting,
-    /// Body as-is (the upstream gave a length).
-    Raw,
-    /// Body chunked, trailers at its end.
-    Chunked,
-    Done,
-}
-
-/// One request on an HTTP/2 session, seen as an HTTP/1.1 connection carrying one
-/// exchange.
+/// One request on an HTTP/2 session: the upstream side of the session for HTTP/2
+/// upstreams (`upstream::exchange`).
 pub struct H2Stream {
     requester: Option<SendRequest<Bytes>>,
     tls: bool,
-    /// Request bytes written but not yet translated: `out[skip..]`.
-    out: Vec<u8>,
-    skip: usize,
-    req: Req,
     send: RefCell<Option<SendStream<Bytes>>>,
     response: Option<ResponseFuture>,
-    head_request: bool,
-    /// Response bytes not yet read by the pipeline: `pending[pos..]`.
-    pending: Vec<u8>,
-    pos: usize,
     recv: Option<RecvStream>,
-    resp: Resp,
+    /// Response body bytes received and not read yet.
+    data: Bytes,
+    /// The response body has ended (END_STREAM, or its trailer block, read).
+    recv_done: bool,
+    trailers: Option<http::HeaderMap>,
     /// The upstream did not process the request: the session refused the stream
     /// before it was sent, or the upstream reset it with REFUSED_STREAM (RFC 9113
     /// §8.7). Such a request may be sent again whatever its method.
@@ -194,8 +173,8 @@ pub struct H2Stream {
 impl std::fmt::Debug for H2Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H2Stream")
-            .field("req", &self.req)
-            .field("resp", &self.resp)
+            .field("recv_done", &self.recv_done)
+            .field("unprocessed", &self.unprocessed)
             .finish()
     }
 }
@@ -205,16 +184,12 @@ impl H2Stream {
         H2Stream {
             requester: Some(requester),
             tls,
-            out: Vec::new(),
-            skip: 0,
-            req: Req::Head,
             send: RefCell::new(None),
             response: None,
-            head_request: false,
-            pending: Vec::new(),
-            pos: 0,
             recv: None,
-            resp: Resp::Waiting,
+            data: Bytes::new(),
+            recv_done: false,
+            trailers: None,
             unprocessed: false,
         }
     }
@@ -235,287 +210,261 @@ impl H2Stream {
         e
     }
 
-    /// Translates what can be translated of `out` into frames.
-    async fn translate(&mut self) -> io::Result<()> {
-        loop {
-            if self.skip == self.out.len() {
-                self.out.clear();
-                self.skip = 0;
-            }
-            match &mut self.req {
-                Req::Done => {
-                    if self.skip < self.out.len() {
-                        return Err(io::Error::other("bytes after the request"));
-                    }
-                    return Ok(());
-                }
-                Req::Head => {
-                    let mut head = RequestHead::default();
-                    let n = match parse_request(&self.out[self.skip..], MAX_HEAD, &mut head) {
-                        Ok(Some(n)) => n,
-                        Ok(None) => return Ok(()),
-                        Err(_) => return Err(io::Error::other("unparsable request head")),
-                    };
-                    self.skip += n;
-                    let (request, end) = to_h2_request(&head, self.tls)?;
-                    self.head_request = head.is_head();
-                    let mut requester = self
-                        .requester
-                        .take()
-                        .ok_or_else(|| io::Error::other("request already sent"))?;
-                    self.unprocessed = true;
-                    poll_fn(|cx| requester.poll_ready(cx))
-                        .await
-                        .map_err(io::Error::other)?;
-                    let (response, send) = requester
-                        .send_request(request, end)
-                        .map_err(io::Error::other)?;
-                    self.unprocessed = false;
-                    self.response = Some(response);
-                    self.req = match BodyOut::new(head.body) {
-                        Some(body) if !end => Req::Body(body),
-                        _ => Req::Done,
-                    };
-                    *self.send.borrow_mut() = Some(send);
-                }
-                Req::Body(body) => {
-                    let Some(piece) = body.next(&mut self.out, &mut self.skip)? else {
-                        return Ok(());
-                    };
-                    let last = piece.last();
-                    if !piece.data.is_empty() || piece.end {
-                        send_data(&self.send, piece.data, piece.end)
-                            .await
-                            .map_err(|e| self.note_refusal(e))?;
-                    }
-                    if let Some(t) = piece.trailers {
-                        let mut send = self.send.borrow_mut();
-                        send.as_mut()
-                            .ok_or_else(|| io::Error::other("no stream"))?
-                            .send_trailers(t)
-                            .map_err(io::Error::other)?;
-                    }
-                    if last {
-                        self.req = Req::Done;
-                    }
-                }
-            }
+    /// Sends the request: a HEADERS frame from the head's items
+    /// (`proto::head::RequestOut`), then `body` as DATA; `end`: that is all of it.
+    pub async fn send_request(&mut self, items: &[u8], body: &[u8], end: bool) -> io::Result<()> {
+        let request = to_h2_request(items, self.tls)?;
+        let mut requester = self
+            .requester
+            .take()
+            .ok_or_else(|| io::Error::other("request already sent"))?;
+        self.unprocessed = true;
+        poll_fn(|cx| requester.poll_ready(cx))
+            .await
+            .map_err(io::Error::other)?;
+        let headers_end = end && body.is_empty();
+        let (response, send) = requester
+            .send_request(request, headers_end)
+            .map_err(io::Error::other)?;
+        self.unprocessed = false;
+        self.response = Some(response);
+        *self.send.borrow_mut() = Some(send);
+        if !headers_end {
+            self.send_data(Bytes::copy_from_slice(body), end).await?;
         }
+        Ok(())
     }
 
-    /// Refills `pending` with the next of the response: its head, a DATA frame, or
-    /// the end of the body with its trailers.
-    async fn fill(&mut self) -> io::Result<()> {
-        self.pending.clear();
-        self.pos = 0;
-        match self.resp {
-            Resp::Done => Ok(()),
-            Resp::Waiting => {
-                let response = self
-                    .response
-                    .take()
-                    .ok_or_else(|| io::Error::other("no request sent"))?;
-                let response = response.await.map_err(|e| {
-                    self.unprocessed = e.reason() == Some(h2::Reason::REFUSED_STREAM);
-                    io::Error::other(e)
-                })?;
-                let (parts, recv) = response.into_parts();
-                let ended = recv.is_end_stream();
-                self.resp = write_head(&mut self.pending, &parts, ended, self.head_request);
-                self.recv = Some(recv);
-                Ok(())
+    /// Sends request body bytes as the stream's window allows; `end` ends it.
+    pub async fn send_data(&mut self, data: Bytes, end: bool) -> io::Result<()> {
+        send_data(&self.send, data, end)
+            .await
+            .map_err(|e| self.note_refusal(e))
+    }
+
+    /// Waits for the response's HEADERS and copies its fields into `rbuf` as
+    /// `resp`'s offsets: the same response head an HTTP/1.1 upstream gives, with no
+    /// text in between. Without a `content-length` the body is read until the stream
+    /// ends (its trailers then kept for [`H2Stream::take_trailers`]).
+    pub async fn read_head(
+        &mut self,
+        rbuf: &mut ReadBuf,
+        is_head: bool,
+        resp: &mut ResponseHead,
+    ) -> Result<(), Error> {
+        let response = self.response.take().ok_or(Error::UpstreamReset)?;
+        let response = match response.await {
+            Ok(r) => r,
+            Err(e) => {
+                self.unprocessed = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+                return Err(Error::UpstreamReset);
             }
-            Resp::Raw | Resp::Chunked => {
-                let recv = self
-                    .recv
-                    .as_mut()
-                    .ok_or_else(|| io::Error::other("no response"))?;
-                match recv.data().await {
-                    Some(Ok(data)) => {
-                        let _ = recv.flow_control().release_capacity(data.len());
-                        if self.resp == Resp::Chunked && !data.is_empty() {
-                            encode::chunk_head(&mut self.pending, data.len());
-                            self.pending.extend_from_slice(&data);
-                            self.pending.extend_from_slice(b"\r\n");
-                        } else {
-                            self.pending.extend_from_slice(&data);
-                        }
-                        Ok(())
-                    }
-                    Some(Err(e)) => Err(io::Error::other(e)),
-                    None => {
-                        let trailers = recv.trailers().await.map_err(io::Error::other)?;
-                        if self.resp == Resp::Chunked {
-                            self.pending.extend_from_slice(b"0\r\n");
-                            for (name, value) in trailers.iter().flatten() {
-                                encode::header(
-                                    &mut self.pending,
-                                    name.as_str().as_bytes(),
-                                    value.as_bytes(),
-                                );
-                            }
-                            self.pending.extend_from_slice(b"\r\n");
-                        }
-                        self.resp = Resp::Done;
-                        Ok(())
-                    }
+        };
+        let (parts, recv) = response.into_parts();
+        let ended = recv.is_end_stream();
+        self.recv_done = ended;
+        self.recv = Some(recv);
+        let status = parts.status.as_u16();
+        resp.status = status;
+        resp.version = 1;
+        resp.keep_alive = false;
+        resp.headers.clear();
+        let start = rbuf.data().len();
+        let mut length = None;
+        let mut fields = Vec::with_capacity(parts.headers.len() * 32);
+        for (name, value) in &parts.headers {
+            let n = name.as_str().as_bytes();
+            if name == http::header::CONTENT_LENGTH {
+                let v = std::str::from_utf8(value.as_bytes()).ok();
+                length = Some(
+                    v.and_then(|v| v.trim().parse::<u64>().ok())
+                        .ok_or(Error::UpstreamMalformed)?,
+                );
+            }
+            let a = start + fields.len();
+            fields.extend_from_slice(n);
+            let b = start + fields.len();
+            fields.extend_from_slice(value.as_bytes());
+            resp.headers.push(((a, b), (b, start + fields.len())));
+        }
+        rbuf.extend(&fields);
+        resp.reason = (0, 0);
+        resp.head_len = start + fields.len();
+        let bodiless = is_head || status == 204 || status == 304 || status < 200;
+        resp.body = match length {
+            _ if bodiless => BodyFraming::Empty,
+            // trailers-only (a gRPC error) or an empty body
+            _ if ended => BodyFraming::Length(0),
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::UntilClose,
+        };
+        Ok(())
+    }
+
+    /// The response's trailer block, once its body was read to the end.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.trailers.take()
+    }
+
+    /// Reads response body bytes into `buf`: `Ok(0)` once the stream has ended.
+    async fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.data.is_empty() {
+            if self.recv_done {
+                return Ok(0);
+            }
+            let recv = self
+                .recv
+                .as_mut()
+                .ok_or_else(|| io::Error::other("no response"))?;
+            match recv.data().await {
+                Some(Ok(data)) => {
+                    // the window is given back as the pipeline takes the data
+                    let _ = recv.flow_control().release_capacity(data.len());
+                    self.data = data;
+                }
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => {
+                    self.trailers = recv.trailers().await.map_err(io::Error::other)?;
+                    self.recv_done = true;
                 }
             }
         }
+        let n = self.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        let _ = self.data.split_to(n);
+        Ok(n)
     }
 }
 
-/// The HTTP/2 form of the request head the pipeline wrote; `true` when it has no
-/// body (the HEADERS frame ends the stream).
-fn to_h2_request(head: &RequestHead, tls: bool) -> io::Result<(http::Request<()>, bool)> {
-    let bad = |what: &str| io::Error::other(format!("request not expressible in HTTP/2: {what}"));
-    let scheme = if tls { "https" } else { "http" };
-    let host = std::str::from_utf8(head.host_header()).map_err(|_| bad("host"))?;
-    let mut target = head.path().to_string();
-    if let Some(q) = head.query() {
-        target.push('?');
-        target.push_str(std::str::from_utf8(q).map_err(|_| bad("query"))?);
+impl monoio::io::AsyncReadRent for H2Stream {
+    async fn read<T: monoio::buf::IoBufMut>(&mut self, mut buf: T) -> monoio::BufResult<usize, T> {
+        // SAFETY: `write_ptr` has room for `bytes_total` bytes; the slice is only
+        // written, and `n` of them are marked initialised after.
+        let room = unsafe { std::slice::from_raw_parts_mut(buf.write_ptr(), buf.bytes_total()) };
+        match self.read_data(room).await {
+            Ok(n) => {
+                unsafe { buf.set_init(n) };
+                (Ok(n), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
     }
-    let uri = http::Uri::builder()
-        .scheme(scheme)
-        .authority(host)
-        .path_and_query(target)
-        .build()
-        .map_err(|_| bad("target"))?;
+
+    async fn readv<T: monoio::buf::IoVecBufMut>(&mut self, buf: T) -> monoio::BufResult<usize, T> {
+        (
+            Err(io::Error::other("readv is not used on HTTP/2 streams")),
+            buf,
+        )
+    }
+}
+
+/// The HTTP/2 request for the items of a head `proto::head::RequestOut` wrote.
+fn to_h2_request(items: &[u8], tls: bool) -> io::Result<http::Request<()>> {
+    let bad = |what: &str| io::Error::other(format!("request not expressible in HTTP/2: {what}"));
+    let mut it = request_items(items);
+    let method = it.next().ok_or_else(|| bad("method"))?;
+    let target = it.next().ok_or_else(|| bad("target"))?;
     let mut builder = http::Request::builder()
-        .method(http::Method::from_bytes(head.method()).map_err(|_| bad("method"))?)
-        .uri(uri)
+        .method(http::Method::from_bytes(method).map_err(|_| bad("method"))?)
         .version(http::Version::HTTP_2);
-    for (name, value) in head.headers() {
+    let mut authority = None;
+    while let (Some(name), Some(value)) = (it.next(), it.next()) {
         let lower = name.to_ascii_lowercase();
         match &lower[..] {
-            // carried by :authority, or connection-specific (not valid in HTTP/2)
-            b"host" | b"connection" | b"keep-alive" | b"proxy-connection"
-            | b"transfer-encoding" | b"upgrade" => continue,
-            b"te" if !crate::proto::h1::has_token(value, b"trailers") => continue,
-            b"te" => {
-                builder = builder.header("te", "trailers");
+            b"host" => {
+                authority = Some(value);
                 continue;
             }
+            // connection-specific (not valid in HTTP/2)
+            b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding"
+            | b"upgrade" => continue,
+            b"te" if value != b"trailers" => continue,
             _ => {}
         }
         builder = builder.header(&lower[..], value);
     }
-    let end = matches!(head.body, BodyFraming::Empty | BodyFraming::Length(0));
-    let request = builder.body(()).map_err(|_| bad("header"))?;
-    Ok((request, end))
+    let host = std::str::from_utf8(authority.unwrap_or(b"")).map_err(|_| bad("host"))?;
+    let uri = http::Uri::builder()
+        .scheme(if tls { "https" } else { "http" })
+        .authority(host)
+        .path_and_query(target)
+        .build()
+        .map_err(|_| bad("target"))?;
+    builder.uri(uri).body(()).map_err(|_| bad("header"))
 }
 
-/// Writes the HTTP/1.1 head for an HTTP/2 response and says how its body follows.
-fn write_head(out: &mut Vec<u8>, parts: &http::response::Parts, ended: bool, head: bool) -> Resp {
-    let status = parts.status.as_u16();
-    encode::status_line(out, status);
-    let mut has_length = false;
-    for (name, value) in &parts.headers {
-        has_length |= name == http::header::CONTENT_LENGTH;
-        encode::header(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    let bodiless = head || status == 204 || status == 304 || status < 200;
-    if ended {
-        // trailers-only (a gRPC error) or an empty body
-        if !has_length && !bodiless {
-            encode::content_length(out, 0);
-        }
-        out.extend_from_slice(b"\r\n");
-        return Resp::Done;
-    }
-    if has_length || bodiless {
-        out.extend_from_slice(b"\r\n");
-        return Resp::Raw;
-    }
-    out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-    Resp::Chunked
-}
-
-impl StreamBytes for H2Stream {
-    fn unread(&self) -> &[u8] {
-        &self.pending[self.pos..]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-    }
-
-    fn at_end(&self) -> bool {
-        self.resp == Resp::Done
-    }
-
-    async fn refill(&mut self) -> io::Result<()> {
-        self.fill().await
-    }
-
-    async fn take(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.extend_from_slice(bytes);
-        self.translate().await
+impl Session {
+    /// A health check's `GET path` on this session: the response's status.
+    pub async fn probe(&self, path: &str, authority: &str, tls: bool) -> io::Result<u16> {
+        let mut out = Vec::new();
+        let mut r = RequestOut::start(&mut out, true, b"GET");
+        r.target(|t| t.extend_from_slice(path.as_bytes()));
+        r.field(b"host", authority.as_bytes());
+        r.field(b"user-agent", b"turnpike-health");
+        r.end(BodyFraming::Empty);
+        let mut s = self.stream(tls);
+        s.send_request(&out, &[], true).await?;
+        let response = s
+            .response
+            .take()
+            .ok_or_else(|| io::Error::other("no request sent"))?;
+        let response = response.await.map_err(io::Error::other)?;
+        Ok(response.status().as_u16())
     }
 }
-
-crate::proto::h2::stream_bytes_io!(H2Stream);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn head_of(text: &[u8]) -> RequestHead {
-        let mut head = RequestHead::default();
-        parse_request(text, MAX_HEAD, &mut head).unwrap().unwrap();
-        head
+    fn items(
+        method: &[u8],
+        target: &[u8],
+        fields: &[(&[u8], &[u8])],
+        body: BodyFraming,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = RequestOut::start(&mut out, true, method);
+        r.target(|t| t.extend_from_slice(target));
+        for (n, v) in fields {
+            r.field(n, v);
+        }
+        r.end(body);
+        out
     }
 
     #[test]
     fn requests_become_http2_heads() {
-        let head = head_of(
-            b"POST /echo.Echo/Say?x=1 HTTP/1.1\r\nhost: up.example\r\nte: trailers\r\nconnection: keep-alive\r\ncontent-type: application/grpc\r\ncontent-length: 5\r\n\r\n",
+        let head = items(
+            b"POST",
+            b"/echo.Echo/Say?x=1",
+            &[
+                (b"host", b"up.example"),
+                (b"te", b"trailers"),
+                (b"connection", b"keep-alive"),
+                (b"content-type", b"application/grpc"),
+            ],
+            BodyFraming::Length(5),
         );
-        let (req, end) = to_h2_request(&head, false).unwrap();
-        assert!(!end);
+        let req = to_h2_request(&head, false).unwrap();
         assert_eq!(req.method(), http::Method::POST);
         assert_eq!(req.uri().to_string(), "http://up.example/echo.Echo/Say?x=1");
         assert_eq!(req.headers()["te"], "trailers");
         assert_eq!(req.headers()["content-type"], "application/grpc");
+        assert_eq!(req.headers()["content-length"], "5");
         assert!(req.headers().get("connection").is_none());
         assert!(req.headers().get("host").is_none());
-        let get = head_of(b"GET / HTTP/1.1\r\nhost: a:8\r\nte: gzip\r\n\r\n");
-        let (req, end) = to_h2_request(&get, true).unwrap();
-        assert!(end);
+        let get = items(
+            b"GET",
+            b"/",
+            &[(b"Host", b"a:8"), (b"te", b"gzip")],
+            BodyFraming::Empty,
+        );
+        let req = to_h2_request(&get, true).unwrap();
         assert_eq!(req.uri().to_string(), "https://a:8/");
         assert!(req.headers().get("te").is_none());
-    }
-
-    #[test]
-    fn response_heads_frame_their_bodies() {
-        let resp = |status: u16, headers: &[(&str, &str)]| {
-            let mut b = http::Response::builder().status(status);
-            for (n, v) in headers {
-                b = b.header(*n, *v);
-            }
-            b.body(()).unwrap().into_parts().0
-        };
-        let mut out = Vec::new();
-        let grpc = resp(200, &[("content-type", "application/grpc")]);
-        assert_eq!(write_head(&mut out, &grpc, false, false), Resp::Chunked);
-        assert!(out.ends_with(b"transfer-encoding: chunked\r\n\r\n"));
-        out.clear();
-        let trailers_only = resp(200, &[("grpc-status", "5")]);
-        assert_eq!(
-            write_head(&mut out, &trailers_only, true, false),
-            Resp::Done
+        assert!(
+            to_h2_request(&items(b"GET", b"no slash", &[], BodyFraming::Empty), false).is_err()
         );
-        let text = String::from_utf8(out.clone()).unwrap();
-        assert!(text.contains("grpc-status: 5\r\n") && text.ends_with("content-length: 0\r\n\r\n"));
-        out.clear();
-        let sized = resp(200, &[("content-length", "3")]);
-        assert_eq!(write_head(&mut out, &sized, false, false), Resp::Raw);
-        out.clear();
-        assert_eq!(
-            write_head(&mut out, &resp(304, &[]), true, false),
-            Resp::Done
-        );
-        assert!(out.ends_with(b"Not Modified\r\n\r\n"));
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
-use super::{TlsPeer, UpIo};
+use super::TlsPeer;
 use crate::plan::{HealthCheck, PlanHandle};
 use crate::worker::Shutdown;
 use crate::{info, warn};
@@ -193,16 +193,35 @@ async fn probe(d: &Due) -> Result<(), String> {
 
 async fn probe_now(d: &Due) -> Result<(), String> {
     let tls = d.tls.as_ref();
-    let mut io = if d.h2 {
+    let status = if d.h2 {
         let session = super::h2::connect(d.addr, d.check.timeout, tls)
             .await
             .map_err(|e| e.message().to_string())?;
-        UpIo::H2(Box::new(session.stream(tls.is_some())))
-    } else {
-        super::connect(d.addr, d.check.timeout, tls)
+        session
+            .probe(&d.check.path, &d.addr.to_string(), tls.is_some())
             .await
-            .map_err(|e| e.message().to_string())?
+            .map_err(|e| e.to_string())?
+    } else {
+        probe_h1(d).await?
     };
+    let check = &d.check;
+    let ok = if check.expect.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        check.expect.contains(&status)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}
+
+/// `GET path` over HTTP/1.1 on a new connection: the status line's code.
+async fn probe_h1(d: &Due) -> Result<u16, String> {
+    let mut io = super::connect(d.addr, d.check.timeout, d.tls.as_ref())
+        .await
+        .map_err(|e| e.message().to_string())?;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: turnpike-health\r\nConnection: close\r\n\r\n",
         d.check.path, d.addr
@@ -218,18 +237,7 @@ async fn probe_now(d: &Due) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     }
-    let status = parse_status(&got).ok_or("not an HTTP response")?;
-    let check = &d.check;
-    let ok = if check.expect.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        check.expect.contains(&status)
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
-    }
+    parse_status(&got).ok_or_else(|| "not an HTTP response".to_string())
 }
 
 fn parse_status(b: &[u8]) -> Option<u16> {

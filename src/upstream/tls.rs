@@ -148,6 +148,11 @@ impl UpIo {
     }
 }
 
+/// An HTTP/2 stream takes its request through `upstream::exchange`, not as bytes.
+fn stream_io() -> io::Error {
+    io::Error::other("an HTTP/2 stream is written through upstream::exchange, not as bytes")
+}
+
 impl AsyncReadRent for UpIo {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
@@ -161,7 +166,7 @@ impl AsyncReadRent for UpIo {
         match self {
             UpIo::Plain(s) => s.readv(buf).await,
             UpIo::Tls(s) => Box::pin(s.readv(buf)).await,
-            UpIo::H2(s) => Box::pin(s.readv(buf)).await,
+            UpIo::H2(s) => s.readv(buf).await,
         }
     }
 }
@@ -171,7 +176,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.write(buf).await,
             UpIo::Tls(s) => Box::pin(s.write(buf)).await,
-            UpIo::H2(s) => Box::pin(s.write(buf)).await,
+            UpIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 
@@ -179,7 +184,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.writev(buf).await,
             UpIo::Tls(s) => Box::pin(s.writev(buf)).await,
-            UpIo::H2(s) => Box::pin(s.writev(buf)).await,
+            UpIo::H2(_) => (Err(stream_io()), buf),
         }
     }
 
@@ -187,7 +192,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.flush().await,
             UpIo::Tls(s) => Box::pin(s.flush()).await,
-            UpIo::H2(s) => s.flush().await,
+            UpIo::H2(_) => Ok(()),
         }
     }
 
@@ -195,7 +200,7 @@ impl AsyncWriteRent for UpIo {
         match self {
             UpIo::Plain(s) => s.shutdown().await,
             UpIo::Tls(s) => Box::pin(s.shutdown()).await,
-            UpIo::H2(s) => s.shutdown().await,
+            UpIo::H2(_) => Ok(()),
         }
     }
 }

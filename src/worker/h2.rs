@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf as TokioReadBuf};
 use crate::pipeline::{self, Downstream, Rec, Scratch};
 use crate::proto::h1::RequestHead;
 use crate::proto::h2::H2Io;
-use crate::proto::io::{flush, ReadBuf};
+use crate::proto::io::ReadBuf;
 use crate::proto::tls::ClientIo;
 
 use super::conn::record;
@@ -357,13 +357,9 @@ async fn stream(
             rec: &mut rec,
         };
         pipeline::handle(&mut ds, &head, &plan, &st.ctx).await;
-        let flushed = flush(&mut io, &mut wbuf).await.is_ok();
-        // a head handed over as fields with no body bytes after it goes now
-        flushed
-            && match io.h2() {
-                Some(h) => h.send_pending().await.is_ok(),
-                None => true,
-            }
+        // what is written goes, the waiting head (if nothing followed it), and
+        // the end of the stream
+        crate::proto::sink::finish(&mut io, &mut wbuf).await.is_ok()
     };
     // the client may cancel the stream: stop the work for it at once
     // (the pinned futures, and their borrows, end with this statement)

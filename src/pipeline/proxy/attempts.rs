@@ -91,6 +91,7 @@ pub(super) async fn exchange(
     head: &RequestHead,
     body: &mut BodyReader,
     req: &mut Vec<u8>,
+    head_len: usize,
     resp: &mut ResponseHead,
     plan: &Plan,
     p: &Proxy,
@@ -113,7 +114,7 @@ pub(super) async fn exchange(
                 queue_timeout: LITERAL_CONNECT_TIMEOUT,
             };
             let attempt = pin!(send_and_receive(
-                ds, head, body, req, resp, peer, replayable, w
+                ds, head, body, req, head_len, resp, peer, replayable, w
             ));
             return timed(attempt, deadline).await;
         }
@@ -161,7 +162,7 @@ pub(super) async fn exchange(
         let taken = body.taken();
         let res = {
             let attempt = pin!(send_and_receive(
-                ds, head, body, req, resp, peer, replayable, w
+                ds, head, body, req, head_len, resp, peer, replayable, w
             ));
             timed(attempt, deadline).await
         };

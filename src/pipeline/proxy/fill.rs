@@ -15,8 +15,7 @@ use crate::cache::Fill;
 use crate::error::Error;
 use crate::pipeline::cache::{write_entry_head, Forward};
 use crate::pipeline::{Downstream, Outcome, WorkerCtx};
-use crate::proto::h1::{encode, has_token, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
-use crate::proto::io::flush;
+use crate::proto::h1::{has_token, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
 use crate::upstream::UpConn;
 
 use super::response::{copy_chunked, copy_until_close};
@@ -35,7 +34,7 @@ pub(super) fn stored_headers(conn: &UpConn, resp: &ResponseHead) -> Vec<u8> {
     for (n, v) in &resp.headers {
         let name = s(*n);
         if stores_header(name) && !has_token(tokens, name) {
-            encode::header(&mut out, name, s(*v));
+            crate::proto::head::push_line(&mut out, name, s(*v));
         }
     }
     out
@@ -217,14 +216,12 @@ async fn stream_rest(
     };
     h.end(framing, !keep);
     if chunked_out {
-        encode::chunk_head(ds.wbuf, data.len());
-    }
-    ds.wbuf.extend_from_slice(&data);
-    if chunked_out {
-        ds.wbuf.extend_from_slice(b"\r\n");
+        ds.chunk(&data);
+    } else {
+        ds.wbuf.extend_from_slice(&data);
     }
     ds.rec.bytes = data.len() as u64;
-    if flush(ds.io, ds.wbuf).await.is_err() {
+    if ds.flush().await.is_err() {
         return Outcome { keep_alive: false };
     }
     let done = match dec {

@@ -4,15 +4,12 @@
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncReadRent;
 
 use crate::pipeline::body::PIECE;
 use crate::pipeline::Downstream;
-use crate::proto::h1::{
-    encode, forwardable_trailers, is_hop_by_hop, BodyFraming, ChunkedDecoder, RequestHead,
-    ResponseHead,
-};
-use crate::proto::io::flush;
+use crate::proto::h1::{is_hop_by_hop, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
+use crate::proto::sink::Trailers;
 use crate::upstream::UpConn;
 
 /// How the response body is framed towards the client.
@@ -170,7 +167,7 @@ async fn copy_length(
             _ => return Err(Cut::Unsent),
         }
     }
-    flush(ds.io, ds.wbuf).await.map_err(|_| Cut::Sent)?;
+    ds.flush().await.map_err(|_| Cut::Sent)?;
     let mut buf = std::mem::take(&mut ds.scratch.body);
     while remaining > 0 {
         let want = remaining.min(PIECE as u64) as usize;
@@ -183,10 +180,9 @@ async fn copy_length(
             return Err(Cut::Sent);
         }
         remaining -= n as u64;
-        let (res, b) = ds.io.write_all(b).await;
+        let (res, b) = ds.write_body(b).await;
         res.map_err(|_| Cut::Sent)?;
         buf = b;
-        buf.clear();
     }
     ds.scratch.body = buf;
     Ok(())
@@ -212,29 +208,23 @@ pub(super) async fn copy_chunked(
             if !data.is_empty() {
                 ds.rec.bytes += data.len() as u64;
                 if rechunk {
-                    encode::chunk_head(ds.wbuf, data.len());
-                }
-                ds.wbuf.extend_from_slice(&data);
-                if rechunk {
-                    ds.wbuf.extend_from_slice(b"\r\n");
+                    ds.chunk(&data);
+                } else {
+                    ds.wbuf.extend_from_slice(&data);
                 }
             }
             if dec.is_done() {
                 if rechunk {
-                    ds.wbuf.extend_from_slice(b"0\r\n");
-                    let trailers = dec.take_trailers();
-                    let wbuf = &mut *ds.wbuf;
-                    forwardable_trailers(&trailers, |n, v| encode::header(wbuf, n, v));
-                    ds.wbuf.extend_from_slice(b"\r\n");
+                    ds.end_chunks(&Trailers::Text(dec.take_trailers()));
                 }
                 return Ok(());
             }
             if ds.wbuf.len() >= PIECE {
-                flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+                ds.flush().await.map_err(|_| ())?;
             }
             continue;
         }
-        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        ds.flush().await.map_err(|_| ())?;
         match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
             Ok(Ok(n)) if n > 0 => {}
             _ => return Err(()),
@@ -252,21 +242,20 @@ pub(super) async fn copy_until_close(
         let data = conn.rbuf.data();
         if !data.is_empty() {
             if chunk {
-                encode::chunk_head(ds.wbuf, data.len());
-            }
-            ds.wbuf.extend_from_slice(data);
-            if chunk {
-                ds.wbuf.extend_from_slice(b"\r\n");
+                ds.chunk(data);
+            } else {
+                ds.wbuf.extend_from_slice(data);
             }
             let n = data.len();
             ds.rec.bytes += n as u64;
             conn.rbuf.consume(n);
         }
-        flush(ds.io, ds.wbuf).await.map_err(|_| ())?;
+        ds.flush().await.map_err(|_| ())?;
         match monoio::time::timeout(idle, conn.rbuf.fill(&mut conn.io)).await {
             Ok(Ok(0)) => {
                 if chunk {
-                    ds.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    // (an HTTP/2 upstream's trailer block, gRPC's status in it)
+                    ds.end_chunks(&conn.take_trailers());
                 }
                 return Ok(());
             }

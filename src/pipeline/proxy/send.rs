@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use monoio::buf::IoBuf;
-use monoio::io::AsyncWriteRentExt;
-
 use super::super::body::{BodyError, BodyReader, PIECE};
 use super::super::{Downstream, WorkerCtx};
-use super::{Fail, MAX_RESPONSE_HEAD};
+use super::Fail;
 use crate::error::Error;
-use crate::proto::h1::{encode, parse_response, BodyFraming, RequestHead, ResponseHead};
+use crate::proto::h1::{BodyFraming, RequestHead, ResponseHead};
+use crate::proto::head::request_chunk;
 use crate::upstream::{connect, UpConn};
 
 /// One target to send to, with its upstream's connection settings.
@@ -40,6 +38,7 @@ pub(super) async fn send_and_receive(
     head: &RequestHead,
     body: &mut BodyReader,
     req: &mut Vec<u8>,
+    head_len: usize,
     resp: &mut ResponseHead,
     peer: Peer<'_>,
     replayable: bool,
@@ -72,7 +71,7 @@ pub(super) async fn send_and_receive(
         };
         conn.served += 1;
         let owned = std::mem::take(req);
-        let (res, owned) = conn.io.write_all(owned).await;
+        let (res, owned) = conn.send_request(owned, head_len, body.is_done()).await;
         *req = owned;
         let mut sent = res.is_ok();
         if let Some(r) = replay.as_mut().filter(|r| sent && !r.is_empty()) {
@@ -83,11 +82,19 @@ pub(super) async fn send_and_receive(
         // cannot be sent again.
         let mut lost = false;
         if sent && !body.is_done() {
-            sent = Box::pin(stream_request_body(ds, body, &mut conn, &mut replay)).await?;
+            let chunked = body.framing() == BodyFraming::Chunked && !peer.h2;
+            sent = Box::pin(stream_request_body(
+                ds,
+                body,
+                &mut conn,
+                chunked,
+                &mut replay,
+            ))
+            .await?;
             lost = replay.is_none();
         }
         let got = if sent {
-            read_response_head(&mut conn, head.is_head(), resp).await
+            conn.read_head(head.is_head(), resp).await
         } else {
             Err(Error::UpstreamReset)
         };
@@ -175,7 +182,7 @@ async fn h1_conn(
 
 /// Sends the body bytes kept from an earlier attempt again.
 async fn resend(conn: &mut UpConn, kept: &mut Vec<u8>) -> bool {
-    let (res, again) = conn.io.write_all(std::mem::take(kept)).await;
+    let (res, again) = conn.send_body(std::mem::take(kept), false, false).await;
     *kept = again;
     res.is_ok()
 }
@@ -226,26 +233,23 @@ async fn h2_stream(
 /// Most body bytes kept to send again to an HTTP/2 upstream that refused a stream.
 const REPLAY_MAX: usize = 64 << 10;
 
-/// Sends the rest of the client's body, recording what it sends in `replay` (dropped
-/// once it would outgrow `REPLAY_MAX`). `Ok(false)`: the upstream stopped reading.
+/// Sends the rest of the client's body (as chunks when `chunked`), recording what
+/// it sends in `replay` (dropped once it would outgrow `REPLAY_MAX`). `Ok(false)`:
+/// the upstream stopped reading.
 // Boxed on purpose: 8 bytes instead of 24 in a future that is part of every request's.
 #[allow(clippy::box_collection)]
 async fn stream_request_body(
     ds: &mut Downstream<'_>,
     body: &mut BodyReader,
     conn: &mut UpConn,
+    chunked: bool,
     replay: &mut Option<Box<Vec<u8>>>,
 ) -> Result<bool, Fail> {
-    let chunked = body.framing() == BodyFraming::Chunked;
+    let mut data = Vec::with_capacity(PIECE);
     let mut piece = Vec::with_capacity(PIECE + 32);
     while !body.is_done() {
-        piece.clear();
-        if chunked {
-            // room for the chunk-size line, filled in below
-            piece.extend_from_slice(&[0u8; 18]);
-        }
-        let start = piece.len();
-        if let Err(e) = body.read(ds, &mut piece).await {
+        data.clear();
+        if let Err(e) = body.read(ds, &mut data).await {
             if e != BodyError::Gone {
                 // The upstream has part of the body: dropping `conn` closes it (an
                 // HTTP/2 stream is reset), so it never sees a request that looks
@@ -258,75 +262,22 @@ async fn stream_request_body(
             }
             return Err(Fail::from(e));
         }
-        let n = piece.len() - start;
-        let data = if chunked {
-            if n == 0 && !body.is_done() {
-                continue;
-            }
-            let mut size = Vec::with_capacity(18);
-            if n > 0 {
-                encode::chunk_head(&mut size, n);
-            }
-            let off = start - size.len();
-            piece[off..start].copy_from_slice(&size);
-            if n > 0 {
-                piece.extend_from_slice(b"\r\n");
-            }
-            if body.is_done() {
-                piece.extend_from_slice(b"0\r\n\r\n");
-            }
-            piece.slice(off..)
-        } else {
-            piece.slice(0..)
-        };
+        if data.is_empty() && !body.is_done() {
+            continue;
+        }
         if let Some(r) = replay {
-            let bytes = &data.get_ref()[data.begin()..data.end()];
-            if r.len() + bytes.len() <= REPLAY_MAX {
-                r.extend_from_slice(bytes);
+            if r.len() + data.len() <= REPLAY_MAX {
+                r.extend_from_slice(&data);
             } else {
                 *replay = None;
             }
         }
-        let (res, s) = conn.io.write_all(data).await;
-        piece = s.into_inner();
+        request_chunk(&mut piece, chunked, &data);
+        let (res, p) = conn.send_body(piece, chunked, body.is_done()).await;
+        piece = p;
         if res.is_err() {
             return Ok(false);
         }
     }
     Ok(true)
-}
-
-async fn read_response_head(
-    conn: &mut UpConn,
-    is_head: bool,
-    resp: &mut ResponseHead,
-) -> Result<(), Error> {
-    let mut received = false;
-    loop {
-        if !conn.rbuf.is_empty() {
-            match parse_response(conn.rbuf.data(), MAX_RESPONSE_HEAD, is_head, resp) {
-                Ok(Some(n)) if (100..200).contains(&resp.status) && resp.status != 101 => {
-                    // interim response (100 Continue, 103 Early Hints): skip it
-                    conn.rbuf.consume(n);
-                    continue;
-                }
-                Ok(Some(n)) => {
-                    if resp.status == 101 {
-                        // Protocol upgrades are not proxied (yet): the bytes after
-                        // this head would not be HTTP.
-                        return Err(Error::UpstreamMalformed);
-                    }
-                    debug_assert_eq!(resp.head_len, n);
-                    return Ok(());
-                }
-                Ok(None) => {}
-                Err(()) => return Err(Error::UpstreamMalformed),
-            }
-        }
-        match conn.rbuf.fill(&mut conn.io).await {
-            Ok(0) | Err(_) if !received => return Err(Error::UpstreamReset),
-            Ok(0) | Err(_) => return Err(Error::UpstreamMalformed),
-            Ok(_) => received = true,
-        }
-    }
 }
