@@ -12,6 +12,7 @@ fn is_lower_hex(b: &[u8]) -> bool {
 /// Writes the `traceparent` to send upstream: the caller's trace id and flags when
 /// its header is valid (version 00, non-zero ids), a new trace otherwise; the parent
 /// id is always a fresh span id of ours. 55 bytes.
+#[inline]
 pub fn next_traceparent(incoming: Option<&[u8]>, ids: &IdGen, out: &mut Vec<u8>) {
     let valid = incoming.filter(|v| {
         v.len() == 55

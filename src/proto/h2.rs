@@ -255,24 +255,29 @@ impl H2Io {
         self.trailers = Some(trailers);
     }
 
-    /// Ends the response: the waiting head (END_STREAM on it when there is no
-    /// body), then the trailer block or an empty last DATA frame.
-    pub async fn finish(&mut self) -> io::Result<()> {
+    /// Ends the response with the last body bytes `data` (may be empty): the
+    /// waiting head (END_STREAM on it when there is no body), `data` in a last DATA
+    /// frame, or before the trailer block.
+    pub async fn finish(&mut self, data: Bytes) -> io::Result<()> {
         self.send_ready()?;
         if self.ended {
             return Ok(());
         }
         let trailers = self.trailers.take().filter(|_| self.body_out);
+        if !data.is_empty() || trailers.is_none() {
+            send_data(&*self.half, data, trailers.is_none()).await?;
+            if trailers.is_none() {
+                self.ended = true;
+                return Ok(());
+            }
+        }
         let mut h = self.half.borrow_mut();
         let send = h
             .send
             .as_mut()
             .ok_or_else(|| io::Error::other("no response was given"))?;
-        match trailers {
-            Some(t) => send.send_trailers(t).map_err(io::Error::other)?,
-            None => send
-                .send_data(Bytes::new(), true)
-                .map_err(io::Error::other)?,
+        if let Some(t) = trailers {
+            send.send_trailers(t).map_err(io::Error::other)?;
         }
         self.ended = true;
         Ok(())
@@ -315,34 +320,49 @@ impl H2Io {
             && !fields
                 .clone()
                 .any(|(n, _)| n.eq_ignore_ascii_case(b"grpc-status"));
-        let mut builder = http::Response::builder().status(status);
+        // Straight into a HeaderMap (the builder would move the whole head through a
+        // closure per field); `HeaderName::from_bytes` lower-cases the name.
+        let mut map = http::HeaderMap::with_capacity(8);
+        let invalid = || io::Error::other("a response field HTTP/2 cannot carry");
+        let mut code = status;
         if as_grpc {
-            builder = http::Response::builder()
-                .status(200)
-                .header("content-type", "application/grpc")
-                .header("grpc-status", grpc_status(status).to_string())
-                .header("grpc-message", grpc_message(status, reason));
+            code = 200;
+            let g = grpc_status(status).to_string();
+            let m = grpc_message(status, reason);
+            map.append(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            map.append(
+                "grpc-status",
+                http::HeaderValue::try_from(g).map_err(|_| invalid())?,
+            );
+            map.append(
+                "grpc-message",
+                http::HeaderValue::try_from(m).map_err(|_| invalid())?,
+            );
         }
         for (name, value) in fields {
-            let lower = name.to_ascii_lowercase();
-            if as_grpc && matches!(&lower[..], b"content-type" | b"content-length") {
+            let name = http::HeaderName::from_bytes(name).map_err(|_| invalid())?;
+            if as_grpc
+                && (name == http::header::CONTENT_TYPE || name == http::header::CONTENT_LENGTH)
+            {
                 continue;
             }
-            if matches!(
-                &lower[..],
-                b"connection"
-                    | b"keep-alive"
-                    | b"proxy-connection"
-                    | b"transfer-encoding"
-                    | b"upgrade"
-            ) {
+            if name == http::header::CONNECTION
+                || name == http::header::TRANSFER_ENCODING
+                || name == http::header::UPGRADE
+                || name.as_str() == "keep-alive"
+                || name.as_str() == "proxy-connection"
+            {
                 continue;
             }
-            builder = builder.header(&lower[..], value);
+            let value = http::HeaderValue::from_bytes(value).map_err(|_| invalid())?;
+            map.append(name, value);
         }
-        let response = builder
-            .body(())
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(code).map_err(|_| invalid())?;
+        *response.headers_mut() = map;
         // (a gRPC status replaces the body: what the pipeline writes of it is dropped)
         let empty = matches!(body, BodyFraming::Empty | BodyFraming::Length(0))
             || self.head_request

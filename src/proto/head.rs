@@ -156,6 +156,7 @@ pub struct RequestOut<'a> {
 
 impl<'a> RequestOut<'a> {
     /// Starts a request with `method`; the target follows ([`RequestOut::target`]).
+    #[inline]
     pub fn start(out: &'a mut Vec<u8>, h2: bool, method: &[u8]) -> Self {
         let mut r = RequestOut { out, items: h2 };
         if h2 {
@@ -168,6 +169,7 @@ impl<'a> RequestOut<'a> {
     }
 
     /// The request target (path and query), written by `f`.
+    #[inline]
     pub fn target(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
         if self.items {
             self.item(f);
@@ -177,11 +179,18 @@ impl<'a> RequestOut<'a> {
         }
     }
 
+    #[inline]
     pub fn field(&mut self, name: &[u8], value: &[u8]) {
-        self.field_with(name, |v| v.extend_from_slice(value));
+        if self.items {
+            self.item(|o| o.extend_from_slice(name));
+            self.item(|o| o.extend_from_slice(value));
+        } else {
+            encode::header(self.out, name, value);
+        }
     }
 
     /// A field whose value `f` writes.
+    #[inline]
     pub fn field_with(&mut self, name: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
         if self.items {
             self.item(|o| o.extend_from_slice(name));
@@ -196,6 +205,7 @@ impl<'a> RequestOut<'a> {
 
     /// Ends the head with the body's framing (HTTP/2 has no chunked framing: a
     /// body without a length simply ends with the stream). Returns the head's length.
+    #[inline]
     pub fn end(self, body: BodyFraming) -> usize {
         if self.items {
             if let BodyFraming::Length(n) = body {

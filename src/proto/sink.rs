@@ -131,10 +131,13 @@ pub async fn write_body(io: &mut ClientIo, mut buf: Vec<u8>) -> (io::Result<()>,
 /// Ends the response: flushes, and for HTTP/2 ends the stream (the waiting head,
 /// the trailer block or a last empty DATA frame).
 pub async fn finish(io: &mut ClientIo, wbuf: &mut Vec<u8>) -> io::Result<()> {
-    flush(io, wbuf).await?;
     match io.h2() {
-        Some(h2) => h2.finish().await,
-        None => Ok(()),
+        // what is left goes in the last DATA frame (END_STREAM on it)
+        Some(h2) => {
+            let data = take_bytes(wbuf);
+            h2.finish(data).await
+        }
+        None => super::io::flush(io, wbuf).await,
     }
 }
 
