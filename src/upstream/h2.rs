@@ -2,15 +2,15 @@
 //! with ALPN, so that gRPC services can sit behind the gateway.
 //!
 //! A worker keeps one [`Session`] per target and runs one stream per request on it.
-//! Each stream is an [`H2Stream`]: the mirror of the server side's `proto::h2::H2Io`,
-//! it takes the HTTP/1.1 request the pipeline writes (the head becomes a HEADERS
-//! frame, the body DATA frames) and reads back the response as HTTP/1.1 bytes: a
-//! head from the response's HEADERS, then the DATA frames chunked, then the
-//! trailers (gRPC's `grpc-status`) as the chunked trailer section, which the
-//! pipeline passes on to the client. So retries, timeouts, balancing, the cache and
-//! the access log work for HTTP/2 upstreams without a second code path (ADR 0008).
-//! Flow control holds both ways: request data waits for the stream's send window,
-//! response data is acknowledged as the pipeline reads it.
+//! Each stream is an [`H2Stream`], the HTTP/2 side of `upstream::exchange`: the
+//! request head arrives as the items `proto::head::RequestOut` wrote and becomes a
+//! HEADERS frame, body pieces become DATA frames; the response's fields are copied
+//! into the connection's read buffer as a `ResponseHead`'s offsets, its DATA is read
+//! as plain body bytes, and its trailer block (gRPC's `grpc-status`) is kept for the
+//! client's sink. So retries, timeouts, balancing, the cache and the access log work
+//! for HTTP/2 upstreams without a second code path, and nothing is formatted as
+//! HTTP/1.1 text (ADR 0011). Flow control holds both ways: request data waits for
+//! the stream's send window, response data is acknowledged as the pipeline reads it.
 //!
 //! Tested end to end in `tests/grpc.rs`.
 
