@@ -497,3 +497,53 @@ fn a_plain_upstream_error_reaches_a_grpc_client_as_a_grpc_status() {
         assert!(h.contains_key("x-request-id"));
     });
 }
+
+/// An HTTP/2 request body is read from its DATA frames by the pipeline itself (no
+/// HTTP/1.1 framing in between): one shorter than its `content-length` never reaches
+/// the upstream as a complete request, and one over `max_body` is refused with 413.
+#[test]
+fn h2_request_bodies_are_checked_against_their_length_and_max_body() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&cfg(up.addr, "max_body = \"1KiB\""));
+    rt().block_on(async {
+        let before = upstream_count(up.addr);
+        let c = h2c(gw.addr).await;
+        let req = http::Request::post("http://test/up/echo")
+            .header("content-length", "10")
+            .body(())
+            .unwrap();
+        let mut ready = c.clone().ready().await.unwrap();
+        let (resp, mut send) = ready.send_request(req, false).unwrap();
+        send.reserve_capacity(5);
+        send.send_data(Bytes::from_static(b"short"), true).unwrap();
+        match resp.await {
+            Ok(r) => assert_ne!(r.status(), 200, "a short body was answered 200"),
+            Err(e) => assert!(e.is_reset() || e.is_io(), "{e}"),
+        }
+        // (the count request itself is the one more)
+        assert_eq!(
+            upstream_count(up.addr),
+            before + 1,
+            "the short body reached the upstream"
+        );
+
+        let mut c = h2c(gw.addr).await;
+        let (status, _) = request(
+            &mut c,
+            "POST",
+            "/up/echo",
+            Some(Bytes::from(vec![b'x'; 4096])),
+        )
+        .await;
+        assert_eq!(status, 413);
+        let (status, body) = request(
+            &mut c,
+            "POST",
+            "/up/echo",
+            Some(Bytes::from(vec![b'y'; 1000])),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).contains(r#""body_len": 1000"#));
+    });
+}
