@@ -24,6 +24,10 @@ pub enum Error {
     /// Allowed methods as router bits.
     MethodNotAllowed(u16),
     Forbidden,
+    /// A JWT authorizer refused the token (or found none): 401 with `www-authenticate`.
+    Unauthorized(crate::auth::jwt::Rejection),
+    /// A valid token without any of the route's scopes: 403.
+    InsufficientScope,
     /// A throttle's bucket is empty: seconds until a token, the rate and burst.
     TooManyRequests {
         retry_after: u32,
@@ -64,7 +68,8 @@ impl Error {
             Error::BodyTooLarge => 413,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
-            Error::Forbidden => 403,
+            Error::Forbidden | Error::InsufficientScope => 403,
+            Error::Unauthorized(_) => 401,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect
             | Error::UpstreamReset
@@ -87,7 +92,8 @@ impl Error {
             Error::BodyTooLarge => "Request Entity Too Large",
             Error::NotFound => "Not Found",
             Error::MethodNotAllowed(_) => "Method Not Allowed",
-            Error::Forbidden => "Forbidden",
+            Error::Forbidden | Error::InsufficientScope => "Forbidden",
+            Error::Unauthorized(_) => "Unauthorized",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
             Error::UpstreamConnect
@@ -118,6 +124,8 @@ impl Error {
             Error::NotFound
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
+            | Error::Unauthorized(_)
+            | Error::InsufficientScope
             | Error::TooManyRequests { .. }
             | Error::LimitExceeded { .. }
             | Error::Unavailable

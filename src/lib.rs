@@ -29,6 +29,7 @@
 //! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
 //! - [`fuzz`]: entry points of the fuzz targets, shared with their seed-corpus test.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod control;

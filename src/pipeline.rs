@@ -90,6 +90,10 @@ pub struct Rec {
     pub canary: Option<bool>,
     /// The subject of the connection's verified client certificate (mutual TLS).
     pub client: Option<std::rc::Rc<str>>,
+    /// The claims of the request's verified JWT.
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// Why the route's authorizer refused the request (empty: it did not).
+    pub auth_error: &'static str,
 }
 
 impl Rec {
@@ -127,6 +131,8 @@ pub struct WorkerCtx {
     pub locals: Locals,
     /// xorshift state for canary draws.
     pub rng: std::cell::Cell<u64>,
+    /// Tokens this worker has verified (`auth::tokens`).
+    pub tokens: std::cell::RefCell<crate::auth::tokens::TokenCache>,
 }
 
 impl WorkerCtx {
@@ -179,7 +185,12 @@ pub async fn handle(
     let route = plan.route(route_id);
     ds.rec.route = Some(route_id);
 
-    // auth
+    // auth: the route's authorizer, then its API key (DESIGN §8.1)
+    if route.auth != crate::plan::RouteAuth::None {
+        if let Err(e) = auth::authorize(ds, head, plan, route, w).await {
+            return respond::error(ds, head, e, rid).await;
+        }
+    }
     let key = match auth::identify(plan, route, head) {
         Ok(key) => {
             ds.rec.key = key;

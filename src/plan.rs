@@ -29,7 +29,7 @@ use crate::observe::access_log::Format;
 use crate::observe::metrics::{MetricsStore, Series};
 use crate::upstream::health::HealthStore;
 
-pub use compile::compile;
+pub use compile::{compile, socket_addr};
 pub use route_key::Method;
 pub use router::{Lookup, Params, RouteId, Router};
 pub use template::PathTemplate;
@@ -83,6 +83,8 @@ pub struct Plan {
     /// Indexed by `KeyId`.
     pub key_info: Vec<ApiKey>,
     pub usage_plans: Vec<UsagePlan>,
+    /// Every API's JWT authorizers (`RouteAuth::Jwt` indexes this).
+    pub authorizers: Vec<JwtAuthorizer>,
     /// `[access_log]`: where lines go (`-` = stdout) and their compiled format.
     pub access_log: Option<(String, Format)>,
     /// Things that compiled but that the operator should know (features not enforced yet).
@@ -232,6 +234,10 @@ pub struct Route {
     /// anything goes upstream (0: streamed as they come).
     pub request_buffering: u64,
     pub api_key_required: bool,
+    /// Who may call it (DESIGN §8.1).
+    pub auth: RouteAuth,
+    /// JWT scopes of which the token must grant one (empty: none asked for).
+    pub scopes: Vec<String>,
     /// `[stages.S].routes."KEY".throttle` budget.
     pub limit: Option<u32>,
     /// Metrics of this stage's route (bound by `bind_metrics` before publishing).
@@ -239,6 +245,37 @@ pub struct Route {
     pub cache: Option<RouteCache>,
     /// The integration with the stage's canary variables (stages with a canary).
     pub canary: Option<Integration>,
+}
+
+/// A route's authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAuth {
+    None,
+    /// A JWT authorizer: its index in `Plan::authorizers`.
+    Jwt(u32),
+}
+
+/// A JWT authorizer of an API (DESIGN §8.2).
+#[derive(Debug)]
+pub struct JwtAuthorizer {
+    /// `api/name`, for logs and metrics.
+    pub name: String,
+    pub rules: crate::auth::jwt::JwtRules,
+    pub identity: Identity,
+    pub source: crate::auth::jwks::Source,
+    /// The key set read at compile time (a file), handed to the store at bind.
+    pub initial: Option<Arc<crate::auth::jwks::KeySet>>,
+    /// The node's set for `source` (bound before the plan is published).
+    pub keys: std::sync::OnceLock<Arc<crate::auth::jwks::Jwks>>,
+}
+
+/// Where an authorizer finds the caller's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A request header (lower-case name).
+    Header(String),
+    /// A query-string parameter.
+    Query(String),
 }
 
 #[derive(Debug)]
@@ -400,6 +437,15 @@ impl Plan {
     /// Gives every caching stage its cache from `store` (kept across reloads when
     /// its size is unchanged), forgets the caches of stages that stopped caching, and
     /// drops the entries of routes whose cache settings changed. Call before publishing.
+    /// Gives each JWT authorizer the node's key set for its source (fetched by the
+    /// store's thread; a file read at compile time is its first set).
+    pub fn bind_jwks(&mut self, store: &crate::auth::jwks::JwksStore) {
+        for a in &mut self.authorizers {
+            let set = store.bind(&a.source, a.initial.take());
+            let _ = a.keys.set(set);
+        }
+    }
+
     pub fn bind_caches(&mut self, store: &CacheStore) {
         let keep: Vec<&str> = self
             .stages

@@ -49,6 +49,10 @@ pub struct Config {
     /// Routes with the name of the API they belong to.
     pub routes: Vec<(String, Entry<model::Route>)>,
     pub apis: Vec<Entry<()>>,
+    /// Authorizers with the name of the API they belong to.
+    pub authorizers: Vec<(String, Entry<model::Authorizer>)>,
+    /// `default_auth` of APIs that set it.
+    pub default_auth: Vec<(String, Entry<String>)>,
     pub stages: Vec<Entry<model::Stage>>,
     pub usage_plans: Vec<Entry<model::UsagePlan>>,
     pub api_keys: Vec<Entry<model::ApiKey>>,
@@ -293,16 +297,57 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
             continue;
         };
         for (k, v) in api_table.iter() {
-            if &**k.get_ref() != "routes" {
-                errors.push(
-                    Pos {
-                        file,
-                        span: k.span(),
-                    },
-                    format!("unknown key `{}` in api `{api}`", k.get_ref()),
-                    Some("an API holds only `routes`"),
-                );
-                continue;
+            let kpos = Pos {
+                file,
+                span: k.span(),
+            };
+            match &**k.get_ref() {
+                "routes" => {}
+                "authorizers" => {
+                    let mut found = Vec::new();
+                    entries::<model::Authorizer>(&mut found, &mut cfg.broken, errors, file, v);
+                    for a in found {
+                        if cfg
+                            .authorizers
+                            .iter()
+                            .any(|(x, e)| *x == api && e.name == a.name)
+                        {
+                            errors.push(
+                                a.at,
+                                format!("authorizer `{}` is defined more than once", a.name),
+                                None,
+                            );
+                        } else {
+                            cfg.authorizers.push((api.clone(), a));
+                        }
+                    }
+                    continue;
+                }
+                "default_auth" => {
+                    match de::<String>(v) {
+                        Ok(name) => cfg.default_auth.push((
+                            api.clone(),
+                            Entry {
+                                name: api.clone(),
+                                at: Pos {
+                                    file,
+                                    span: v.span(),
+                                },
+                                value: name,
+                            },
+                        )),
+                        Err(e) => errors.push_toml(file, &e),
+                    }
+                    continue;
+                }
+                other => {
+                    errors.push(
+                        kpos,
+                        format!("unknown key `{other}` in api `{api}`"),
+                        Some("an API holds `routes`, `authorizers` and `default_auth`"),
+                    );
+                    continue;
+                }
             }
             let mut routes = Vec::new();
             entries::<model::Route>(&mut routes, &mut cfg.broken, errors, file, v);

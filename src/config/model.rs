@@ -160,6 +160,30 @@ pub struct Route {
     pub timeout: Option<Spanned<String>>,
     /// The gateway's `request_buffering` for this route.
     pub request_buffering: Option<Spanned<String>>,
+    /// `"none"` or the name of an authorizer of the API (default: the API's
+    /// `default_auth`, else none).
+    pub auth: Option<Spanned<String>>,
+    /// JWT scopes of which the token must grant one (`scope` / `scp`).
+    #[serde(default)]
+    pub scopes: Vec<Spanned<String>>,
+}
+
+/// `[apis.A.authorizers.NAME]` (DESIGN §8.2–8.3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorizer {
+    /// `jwt` (also for Cognito user pools); `request` and `token` are refused at
+    /// `check` until they are built (ADR 0003: never an authorizer that lets all in).
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub issuer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub audience: Vec<Spanned<String>>,
+    /// Where the token is: `$request.header.NAME` (default `Authorization`) or
+    /// `$request.querystring.NAME`.
+    pub identity: Option<Spanned<String>>,
+    /// A URL or a local file; default: the issuer's `/.well-known/jwks.json`.
+    pub jwks: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

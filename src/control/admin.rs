@@ -25,6 +25,7 @@ pub struct Admin {
     pub quotas: Arc<QuotaStore>,
     pub metrics: Arc<MetricsStore>,
     pub caches: Arc<CacheStore>,
+    pub jwks: Arc<crate::auth::jwks::JwksStore>,
     pub health: Arc<HealthStore>,
 }
 
@@ -176,6 +177,7 @@ fn route(method: &[u8], path: &str, admin: &Admin) -> (u16, String) {
                 &admin.metrics,
                 &admin.caches,
                 &admin.health,
+                &admin.jwks,
             ) {
                 Ok(p) => (
                     200,

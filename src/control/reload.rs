@@ -59,6 +59,7 @@ pub struct ReloadStats {
 
 /// Recompiles and publishes. Settings that need new sockets or threads (listen,
 /// admin, workers) keep their running values and say so.
+#[allow(clippy::too_many_arguments)] // the node's stores a new plan binds to, one each
 pub fn reload(
     handle: &PlanHandle,
     source: &ConfigSource,
@@ -67,6 +68,7 @@ pub fn reload(
     metrics: &MetricsStore,
     caches: &CacheStore,
     health: &HealthStore,
+    jwks: &crate::auth::jwks::JwksStore,
 ) -> Result<Arc<Plan>, Errors> {
     match load(source) {
         Ok(mut next) => {
@@ -96,6 +98,7 @@ pub fn reload(
             next.bind_health(health);
             next.bind_metrics(metrics);
             next.bind_caches(caches);
+            next.bind_jwks(jwks);
             let dropped = current.drop_stale_cache_entries(&next);
             let mut changes = describe_changes(&current, &next);
             if dropped > 0 {

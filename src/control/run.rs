@@ -51,6 +51,9 @@ pub fn run(source: ConfigSource) -> i32 {
     plan.bind_metrics(&metrics);
     let caches = Arc::new(CacheStore::default());
     plan.bind_caches(&caches);
+    let jwks = Arc::new(crate::auth::jwks::JwksStore::default());
+    jwks.start();
+    plan.bind_jwks(&jwks);
     let handle = Arc::new(ArcSwap::from_pointee(plan));
     let shutdown = Arc::new(Shutdown::default());
     let stats = Arc::new(ReloadStats::default());
@@ -65,6 +68,7 @@ pub fn run(source: ConfigSource) -> i32 {
                 quotas: quotas.clone(),
                 metrics: metrics.clone(),
                 caches: caches.clone(),
+                jwks: jwks.clone(),
                 health: health.clone(),
             };
             match admin::start(addr, a) {
@@ -136,7 +140,7 @@ pub fn run(source: ConfigSource) -> i32 {
             libc::SIGHUP => {
                 info!("SIGHUP: reloading {}", source.describe());
                 let _ = reload::reload(
-                    &handle, &source, &stats, &quotas, &metrics, &caches, &health,
+                    &handle, &source, &stats, &quotas, &metrics, &caches, &health, &jwks,
                 );
             }
             libc::SIGUSR1 => {

@@ -50,6 +50,12 @@ enum Var {
     ErrorMessage,
     CacheStatus,
     Canary,
+    /// `$context.authorizer.principalId`: the JWT's `sub`.
+    PrincipalId,
+    /// `$context.authorizer.error`: why the authorizer refused.
+    AuthorizerError,
+    /// `$context.authorizer.claims.NAME`.
+    Claim(String),
     RequestHeader(String),
 }
 
@@ -78,6 +84,8 @@ const VARS: &[(&str, Var)] = &[
     ("$context.error.message", Var::ErrorMessage),
     ("$context.cacheStatus", Var::CacheStatus),
     ("$context.canary", Var::Canary),
+    ("$context.authorizer.principalId", Var::PrincipalId),
+    ("$context.authorizer.error", Var::AuthorizerError),
 ];
 
 /// A compiled `[access_log].format`.
@@ -106,6 +114,20 @@ impl Format {
                 pieces.push(Piece::Var(Var::RequestHeader(
                     name[..end].to_ascii_lowercase(),
                 )));
+                rest = &name[end..];
+                continue;
+            }
+            if let Some(name) = rest.strip_prefix("$context.authorizer.claims.") {
+                let end = name
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':')
+                    })
+                    .unwrap_or(name.len());
+                if end == 0 {
+                    return Err("`$context.authorizer.claims.` needs a claim name".into());
+                }
+                flush(&mut lit, &mut pieces);
+                pieces.push(Piece::Var(Var::Claim(name[..end].to_string())));
                 rest = &name[end..];
                 continue;
             }
@@ -169,6 +191,12 @@ pub struct Record<'a> {
     pub cache_status: &'static str,
     /// `$context.canary`: whether the stage's canary served it (`None`: no canary).
     pub canary: Option<bool>,
+    /// The verified token's `sub` (JWT routes).
+    pub principal: Option<&'a str>,
+    /// The verified token's claims (JWT routes).
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Why the authorizer refused (empty: it did not).
+    pub authorizer_error: &'static str,
     pub header: &'a dyn Fn(&[u8]) -> Option<&'a [u8]>,
 }
 
@@ -266,6 +294,20 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
         },
         // AWS logs "-" for an absent value
         Var::CacheStatus => out.push(b'-'),
+        Var::PrincipalId => escape(out, r.principal.unwrap_or("-").as_bytes()),
+        Var::AuthorizerError => escape(
+            out,
+            if r.authorizer_error.is_empty() {
+                b"-"
+            } else {
+                r.authorizer_error.as_bytes()
+            },
+        ),
+        Var::Claim(name) => match r.claims.and_then(|c| c.get(name.as_str())) {
+            Some(serde_json::Value::String(v)) => escape(out, v.as_bytes()),
+            Some(v) => escape(out, v.to_string().as_bytes()),
+            None => out.push(b'-'),
+        },
         Var::RequestHeader(name) => escape(out, (r.header)(name.as_bytes()).unwrap_or(b"-")),
     }
 }
@@ -472,6 +514,9 @@ mod tests {
             client_subject: "",
             cache_status: "",
             canary: None,
+            principal: None,
+            claims: None,
+            authorizer_error: "",
             header: &header,
         };
         let mut out = Vec::new();

@@ -17,6 +17,28 @@ pub fn write_error(mut h: ResponseHead<'_>, is_head: bool, err: Error, rid: &[u8
     if let Error::MethodNotAllowed(bits) = err {
         h.field(b"allow", Method::allow_header(bits).as_bytes());
     }
+    match err {
+        Error::Unauthorized(crate::auth::jwt::Rejection::Missing) => {
+            h.field(b"www-authenticate", b"Bearer scope=\"\"");
+        }
+        Error::Unauthorized(why) => {
+            h.field(
+                b"www-authenticate",
+                format!(
+                    "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{}\"",
+                    why.describe()
+                )
+                .as_bytes(),
+            );
+        }
+        Error::InsufficientScope => {
+            h.field(
+                b"www-authenticate",
+                b"Bearer error=\"insufficient_scope\" error_description=\"the token grants none of the scopes this route asks for\"",
+            );
+        }
+        _ => {}
+    }
     if let Error::LimitExceeded { retry_after } = err {
         h.field_decimal(b"retry-after", u64::from(retry_after));
     }

@@ -18,6 +18,8 @@ const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(29);
 
 struct Ctx {
     errors: Errors,
+    /// `(api, name)` of each JWT authorizer, by its index in the plan.
+    authorizer_names: Vec<(String, String)>,
     warnings: Vec<String>,
     /// The client TLS configuration with the system's roots, built on first need.
     system_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -55,12 +57,14 @@ fn at<T>(e: &Entry<T>, span: Range<usize>) -> Pos {
 pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
     let mut cx = Ctx {
         errors: std::mem::take(&mut cfg.errors),
+        authorizer_names: Vec::new(),
         warnings: Vec::new(),
         system_tls: None,
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
     let tls = tls_listeners(&mut cx, &cfg);
     let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers, &cfg.sources);
+    let authorizers = auth::authorizers(&mut cx, &cfg);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
     let mut router = Router::default();
@@ -112,6 +116,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         keys: limits.keys,
         key_info: limits.key_info,
         usage_plans: limits.usage_plans,
+        authorizers,
         access_log,
         router,
         routes,
@@ -152,7 +157,7 @@ fn size(cx: &mut Ctx, e: &Entry<impl Sized>, v: &Option<Spanned<String>>, defaul
     parsed(cx, e, v, default, crate::config::units::parse_size)
 }
 
-pub(super) fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+pub fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -171,6 +176,7 @@ pub(super) fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, Stri
         .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
+mod auth;
 mod cache;
 mod gateway;
 mod limits;

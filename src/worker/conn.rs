@@ -276,6 +276,8 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
         rec.quota_exceeded = false;
         rec.cache = None;
         rec.canary = None;
+        rec.claims = None;
+        rec.auth_error = "";
         let mut ds = Downstream {
             io,
             scheme,
@@ -352,6 +354,9 @@ fn log_refused(format: &Format, log: &WorkerLog, err: Error, rid: &[u8], peer_ip
         client_subject: "",
         cache_status: "",
         canary: None,
+        principal: None,
+        claims: None,
+        authorizer_error: "",
         header: &none,
     };
     log.line(format, &r);
@@ -394,6 +399,13 @@ fn log_line(
         client_subject: rec.client.as_deref().unwrap_or(""),
         cache_status: rec.cache.map_or("", |c| c.as_str()),
         canary: rec.canary,
+        principal: rec
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("sub"))
+            .and_then(|v| v.as_str()),
+        claims: rec.claims.as_deref(),
+        authorizer_error: rec.auth_error,
         header: &header,
     };
     log.line(format, &r);

@@ -52,6 +52,7 @@ impl WorkerState {
                 ids: IdGen::from_entropy(id),
                 locals: Locals::default(),
                 rng: std::cell::Cell::new(seed(id)),
+                tokens: Default::default(),
             },
             plan: PlanView::new(plan),
             drain: LocalDrain::default(),

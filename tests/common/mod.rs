@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod h2load;
+pub mod python;
 pub mod recorder;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_turnpike");

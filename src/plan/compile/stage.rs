@@ -172,6 +172,9 @@ pub(super) fn compile_stage(
             None => None,
         };
         let (timeout, request_buffering) = route_settings(cx, r, gateway);
+        let Some((auth, scopes)) = super::auth::route(cx, cfg, api, r, first_stage) else {
+            continue;
+        };
         let id = routes.len() as u32;
         let mut conflict = None;
         for h in &hosts {
@@ -215,6 +218,8 @@ pub(super) fn compile_stage(
             timeout,
             request_buffering,
             api_key_required: r.value.api_key_required,
+            auth,
+            scopes,
             limit: None,
             series: None,
             cache: route_cache,
@@ -381,6 +386,7 @@ pub(super) fn validate_unmounted(
             }
         };
         route_settings(cx, r, gateway);
+        super::auth::route(cx, cfg, api, r, true);
         let uses_vars = matches!(r.value.integration.get_ref(), model::Integration::HttpProxy { uri } if uri.contains("${"));
         if !uses_vars {
             integration(

@@ -1,0 +1,13 @@
+//! Identity and access (DESIGN §8): who the caller is and whether the route lets
+//! them in. Each piece decides on plain data and is unit-tested without a runtime;
+//! the pipeline's auth stage (`pipeline/auth.rs`) calls them in the order §8.1 gives.
+//!
+//! - `jwt`: JWT verification (signature, `iss`, `aud`/`client_id`, `exp`/`nbf`/`iat`
+//!   with leeway, scopes), on the keys of
+//! - `jwks`: the node's JSON Web Key Sets, from files or URLs, fetched and refreshed
+//!   off the request path by one thread, the last good set kept;
+//! - `tokens`: each worker's cache of tokens it has verified, until they expire.
+
+pub mod jwks;
+pub mod jwt;
+pub mod tokens;

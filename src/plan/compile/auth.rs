@@ -1,0 +1,217 @@
+//! `[apis.A.authorizers.N]`, `default_auth`, a route's `auth` and `scopes` → the
+//! plan's JWT authorizers and each route's `RouteAuth` (DESIGN §8.1–8.2). Kinds not
+//! built yet (`request`, `token`, `auth = "iam"`) are errors, never an open door
+//! (ADR 0003).
+
+use std::sync::Arc;
+
+use super::{at, Ctx};
+use crate::auth::jwks::{KeySet, Source};
+use crate::auth::jwt::JwtRules;
+use crate::config::{model, Config, Entry};
+use crate::plan::{Identity, JwtAuthorizer, RouteAuth};
+
+/// AWS's limit on audiences per authorizer.
+const MAX_AUDIENCES: usize = 50;
+/// AWS's limit on scopes per route.
+const MAX_SCOPES: usize = 10;
+
+pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> Vec<JwtAuthorizer> {
+    let mut out = Vec::new();
+    for (api, e) in &cfg.authorizers {
+        let a = &e.value;
+        match a.kind.get_ref().as_str() {
+            "jwt" => {}
+            "request" | "token" => {
+                cx.err(
+                    at(e, a.kind.span()),
+                    format!("authorizer `{}`: type \"{}\" (Lambda authorizers) is not built yet", e.name, a.kind.get_ref()),
+                    Some("only type = \"jwt\" authorizers exist so far; a route must not go unprotected"),
+                );
+                continue;
+            }
+            other => {
+                cx.err(
+                    at(e, a.kind.span()),
+                    format!("authorizer `{}`: unknown type \"{other}\"", e.name),
+                    Some("type is \"jwt\", \"request\" or \"token\""),
+                );
+                continue;
+            }
+        }
+        let Some(jwt) = jwt(cx, cfg, e) else {
+            continue;
+        };
+        cx.authorizer_names.push((api.clone(), e.name.clone()));
+        out.push(JwtAuthorizer {
+            name: format!("{api}/{}", e.name),
+            ..jwt
+        });
+    }
+    out
+}
+
+fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAuthorizer> {
+    let a = &e.value;
+    let Some(issuer) = &a.issuer else {
+        cx.err(
+            e.at.clone(),
+            format!("JWT authorizer `{}` needs an `issuer`", e.name),
+            None,
+        );
+        return None;
+    };
+    let iss = issuer.get_ref().trim_end_matches('/').to_string();
+    if a.audience.is_empty() || a.audience.len() > MAX_AUDIENCES {
+        cx.err(
+            e.at.clone(),
+            format!(
+                "JWT authorizer `{}` needs 1 to {MAX_AUDIENCES} `audience` entries",
+                e.name
+            ),
+            Some("matched against the token's `aud`, or `client_id` when it has no `aud`"),
+        );
+        return None;
+    }
+    let identity = match &a.identity {
+        None => Identity::Header("authorization".into()),
+        Some(s) => {
+            let v = s.get_ref();
+            if let Some(h) = v.strip_prefix("$request.header.").filter(|h| !h.is_empty()) {
+                Identity::Header(h.to_ascii_lowercase())
+            } else if let Some(q) = v
+                .strip_prefix("$request.querystring.")
+                .filter(|q| !q.is_empty())
+            {
+                Identity::Query(q.to_string())
+            } else {
+                cx.err(
+                    at(e, s.span()),
+                    format!("identity `{v}`: a JWT comes from `$request.header.NAME` or `$request.querystring.NAME`"),
+                    None,
+                );
+                return None;
+            }
+        }
+    };
+    let (source, initial) = match &a.jwks {
+        None => (Source::Url(format!("{iss}/.well-known/jwks.json")), None),
+        Some(j) => {
+            let v = j.get_ref();
+            if v.starts_with("http://") || v.starts_with("https://") {
+                (Source::Url(v.clone()), None)
+            } else {
+                // a file, relative to the file that names it; read now so `check`
+                // reports a bad one
+                let base = cfg
+                    .sources
+                    .files
+                    .get(e.at.file)
+                    .and_then(|f| f.path.parent())
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default();
+                let path = base.join(v);
+                let parsed = std::fs::read(&path)
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))
+                    .and_then(|b| KeySet::parse(&b));
+                match parsed {
+                    Ok(keys) => (Source::File(path), Some(Arc::new(keys))),
+                    Err(msg) => {
+                        cx.err(at(e, j.span()), format!("jwks: {msg}"), None);
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    Some(JwtAuthorizer {
+        name: e.name.clone(),
+        rules: JwtRules {
+            issuer: iss,
+            audience: a.audience.iter().map(|s| s.get_ref().clone()).collect(),
+        },
+        identity,
+        source,
+        initial,
+        keys: std::sync::OnceLock::new(),
+    })
+}
+
+/// A route's auth (its own, else the API's `default_auth`) and scopes; `None` when
+/// they are wrong (reported when `report`: once per route, not per stage).
+pub(super) fn route(
+    cx: &mut Ctx,
+    cfg: &Config,
+    api: &str,
+    r: &Entry<model::Route>,
+    report: bool,
+) -> Option<(RouteAuth, Vec<String>)> {
+    let fail = |cx: &mut Ctx, span: std::ops::Range<usize>, msg: String, hint: Option<&str>| {
+        if report {
+            cx.err(at(r, span), msg, hint);
+        }
+        None
+    };
+    let default = cfg.default_auth.iter().find(|(a, _)| a == api);
+    let (name, pos) = match (&r.value.auth, default) {
+        (Some(s), _) => (s.get_ref().as_str(), Some(s.span())),
+        (None, Some((_, d))) => (d.value.as_str(), None),
+        (None, None) => ("none", None),
+    };
+    let span = pos.clone().unwrap_or(0..0);
+    let auth = match name {
+        "none" => RouteAuth::None,
+        "iam" => {
+            return fail(
+                cx,
+                span,
+                "auth = \"iam\" (SigV4) is not built yet".into(),
+                Some("use a JWT authorizer, or \"none\""),
+            );
+        }
+        n => match cx
+            .authorizer_names
+            .iter()
+            .position(|(a, x)| a == api && x == n)
+        {
+            Some(i) => RouteAuth::Jwt(i as u32),
+            None if cfg.broken.iter().any(|b| b == n) => return None,
+            None => {
+                let what = if pos.is_some() {
+                    "auth"
+                } else {
+                    "default_auth"
+                };
+                return fail(
+                    cx,
+                    span,
+                    format!("{what} `{n}` of route `{}` is not an authorizer of api `{api}`", r.name),
+                    Some("auth is \"none\" or the name of one of the API's [apis.A.authorizers.NAME]"),
+                );
+            }
+        },
+    };
+    let scopes: Vec<String> = r.value.scopes.iter().map(|s| s.get_ref().clone()).collect();
+    if !scopes.is_empty() && auth == RouteAuth::None {
+        let span = r.value.scopes[0].span();
+        return fail(
+            cx,
+            span,
+            format!(
+                "route `{}` asks for scopes but has no JWT authorizer",
+                r.name
+            ),
+            None,
+        );
+    }
+    if scopes.len() > MAX_SCOPES {
+        let span = r.value.scopes[MAX_SCOPES].span();
+        return fail(
+            cx,
+            span,
+            format!("at most {MAX_SCOPES} scopes per route (AWS's limit)"),
+            None,
+        );
+    }
+    Some((auth, scopes))
+}

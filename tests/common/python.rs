@@ -1,0 +1,73 @@
+//! Python packages a test needs (PyJWT, cryptography, …), installed by the test
+//! harness itself with `pip install --target` under `target/pydeps/` (no venv module
+//! and no system site-packages needed: only Python 3 with pip, as on a fresh
+//! machine). One install per package set, shared by every test and run, guarded by
+//! a file lock so parallel tests do not install twice. A failed install fails the
+//! test with pip's output; nothing is skipped.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The directory holding `packages` (installed on first use), for `PYTHONPATH`.
+pub fn deps(packages: &[&str]) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pydeps");
+    std::fs::create_dir_all(&root).expect("create target/pydeps");
+    let name: String = packages
+        .iter()
+        .map(|p| p.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let dir = root.join(&name);
+    let done = dir.join(".installed");
+    if done.exists() {
+        return dir;
+    }
+    let lock = std::fs::File::create(root.join(format!("{name}.lock"))).expect("lock file");
+    // SAFETY: flock on a file descriptor this function owns for its whole run.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock target/pydeps");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .args(packages)
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .output()
+            .expect("python3 -m pip (Python 3 with pip is required)");
+        assert!(
+            out.status.success(),
+            "pip install {packages:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&done, b"").expect("mark pydeps installed");
+    }
+    dir
+}
+
+/// Runs `python3 -c script args…` with `packages` importable; panics with its
+/// stderr when it fails.
+pub fn run(packages: &[&str], script: &str, args: &[&str]) -> Output {
+    let dir = deps(packages);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("PYTHONPATH", &dir)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
