@@ -137,3 +137,37 @@ pub fn router(data: &[u8]) {
         }
     }
 }
+
+/// The key set the `jwt` target verifies tokens with (its seeds were signed by the
+/// matching private key, which was thrown away).
+pub const FUZZ_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "pRuC7L37v5LNVinSKhqYWu4eWi3sdg8AJ0NU5ouGgdQ", "y": "q-3cTl_-YZ62FcU-dQpmJvg4AlBJQ-ZrlvQO4GhHrgs", "kid": "fz", "use": "sig"}]}"#;
+
+/// First byte 0: the rest is an `Authorization` value, taken apart and verified as
+/// a JWT (and, when valid, its scopes checked). Otherwise: the rest is a JWKS
+/// document (what a JWKS URL may answer).
+pub fn jwt(data: &[u8]) {
+    use crate::auth::{jwks::KeySet, jwt};
+    static KEYS: OnceLock<KeySet> = OnceLock::new();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode != 0 {
+        let _ = KeySet::parse(rest).map(|k| k.len());
+        return;
+    }
+    let keys =
+        KEYS.get_or_init(|| KeySet::parse(FUZZ_JWKS.as_bytes()).expect("the fuzz key set parses"));
+    let rules = jwt::JwtRules {
+        issuer: "https://issuer.fuzz".into(),
+        audience: vec!["fuzz".into()],
+    };
+    let Some(token) = jwt::bearer(rest) else {
+        return;
+    };
+    let Ok(token) = std::str::from_utf8(token) else {
+        return;
+    };
+    if let Ok(v) = jwt::verify(token, keys, &rules, 1_800_000_000) {
+        let _ = (v.subject(), jwt::has_scope(&v.claims, &["a".to_string()]));
+    }
+}

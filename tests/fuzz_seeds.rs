@@ -43,3 +43,38 @@ fn chunked_seeds() {
 fn router_seeds() {
     replay("router", turnpike::fuzz::router);
 }
+
+#[test]
+fn jwt_seeds() {
+    replay("jwt", turnpike::fuzz::jwt);
+}
+
+/// The `jwt` target's corpus holds tokens that verify with the target's key set (so
+/// the fuzzer starts from inputs that get through every check) and key sets that
+/// parse, besides the forgeries and junk.
+#[test]
+fn jwt_corpus_reaches_a_verified_token() {
+    use turnpike::auth::{jwks::KeySet, jwt};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/jwt");
+    let (mut verified, mut sets) = (0, 0);
+    let rules = jwt::JwtRules {
+        issuer: "https://issuer.fuzz".into(),
+        audience: vec!["fuzz".into()],
+    };
+    let keys = KeySet::parse(turnpike::fuzz::FUZZ_JWKS.as_bytes()).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        match raw.split_first() {
+            Some((0, rest)) => {
+                let token = jwt::bearer(rest).and_then(|t| std::str::from_utf8(t).ok());
+                if token.is_some_and(|t| jwt::verify(t, &keys, &rules, 1_800_000_000).is_ok()) {
+                    verified += 1;
+                }
+            }
+            Some((_, rest)) => sets += usize::from(KeySet::parse(rest).is_ok()),
+            None => {}
+        }
+    }
+    assert!(verified >= 1, "no seed token verifies");
+    assert!(sets >= 1, "no seed key set parses");
+}

@@ -69,7 +69,10 @@ pub async fn authorize(
             let Some(keys) = keys else {
                 return refuse(ds, Rejection::NoKeys);
             };
-            match jwt::verify(token, &keys, &a.rules, now) {
+            let Ok(text) = std::str::from_utf8(token) else {
+                return refuse(ds, Rejection::Malformed);
+            };
+            match jwt::verify(text, &keys, &a.rules, now) {
                 Ok(v) => {
                     let claims = v.claims.clone();
                     w.tokens.borrow_mut().put(i, token, v, now);
