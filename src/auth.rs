@@ -7,7 +7,9 @@
 //! - `jwks`: the node's JSON Web Key Sets, from files or URLs, fetched and refreshed
 //!   off the request path by one thread, the last good set kept;
 //! - `tokens`: each worker's cache of tokens it has verified, until they expire.
+//! - `cors`: an API's CORS policy: preflight answers and headers on responses.
 
+pub mod cors;
 pub mod jwks;
 pub mod jwt;
 pub mod tokens;

@@ -43,7 +43,7 @@ impl Downstream<'_> {
     /// Starts a response head with `status` for this client, in its protocol
     /// (`proto::head`: HTTP/1.1 text, or fields for an HTTP/2 stream).
     pub fn head(&mut self, status: u16) -> crate::proto::head::ResponseHead<'_> {
-        crate::proto::head::ResponseHead::start(self.io, self.wbuf, status)
+        crate::proto::head::ResponseHead::start(self.io, self.wbuf, status, &self.scratch.cors)
     }
 
     /// One piece of a streamed response body (`proto::sink`: a chunk, or the
@@ -119,6 +119,10 @@ pub struct Scratch {
     pub body: Vec<u8>,
     /// The cache key of the request being served.
     pub cache_key: Vec<u8>,
+    /// CORS header lines every response to this request carries (`auth::cors`).
+    pub cors: Vec<u8>,
+    /// The request's API has a CORS policy: the upstream's CORS fields are dropped.
+    pub cors_on: bool,
 }
 
 /// What a worker lends every request: its pools, balancers and id generator.
@@ -170,11 +174,21 @@ pub async fn handle(
 
     ds.rec.request_id.clear();
     ds.rec.request_id.extend_from_slice(rid);
+    if ds.scratch.cors_on {
+        ds.scratch.cors.clear();
+        ds.scratch.cors_on = false;
+    }
 
     // route
     let mut host_buf = [0u8; 256];
     let host = lower_host(head.host(), &mut host_buf);
     let method = Method::from_bytes(head.method());
+    // a CORS preflight is the gateway's to answer: no route, auth or throttle
+    if method == Some(Method::Options) && head.header(b"origin").is_some() {
+        if let Some(out) = respond::preflight(ds, head, plan, host, rid).await {
+            return out;
+        }
+    }
     let (route_id, params) = match plan.router.lookup(host, method, head.path()) {
         Lookup::Found(id, params) => (id, params),
         Lookup::MethodNotAllowed(allow) => {
@@ -184,6 +198,12 @@ pub async fn handle(
     };
     let route = plan.route(route_id);
     ds.rec.route = Some(route_id);
+    if let Some(c) = &plan.stages[route.stage as usize].cors {
+        ds.scratch.cors_on = true;
+        if let Some(origin) = head.header(b"origin") {
+            c.actual(origin, &mut ds.scratch.cors);
+        }
+    }
 
     // auth: the route's authorizer, then its API key (DESIGN §8.1)
     if route.auth != crate::plan::RouteAuth::None {

@@ -168,6 +168,8 @@ pub struct Stage {
     pub cache: Option<StageCache>,
     /// `[stages.S].canary`: the share of requests it takes, in parts per million.
     pub canary_ppm: Option<u32>,
+    /// The API's CORS policy (`[apis.A.cors]`).
+    pub cors: Option<Arc<crate::auth::cors::Cors>>,
 }
 
 /// A stage's cache settings and the cache itself (bound by `bind_caches`).

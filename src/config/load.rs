@@ -53,6 +53,8 @@ pub struct Config {
     pub authorizers: Vec<(String, Entry<model::Authorizer>)>,
     /// `default_auth` of APIs that set it.
     pub default_auth: Vec<(String, Entry<String>)>,
+    /// `[apis.A.cors]` of APIs that have one.
+    pub cors: Vec<(String, Entry<model::Cors>)>,
     pub stages: Vec<Entry<model::Stage>>,
     pub usage_plans: Vec<Entry<model::UsagePlan>>,
     pub api_keys: Vec<Entry<model::ApiKey>>,
@@ -323,6 +325,20 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     }
                     continue;
                 }
+                "cors" => {
+                    match de::<model::Cors>(v) {
+                        Ok(c) => cfg.cors.push((
+                            api.clone(),
+                            Entry {
+                                name: api.clone(),
+                                at: kpos.clone(),
+                                value: c,
+                            },
+                        )),
+                        Err(e) => errors.push_toml(file, &e),
+                    }
+                    continue;
+                }
                 "default_auth" => {
                     match de::<String>(v) {
                         Ok(name) => cfg.default_auth.push((
@@ -344,7 +360,7 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     errors.push(
                         kpos,
                         format!("unknown key `{other}` in api `{api}`"),
-                        Some("an API holds `routes`, `authorizers` and `default_auth`"),
+                        Some("an API holds `routes`, `authorizers`, `default_auth` and `cors`"),
                     );
                     continue;
                 }

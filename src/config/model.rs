@@ -168,6 +168,24 @@ pub struct Route {
     pub scopes: Vec<Spanned<String>>,
 }
 
+/// `[apis.A.cors]` (DESIGN §8.5, AWS's HTTP API `corsConfiguration`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    #[serde(default)]
+    pub allow_origins: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_methods: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub expose_headers: Vec<Spanned<String>>,
+    /// How long a browser may keep a preflight's answer (at most 86400s).
+    pub max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
 /// `[apis.A.authorizers.NAME]` (DESIGN §8.2–8.3).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -190,7 +190,7 @@ async fn forward_with(
         );
         match fwd.fill.take() {
             Some(f) if why_not.is_none() && !head.is_head() && fill::may_fit(resp, f.room(0)) => {
-                let headers = fill::stored_headers(&conn, resp);
+                let headers = fill::stored_headers(&conn, resp, ds.scratch.cors_on);
                 conn.rbuf.consume(resp.head_len);
                 let idle = route.timeout;
                 return Box::pin(fill::respond_and_store(

@@ -1,7 +1,7 @@
 //! Responses the gateway writes itself: errors (DESIGN §5) and mock integrations.
 
 use crate::error::Error;
-use crate::plan::{Method, Mock};
+use crate::plan::{Lookup, Method, Mock, Plan};
 use crate::proto::h1::{BodyFraming, RequestHead};
 use crate::proto::head::ResponseHead;
 
@@ -101,6 +101,50 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
     write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
     ds.rec.gateway_answer(err, head.is_head());
     Outcome { keep_alive: keep }
+}
+
+/// Answers a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`) for a path of an API with a CORS policy: 204 with
+/// the policy's answer, or without CORS headers when it does not allow the request
+/// (the browser then refuses). `None`: not a preflight the gateway answers (no
+/// policy, or no route for the method asked about): the request goes on as usual.
+pub async fn preflight(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    plan: &Plan,
+    host: &str,
+    rid: &[u8],
+) -> Option<Outcome> {
+    let asked = head.header(b"access-control-request-method")?;
+    let origin = head.header(b"origin")?;
+    // the API is the one whose route the path reaches: for the method asked about,
+    // else for any method (AWS answers preflights for every path of a CORS API)
+    let id = std::iter::once(Method::from_bytes(asked))
+        .chain(Method::ALL.iter().map(|m| Some(*m)))
+        .find_map(|m| match plan.router.lookup(host, m, head.path()) {
+            Lookup::Found(id, _) => Some(id),
+            _ => None,
+        })?;
+    let route = plan.route(id);
+    let cors = plan.stages[route.stage as usize].cors.as_ref()?;
+    let lines = cors.preflight(
+        origin,
+        asked,
+        head.header(b"access-control-request-headers"),
+    );
+    ds.rec.route = Some(id);
+    if drain_body(ds, head, 64 << 10).await.is_err() {
+        return Some(Outcome { keep_alive: false });
+    }
+    let keep = head.keep_alive && !ds.draining;
+    let mut h = ds.head(204);
+    if let Some(l) = &lines {
+        h.lines(l);
+    }
+    h.field(b"x-request-id", rid);
+    h.end(BodyFraming::Empty, !keep);
+    ds.rec.status = 204;
+    Some(Outcome { keep_alive: keep })
 }
 
 /// Answers with a mock integration's fixed response.

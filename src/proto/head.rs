@@ -15,6 +15,8 @@ use super::tls::ClientIo;
 /// [`ResponseHead::end`].
 pub struct ResponseHead<'a> {
     out: Out<'a>,
+    /// Header lines every response of this request carries (CORS), added at `end`.
+    extra: &'a [u8],
 }
 
 enum Out<'a> {
@@ -30,8 +32,20 @@ enum Out<'a> {
 }
 
 impl<'a> ResponseHead<'a> {
-    /// Starts a response with `status` to the client behind `io`.
-    pub fn start(io: &'a mut ClientIo, wbuf: &'a mut Vec<u8>, status: u16) -> Self {
+    /// Starts a response with `status` to the client behind `io`; `extra` (header
+    /// lines) is added to it when it ends.
+    pub fn start(
+        io: &'a mut ClientIo,
+        wbuf: &'a mut Vec<u8>,
+        status: u16,
+        extra: &'a [u8],
+    ) -> Self {
+        let mut h = Self::start_plain(io, wbuf, status);
+        h.extra = extra;
+        h
+    }
+
+    fn start_plain(io: &'a mut ClientIo, wbuf: &'a mut Vec<u8>, status: u16) -> Self {
         match io.h2() {
             Some(h2) => ResponseHead {
                 out: Out::Fields {
@@ -41,11 +55,13 @@ impl<'a> ResponseHead<'a> {
                     buf: Vec::with_capacity(256),
                     spans: Vec::with_capacity(8),
                 },
+                extra: b"",
             },
             None => {
                 encode::status_line(wbuf, status);
                 ResponseHead {
                     out: Out::Text(wbuf),
+                    extra: b"",
                 }
             }
         }
@@ -57,6 +73,7 @@ impl<'a> ResponseHead<'a> {
         encode::status_line(wbuf, status);
         ResponseHead {
             out: Out::Text(wbuf),
+            extra: b"",
         }
     }
 
@@ -110,7 +127,11 @@ impl<'a> ResponseHead<'a> {
     /// `Chunked`, or none); `close` says the HTTP/1.1 connection ends after it.
     /// Gives back the write buffer for the body, and `false` when an HTTP/2 stream
     /// would not take the head (a field HTTP/2 refuses): nothing was handed over.
-    pub fn end(self, body: BodyFraming, close: bool) -> (&'a mut Vec<u8>, bool) {
+    pub fn end(mut self, body: BodyFraming, close: bool) -> (&'a mut Vec<u8>, bool) {
+        if !self.extra.is_empty() {
+            let extra = self.extra;
+            self.lines(extra);
+        }
         match self.out {
             Out::Text(w) => {
                 match body {

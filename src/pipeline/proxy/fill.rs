@@ -22,7 +22,7 @@ use super::response::{copy_chunked, copy_until_close};
 use super::{fail, Fail};
 
 /// The response's headers as stored: no framing, hop-by-hop or per-exchange fields.
-pub(super) fn stored_headers(conn: &UpConn, resp: &ResponseHead) -> Vec<u8> {
+pub(super) fn stored_headers(conn: &UpConn, resp: &ResponseHead, drop_cors: bool) -> Vec<u8> {
     let buf = conn.rbuf.data();
     let s = |r: (usize, usize)| &buf[r.0..r.1];
     let tokens = resp
@@ -33,7 +33,10 @@ pub(super) fn stored_headers(conn: &UpConn, resp: &ResponseHead) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     for (n, v) in &resp.headers {
         let name = s(*n);
-        if stores_header(name) && !has_token(tokens, name) {
+        if stores_header(name)
+            && !has_token(tokens, name)
+            && !(drop_cors && crate::auth::cors::is_cors_field(name))
+        {
             crate::proto::head::push_line(&mut out, name, s(*v));
         }
     }

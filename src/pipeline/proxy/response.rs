@@ -68,6 +68,8 @@ pub(super) fn write_response_head(
             BodyFraming::UntilClose
         }
     };
+    // the API's CORS policy alone speaks (AWS drops the backend's CORS headers)
+    let cors_on = ds.scratch.cors_on;
     let mut h = ds.head(resp.status);
     let mut has_rid = false;
     for (n, v) in &resp.headers {
@@ -75,6 +77,7 @@ pub(super) fn write_response_head(
         if is_hop_by_hop(name)
             || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
             || crate::proto::h1::has_token(conn_tokens, name)
+            || (cors_on && crate::auth::cors::is_cors_field(name))
         {
             continue;
         }

@@ -215,3 +215,106 @@ pub(super) fn route(
     }
     Some((auth, scopes))
 }
+
+/// The API's `[apis.A.cors]` (errors reported when `report`: once per API).
+pub(super) fn cors(
+    cx: &mut Ctx,
+    cfg: &Config,
+    api: &str,
+    report: bool,
+) -> Option<Arc<crate::auth::cors::Cors>> {
+    let (_, e) = cfg.cors.iter().find(|(a, _)| a == api)?;
+    let c = &e.value;
+    let mut ok = true;
+    let mut fail = |cx: &mut Ctx, span: std::ops::Range<usize>, msg: String| {
+        if report {
+            cx.err(at(e, span), msg, None);
+        }
+        ok = false;
+    };
+    let mut origins = Vec::new();
+    for o in &c.allow_origins {
+        let v = o.get_ref().trim().to_ascii_lowercase();
+        let valid = v == "*"
+            || (v.starts_with("http://") || v.starts_with("https://"))
+                && !v.ends_with('/')
+                && (!v.contains('*') || v.ends_with("://*"));
+        if !valid {
+            fail(cx, o.span(), format!("allow_origins: `{v}` is not `*`, `scheme://*` or an origin such as `https://app.example.com`"));
+        }
+        origins.push(v);
+    }
+    if c.allow_credentials && origins.iter().any(|o| o == "*") {
+        let span = c
+            .allow_origins
+            .iter()
+            .find(|o| o.get_ref().trim() == "*")
+            .map_or(0..0, |o| o.span());
+        fail(cx, span, "allow_origins = [\"*\"] cannot be combined with allow_credentials (browsers refuse it): list the origins".into());
+    }
+    let mut methods = Vec::new();
+    for m in &c.allow_methods {
+        let v = m.get_ref().trim().to_ascii_uppercase();
+        if v != "*" && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_uppercase())) {
+            fail(
+                cx,
+                m.span(),
+                format!("allow_methods: `{}` is not a method or `*`", m.get_ref()),
+            );
+        }
+        methods.push(v);
+    }
+    let names = |list: &[toml::Spanned<String>]| -> Vec<String> {
+        list.iter()
+            .map(|h| h.get_ref().trim().to_ascii_lowercase())
+            .collect()
+    };
+    let allow_headers = names(&c.allow_headers);
+    let expose_headers = names(&c.expose_headers);
+    for (h, s) in allow_headers
+        .iter()
+        .zip(&c.allow_headers)
+        .chain(expose_headers.iter().zip(&c.expose_headers))
+    {
+        if h != "*"
+            && (h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)))
+        {
+            fail(
+                cx,
+                s.span(),
+                format!("`{}` is not a header name", s.get_ref()),
+            );
+        }
+    }
+    let max_age = match &c.max_age {
+        None => None,
+        Some(s) => match crate::config::units::parse_duration(s.get_ref()) {
+            Ok(d) if d.as_secs() <= 86_400 => Some(d.as_secs() as i64),
+            Ok(_) => {
+                fail(
+                    cx,
+                    s.span(),
+                    "max_age is at most 86400s (AWS's limit)".into(),
+                );
+                None
+            }
+            Err(m) => {
+                fail(cx, s.span(), m);
+                None
+            }
+        },
+    };
+    ok.then(|| {
+        Arc::new(crate::auth::cors::Cors {
+            allow_origins: origins,
+            allow_methods: methods,
+            allow_headers,
+            expose_headers,
+            max_age,
+            allow_credentials: c.allow_credentials,
+        })
+    })
+}

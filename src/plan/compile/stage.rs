@@ -142,8 +142,10 @@ pub(super) fn compile_stage(
         limit: None,
         cache: stage_cache,
         canary_ppm: canary.as_ref().map(|c| c.0),
+        cors: None,
     });
     let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
+    stages[stage_id as usize].cors = super::auth::cors(cx, cfg, api, first_stage);
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let _ = route_api;
         let key = match route_key::parse(&r.name) {
