@@ -94,6 +94,8 @@ pub struct Rec {
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Why the route's authorizer refused the request (empty: it did not).
     pub auth_error: &'static str,
+    /// The authorizer's decision (`observe::metrics::AUTH_DECISIONS` index).
+    pub auth: Option<u8>,
 }
 
 impl Rec {

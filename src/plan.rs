@@ -410,7 +410,15 @@ impl Plan {
     pub fn bind_metrics(&mut self, store: &MetricsStore) {
         for r in &mut self.routes {
             let stage = &self.stages[r.stage as usize].name;
-            r.series = Some(store.series(stage, &r.key));
+            let series = store.series(stage, &r.key);
+            let authorizer = match r.auth {
+                RouteAuth::Jwt(i) => Some(self.authorizers[i as usize].name.clone()),
+                RouteAuth::None => None,
+            };
+            if let Ok(mut a) = series.authorizer.lock() {
+                *a = authorizer;
+            }
+            r.series = Some(series);
         }
         for u in &mut self.upstreams {
             for (i, t) in u.targets.iter().enumerate() {

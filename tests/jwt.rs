@@ -278,6 +278,31 @@ fn jwt_tokens_are_checked_as_aws_does() {
     // auth = "none" overrides the API's default
     assert_eq!(call(&gw, "/open", None).status, 200);
 
+    // decisions by reason in the metrics
+    let m = admin(&gw, "GET", "/metrics").text();
+    let count = |reason: &str| {
+        let decision = if reason.is_empty() { "allow" } else { "deny" };
+        let needle = format!(
+            r#"route="GET /me",authorizer="a/users",decision="{decision}",reason="{reason}"}} "#
+        );
+        m.lines()
+            .find(|l| l.contains(&needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {needle} in\n{m}"))
+    };
+    assert_eq!(count(""), 3);
+    assert_eq!(
+        count("unknown_kid"),
+        2,
+        "another key's kid, and PS256 on an RS256 key"
+    );
+    assert_eq!(count("signature"), 1);
+    assert_eq!(count("expired"), 1);
+    assert_eq!(count("audience"), 1);
+    assert_eq!(count("malformed"), 2, "alg none and HS256");
+    assert_eq!(count("missing"), 1);
+
     // the principal and claims in the access log
     let deadline = Instant::now() + Duration::from_secs(5);
     let text = loop {

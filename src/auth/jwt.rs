@@ -63,6 +63,21 @@ impl Rejection {
         }
     }
 
+    /// Its index in `observe::metrics::AUTH_DECISIONS` (0 is "allow").
+    pub fn index(self) -> u8 {
+        match self {
+            Rejection::Missing => 1,
+            Rejection::Malformed => 2,
+            Rejection::UnknownKey => 3,
+            Rejection::NoKeys => 4,
+            Rejection::BadSignature => 5,
+            Rejection::Expired => 6,
+            Rejection::NotYetValid => 7,
+            Rejection::Issuer => 8,
+            Rejection::Audience => 9,
+        }
+    }
+
     /// A short name for metrics and the access log.
     pub fn reason(self) -> &'static str {
         match self {
@@ -363,6 +378,24 @@ pub(crate) mod tests {
         );
         for junk in ["", "a.b.c", "....", "eyJ.eyJ.x", "Bearer x"] {
             assert!(verify(junk, &keys, &rules(), NOW).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn reasons_name_their_metric_label() {
+        use crate::observe::metrics::AUTH_DECISIONS;
+        for r in [
+            Rejection::Missing,
+            Rejection::Malformed,
+            Rejection::UnknownKey,
+            Rejection::NoKeys,
+            Rejection::BadSignature,
+            Rejection::Expired,
+            Rejection::NotYetValid,
+            Rejection::Issuer,
+            Rejection::Audience,
+        ] {
+            assert_eq!(AUTH_DECISIONS[r.index() as usize], r.reason());
         }
     }
 

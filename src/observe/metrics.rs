@@ -19,6 +19,22 @@ pub const BUCKETS_US: [u64; 12] = [
 ];
 const NB: usize = BUCKETS_US.len() + 1;
 
+/// Authorizer decisions, as metric labels: allowed, then each reason for a refusal
+/// (`auth::jwt::Rejection::reason`, and scopes).
+pub const AUTH_DECISIONS: [&str; 11] = [
+    "allow",
+    "missing",
+    "malformed",
+    "unknown_kid",
+    "no_keys",
+    "signature",
+    "expired",
+    "not_yet_valid",
+    "issuer",
+    "audience",
+    "insufficient_scope",
+];
+
 /// Throttle scopes, in AWS's order, as metric labels.
 pub const SCOPES: [&str; 5] = ["key_route", "key", "route", "stage", "gateway"];
 
@@ -37,6 +53,8 @@ pub struct Counters {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     canary: AtomicU64,
+    /// By [`AUTH_DECISIONS`].
+    auth: [AtomicU64; 11],
 }
 
 /// Owner-only increment: a plain load and store, no read-modify-write instruction.
@@ -65,6 +83,8 @@ pub struct Observation {
     pub cache: Option<crate::cache::policy::Outcome>,
     /// The stage's canary served it.
     pub canary: bool,
+    /// The route's authorizer decided: an index into [`AUTH_DECISIONS`].
+    pub auth: Option<u8>,
 }
 
 impl Counters {
@@ -85,6 +105,9 @@ impl Counters {
         }
         if o.canary {
             bump(&self.canary, 1);
+        }
+        if let Some(a) = o.auth {
+            bump(&self.auth[usize::from(a).min(AUTH_DECISIONS.len() - 1)], 1);
         }
         match o.cache {
             Some(c) if c.is_hit() => bump(&self.cache_hits, 1),
@@ -194,6 +217,8 @@ impl TargetSeries {
 pub struct Series {
     pub stage: String,
     pub route: String,
+    /// The route's authorizer (`api/name`), set at bind; the last plan's wins.
+    pub authorizer: std::sync::Mutex<Option<String>>,
     per_worker: Box<[Counters]>,
 }
 
@@ -237,6 +262,7 @@ impl MetricsStore {
             unrouted: Arc::new(Series {
                 stage: String::new(),
                 route: String::new(),
+                authorizer: std::sync::Mutex::new(None),
                 per_worker: (0..workers).map(|_| Counters::default()).collect(),
             }),
             access_log_dropped: Arc::new(AtomicU64::new(0)),
@@ -407,6 +433,7 @@ impl MetricsStore {
         let s = Arc::new(Series {
             stage: stage.to_string(),
             route: route.to_string(),
+            authorizer: std::sync::Mutex::new(None),
             per_worker: (0..self.workers).map(|_| Counters::default()).collect(),
         });
         index.insert((stage.to_string(), route.to_string()), list.len());
@@ -521,6 +548,23 @@ impl MetricsStore {
                     _ => &c.canary,
                 });
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels(s));
+            }
+        }
+        out.push_str("# HELP turnpike_authorizer_decisions_total Requests a route's authorizer allowed or refused, by reason.\n# TYPE turnpike_authorizer_decisions_total counter\n");
+        for s in &all {
+            let Some(name) = s.authorizer.lock().ok().and_then(|a| a.clone()) else {
+                continue;
+            };
+            for (i, d) in AUTH_DECISIONS.iter().enumerate() {
+                let v = sum(s, &|c| &c.auth[i]);
+                let decision = if i == 0 { "allow" } else { "deny" };
+                let reason = if i == 0 { "" } else { d };
+                let _ = writeln!(
+                    out,
+                    "turnpike_authorizer_decisions_total{{{},authorizer=\"{}\",decision=\"{decision}\",reason=\"{reason}\"}} {v}",
+                    labels(s),
+                    esc(&name)
+                );
             }
         }
         out.push_str("# HELP turnpike_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE turnpike_access_log_dropped_total counter\n");

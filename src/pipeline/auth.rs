@@ -36,6 +36,7 @@ pub async fn authorize(
         .map_or(0, |d| d.as_secs());
     let refuse = |ds: &mut Downstream<'_>, why: Rejection| {
         ds.rec.auth_error = why.describe();
+        ds.rec.auth = Some(why.index());
         Err(Error::Unauthorized(why))
     };
     let token = match &a.identity {
@@ -91,8 +92,10 @@ pub async fn authorize(
     ds.rec.claims = Some(claims);
     if !granted {
         ds.rec.auth_error = "the token grants none of the route's scopes";
+        ds.rec.auth = Some(10);
         return Err(Error::InsufficientScope);
     }
+    ds.rec.auth = Some(0);
     Ok(())
 }
 

@@ -278,6 +278,7 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
         rec.canary = None;
         rec.claims = None;
         rec.auth_error = "";
+        rec.auth = None;
         let mut ds = Downstream {
             io,
             scheme,
@@ -325,6 +326,7 @@ pub(super) fn record(
             quota_exceeded: rec.quota_exceeded,
             cache: rec.cache,
             canary: rec.canary == Some(true),
+            auth: rec.auth,
         });
     if let (Some(wall), Some(sink), Some((_, format))) = (wall, &st.log, &plan.access_log) {
         log_line(format, sink, plan, head, rec, peer_ip, t0, wall, protocol);
