@@ -269,6 +269,8 @@ pub struct JwtAuthorizer {
     pub initial: Option<Arc<crate::auth::jwks::KeySet>>,
     /// The node's set for `source` (bound before the plan is published).
     pub keys: std::sync::OnceLock<Arc<crate::auth::jwks::Jwks>>,
+    /// `forward_claims`: (claim, lower-case header) sent to `http_proxy` upstreams.
+    pub forward: Vec<(String, String)>,
 }
 
 /// Where an authorizer finds the caller's token.

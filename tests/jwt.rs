@@ -135,6 +135,7 @@ type = "jwt"
 issuer = "{ISS}"
 audience = ["app-client"]
 jwks = "{jwks}"
+forward_claims = {{ sub = "x-user-sub", email = "X-User-Email", groups = "x-user-groups" }}
 
 [apis.a.routes."GET /me"]
 integration = {{ type = "http_proxy", uri = "http://{up}/me" }}
@@ -174,7 +175,11 @@ fn jwt_tokens_are_checked_as_aws_does() {
     let tokens = mint(
         &dir.0,
         &[
-            ("k1", "RS256", claims(r#""email":"a@example.com""#)),
+            (
+                "k1",
+                "RS256",
+                claims(r#""email":"a@example.com","groups":["admin","ops"]"#),
+            ),
             (
                 "k1",
                 "RS256",
@@ -205,9 +210,10 @@ fn jwt_tokens_are_checked_as_aws_does() {
             ("k9", "RS256", claims("")),
             ("k1", "RS256", claims(r#""scope":"openid orders/read""#)),
             ("k1", "PS256", claims("")),
+            ("k1", "RS256", claims(r#""email":"x\r\nx-injected: 1""#)),
         ],
     );
-    let [good, expired, early, issuer, audience, client_id, none, hs_pub, stranger, scoped, ps256] =
+    let [good, expired, early, issuer, audience, client_id, none, hs_pub, stranger, scoped, ps256, crlf] =
         &tokens[..]
     else {
         panic!("{tokens:?}")
@@ -217,8 +223,33 @@ fn jwt_tokens_are_checked_as_aws_does() {
     let before = upstream_count(up.addr);
     let r = call(&gw, "/me", Some(&format!("Bearer {good}")));
     assert_eq!(r.status, 200, "{}", r.text());
+    // forward_claims: the upstream sees the claims as headers
+    let seen = r.text();
+    assert!(seen.contains(r#""x-user-sub": "user-1""#), "{seen}");
+    assert!(
+        seen.contains(r#""x-user-email": "a@example.com""#),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(r#""x-user-groups": "[\"admin\",\"ops\"]""#),
+        "{seen}"
+    );
     assert_eq!(upstream_count(up.addr), before + 2);
     assert_eq!(call(&gw, "/me", Some(good)).status, 200);
+    let spoof = request(
+        gw.addr,
+        format!("GET /me HTTP/1.1\r\nHost: t\r\nAuthorization: {client_id}\r\nX-User-Email: boss@example.com\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(spoof.status, 200);
+    assert!(
+        !spoof.text().contains("boss@example.com"),
+        "a client's own claim header reached the upstream: {}",
+        spoof.text()
+    );
+    let r = call(&gw, "/me", Some(crlf));
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("x-injected"), "{}", r.text());
     // the key says `alg: RS256`: a PS256 token cannot use it
     let r = call(&gw, "/me", Some(&format!("Bearer {ps256}")));
     assert_eq!(r.status, 401, "PS256 on an RS256 key");
@@ -291,7 +322,7 @@ fn jwt_tokens_are_checked_as_aws_does() {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or_else(|| panic!("no {needle} in\n{m}"))
     };
-    assert_eq!(count(""), 3);
+    assert_eq!(count(""), 5);
     assert_eq!(
         count("unknown_kid"),
         2,

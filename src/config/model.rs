@@ -202,6 +202,10 @@ pub struct Authorizer {
     pub identity: Option<Spanned<String>>,
     /// A URL or a local file; default: the issuer's `/.well-known/jwks.json`.
     pub jwks: Option<Spanned<String>>,
+    /// Claims sent to `http_proxy` upstreams as request headers: `{ sub = "x-user" }`
+    /// (off by default; a client's own copies of those headers are always dropped).
+    #[serde(default)]
+    pub forward_claims: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -107,9 +107,17 @@ async fn forward_with(
         }
     }
     let h2 = matches!(p.target, Target::Upstream(u) if plan.upstreams[u as usize].h2);
+    let claims = match route.auth {
+        crate::plan::RouteAuth::Jwt(i) => Claims {
+            forward: &plan.authorizers[i as usize].forward,
+            claims: ds.rec.claims.as_deref(),
+        },
+        crate::plan::RouteAuth::None => Claims::default(),
+    };
     let head_len = write_request_head(
         req,
         h2,
+        &claims,
         head,
         framing,
         plan,
@@ -287,12 +295,20 @@ fn is_idempotent(method: &[u8]) -> bool {
     )
 }
 
+/// The verified claims a route's authorizer forwards upstream (`forward_claims`).
+#[derive(Default)]
+struct Claims<'a> {
+    forward: &'a [(String, String)],
+    claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
 /// Writes the request head for the upstream, in its protocol (`h2`: as the items of
 /// an HTTP/2 HEADERS frame, else HTTP/1.1 text). Returns the head's length.
 #[allow(clippy::too_many_arguments)]
 fn write_request_head(
     out: &mut Vec<u8>,
     h2: bool,
+    claims: &Claims<'_>,
     head: &RequestHead,
     framing: BodyFraming,
     plan: &Plan,
@@ -337,8 +353,9 @@ fn write_request_head(
             || name.eq_ignore_ascii_case(b"traceparent")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
-            // only the gateway vouches for a client certificate
+            // only the gateway vouches for a client certificate, or for claims
             || name.eq_ignore_ascii_case(b"x-client-cert-subject")
+            || claims.forward.iter().any(|(_, h)| name.eq_ignore_ascii_case(h.as_bytes()))
             || crate::proto::h1::has_token(connection_tokens, name)
         {
             // The one TE worth passing on: the client takes trailers (gRPC needs them
@@ -368,6 +385,23 @@ fn write_request_head(
     r.field(b"x-request-id", rid);
     if let Some(subject) = client {
         r.field(b"x-client-cert-subject", subject.as_bytes());
+    }
+    if let Some(map) = claims.claims {
+        for (claim, header) in claims.forward {
+            let value = match map.get(claim) {
+                Some(serde_json::Value::String(v)) => std::borrow::Cow::Borrowed(v.as_str()),
+                Some(v) => std::borrow::Cow::Owned(v.to_string()),
+                None => continue,
+            };
+            // a claim is the issuer's text, not ours: never a control character
+            // (CR/LF would start a header of the token holder's choosing)
+            if value
+                .bytes()
+                .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+            {
+                r.field(header.as_bytes(), value.as_bytes());
+            }
+        }
     }
     r.field_with(b"traceparent", |v| {
         next_traceparent(head.header(b"traceparent"), ids, v)

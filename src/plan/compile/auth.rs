@@ -124,8 +124,34 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
             }
         }
     };
+    let mut forward = Vec::new();
+    for (claim, header) in &a.forward_claims {
+        let h = header.get_ref().to_ascii_lowercase();
+        let token = !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        let reserved = matches!(
+            h.as_str(),
+            "host"
+                | "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "authorization"
+                | "x-request-id"
+        ) || crate::proto::h1::is_hop_by_hop(h.as_bytes());
+        if !token || reserved {
+            cx.err(
+                at(e, header.span()),
+                format!("forward_claims.{claim}: `{}` is not a header turnpike can set", header.get_ref()),
+                Some("a header name such as \"x-user-sub\"; not host, content-length, connection, authorization or hop-by-hop ones"),
+            );
+            return None;
+        }
+        forward.push((claim.clone(), h));
+    }
     Some(JwtAuthorizer {
         name: e.name.clone(),
+        forward,
         rules: JwtRules {
             issuer: iss,
             audience: a.audience.iter().map(|s| s.get_ref().clone()).collect(),
