@@ -5,6 +5,8 @@
 #
 #   loadtest/callgrind.sh [turnpike-binary] [path]     (default: target/release/turnpike /100b)
 #   CONFIG=loadtest/peers/turnpike-keyed.toml HEADER="x-api-key: …" loadtest/callgrind.sh
+#   H2=1 loadtest/callgrind.sh     h2c clients instead (h2load, one connection, 10
+#                                  streams at once; needs h2load): callgrind-h2.sh
 # Leaves the N2 profile in loadtest/results/callgrind.out for callgrind_annotate.
 set -euo pipefail
 BIN=${1:-target/release/turnpike} PATH_=${2:-/100b}
@@ -24,7 +26,15 @@ sleep 0.3
 count() { # requests → total Ir of the run
     local out=$WORK/cg.$1
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" run -c "$WORK/tp.toml" 2>"$WORK/vg.log" & local pid=$!
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT$PATH_" && break; sleep 0.2; done
+    for _ in $(seq 100); do curl -s -o /dev/null ${H2:+--http2-prior-knowledge} "http://127.0.0.1:$PORT$PATH_" && break; sleep 0.2; done
+    if [ -n "${H2:-}" ]; then
+        local report; report=$(h2load -n "$1" -c 1 -m 10 ${HEADER:+-H "$HEADER"} "http://127.0.0.1:$PORT$PATH_" 2>&1 || true)
+        case $report in
+            *"$1 succeeded, 0 failed"*) ;;
+            *) echo "h2load run of $1 requests had failures:" >&2; echo "$report" | grep -E "requests:|status" >&2
+               kill -KILL "$pid"; exit 1 ;;
+        esac
+    else
     python3 - "$PORT" "$PATH_" "$1" "${HEADER:-}" <<'PY'
 import http.client, sys
 port, path, n, header = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -35,6 +45,7 @@ for _ in range(n):
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY
+    fi
     # valgrind does not deliver SIGTERM to a process that takes it with sigwait, so
     # ask callgrind for a dump and then stop it hard.
     callgrind_control -d "$pid" >/dev/null
@@ -42,5 +53,5 @@ PY
     cat "$out"* | awk '/^summary:/ {s += $2} END {print s}'
 }
 a=$(count "$N1"); b=$(count "$N2")
-mkdir -p "$HERE/results"; cat "$WORK"/cg."$N2"* > "$HERE/results/callgrind.out" 2>/dev/null || true
+mkdir -p "$HERE/results"; cat "$WORK"/cg."$N2"* > "$HERE/results/callgrind${H2:+-h2}.out" 2>/dev/null || true
 python3 -c "print(f'instructions per request: {($b - $a) / ($N2 - $N1):,.0f}  (Ir {$a:,} at {$N1} requests, {$b:,} at {$N2})')"

@@ -53,6 +53,17 @@ fn at<T>(e: &Entry<T>, span: Range<usize>) -> Pos {
     e.pos(span)
 }
 
+/// The directory of the file an entry is in: paths a configuration names (keys,
+/// certificates, key sets) are relative to the file that names them.
+fn dir_of<T>(sources: &crate::config::Sources, e: &Entry<T>) -> std::path::PathBuf {
+    sources
+        .files
+        .get(e.at.file)
+        .and_then(|f| f.path.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+}
+
 /// Compiles a loaded configuration. `available_cores` resolves `workers = 0`.
 pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> {
     let mut cx = Ctx {

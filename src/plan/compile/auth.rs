@@ -103,14 +103,7 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
             } else {
                 // a file, relative to the file that names it; read now so `check`
                 // reports a bad one
-                let base = cfg
-                    .sources
-                    .files
-                    .get(e.at.file)
-                    .and_then(|f| f.path.parent())
-                    .map(|p| p.to_path_buf())
-                    .unwrap_or_default();
-                let path = base.join(v);
+                let path = super::dir_of(&cfg.sources, e).join(v);
                 let parsed = std::fs::read(&path)
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))
                     .and_then(|b| KeySet::parse(&b));

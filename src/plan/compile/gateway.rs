@@ -145,13 +145,7 @@ pub(super) fn tls_listeners(cx: &mut Ctx, cfg: &Config) -> Vec<crate::plan::TlsL
     let Some(e) = cfg.gateway.as_ref() else {
         return Vec::new();
     };
-    let base = cfg
-        .sources
-        .files
-        .get(e.at.file)
-        .and_then(|f| f.path.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
+    let base = super::dir_of(&cfg.sources, e);
     let mut out = Vec::new();
     for t in &e.value.tls {
         let Ok(addr) = t.listen.get_ref().parse::<SocketAddr>() else {

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use std::path::Path;
-
 use super::{at, duration, socket_addr, Ctx};
 use crate::config::{model, Entry, Sources};
 use crate::plan::{Balance, HashOn, HealthCheck, Outlier, Upstream, WeightedAddr};
@@ -227,12 +225,7 @@ fn upstream_tls(
     let (config, ca_id) = match &v.tls_ca {
         Some(ca) => {
             // relative to the file that names it
-            let base = sources
-                .files
-                .get(e.at.file)
-                .and_then(|f| f.path.parent())
-                .unwrap_or(Path::new("."));
-            let path = base.join(ca.get_ref());
+            let path = super::dir_of(sources, e).join(ca.get_ref());
             match client_config(Some(&path)) {
                 Ok((c, _)) => (c, path.display().to_string()),
                 Err(msg) => {
