@@ -10,21 +10,10 @@
 set -euo pipefail
 BIN=${1:-target/release/turnpike}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+source "$HERE/lib.sh"
 WORK=$(mktemp -d /tmp/turnpike-cgjwt.XXXXXX); chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
-DEPS=$ROOT/target/pydeps/loadtest-jwt
-[ -e "$DEPS/.installed" ] || { python3 -m pip install -q --disable-pip-version-check --target "$DEPS" pyjwt cryptography && touch "$DEPS/.installed"; }
-TOKEN=$(PYTHONPATH=$DEPS python3 - "$WORK" <<'PY'
-import json, sys, time, jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-d = sys.argv[1]
-k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-j = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())); j.update({"kid": "k1", "use": "sig"})
-open(f"{d}/jwks.json", "w").write(json.dumps({"keys": [j]}))
-print(jwt.encode({"iss": "https://issuer.example", "aud": "bench", "sub": "u", "exp": int(time.time()) + 3600}, k, algorithm="RS256", headers={"kid": "k1"}))
-PY
-)
+TOKEN=$(lt_jwt "$WORK")
 cat > "$WORK/jwt.toml" <<TOML
 [gateway]
 listen  = ["127.0.0.1:__PROXY_PORT__"]

@@ -19,18 +19,7 @@ UP=18380 TP=18381 NG=18382 AUTHZ=18383
 source loadtest/lib.sh
 cargo build --release --quiet
 lt_init jwt
-DEPS=target/pydeps/loadtest-jwt
-[ -e "$DEPS/.installed" ] || { python3 -m pip install -q --disable-pip-version-check --target "$DEPS" pyjwt cryptography && touch "$DEPS/.installed"; }
-TOKEN=$(PYTHONPATH=$DEPS python3 - "$WORK" <<'PY'
-import json, sys, time, jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-d = sys.argv[1]
-k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-j = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())); j.update({"kid": "k1", "use": "sig"})
-open(f"{d}/jwks.json", "w").write(json.dumps({"keys": [j]}))
-print(jwt.encode({"iss": "https://issuer.example", "aud": "bench", "sub": "u", "exp": int(time.time()) + 7200}, k, algorithm="RS256", headers={"kid": "k1"}))
-PY
-)
+TOKEN=$(lt_jwt "$WORK")
 lt_upstream "$LOAD_CPU"
 cat > "$WORK/authz.conf" <<CONF
 worker_processes 1; daemon off; pid $WORK/authz.pid; error_log stderr error;

@@ -45,3 +45,20 @@ cpu_ticks() {
     echo "$total"
 }
 HZ=$(getconf CLK_TCK)
+
+# lt_jwt DIR: writes DIR/jwks.json (one RSA key, kid k1) and prints an RS256 token for
+# issuer https://issuer.example, audience bench, valid for two hours. PyJWT and
+# cryptography are installed under target/pydeps/loadtest-jwt on first use.
+lt_jwt() {
+    local deps; deps="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/pydeps/loadtest-jwt"
+    [ -e "$deps/.installed" ] || { python3 -m pip install -q --disable-pip-version-check --target "$deps" pyjwt cryptography && touch "$deps/.installed"; }
+    PYTHONPATH=$deps python3 - "$1" <<'PY'
+import json, sys, time, jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+d = sys.argv[1]
+k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+j = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())); j.update({"kid": "k1", "use": "sig"})
+open(f"{d}/jwks.json", "w").write(json.dumps({"keys": [j]}))
+print(jwt.encode({"iss": "https://issuer.example", "aud": "bench", "sub": "u", "exp": int(time.time()) + 7200}, k, algorithm="RS256", headers={"kid": "k1"}))
+PY
+}
