@@ -8,8 +8,15 @@
 //!   off the request path by one thread, the last good set kept;
 //! - `tokens`: each worker's cache of tokens it has verified, until they expire.
 //! - `cors`: an API's CORS policy: preflight answers and headers on responses.
+//! - `authorizer`: request and token (Lambda) authorizers: identity values, the
+//!   events sent, the answers read, the decision per method ARN, with
+//! - `policy`: IAM policy documents evaluated for `execute-api` ARNs, and
+//! - `decisions`: the node's cache of authorizer answers, with coalescing.
 
+pub mod authorizer;
 pub mod cors;
+pub mod decisions;
 pub mod jwks;
 pub mod jwt;
+pub mod policy;
 pub mod tokens;

@@ -28,6 +28,17 @@ pub enum Error {
     Unauthorized(crate::auth::jwt::Rejection),
     /// A valid token without any of the route's scopes: 403.
     InsufficientScope,
+    /// A request authorizer's identity is missing, or it answered `Unauthorized`:
+    /// 401 (no `www-authenticate`: not a bearer-token scheme).
+    Unauthenticated,
+    /// A request authorizer's IAM policy does not allow the method ARN: 403
+    /// with AWS's `Message` body and `x-amzn-ErrorType: AccessDeniedException`.
+    AccessDenied {
+        explicit: bool,
+    },
+    /// The request authorizer failed, timed out or gave an invalid answer: 500
+    /// (AWS: `{"message": null}`, `AuthorizerConfigurationException`).
+    AuthorizerFailure,
     /// A throttle's bucket is empty: seconds until a token, the rate and burst.
     TooManyRequests {
         retry_after: u32,
@@ -68,8 +79,9 @@ impl Error {
             Error::BodyTooLarge => 413,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
-            Error::Forbidden | Error::InsufficientScope => 403,
-            Error::Unauthorized(_) => 401,
+            Error::Forbidden | Error::InsufficientScope | Error::AccessDenied { .. } => 403,
+            Error::Unauthorized(_) | Error::Unauthenticated => 401,
+            Error::AuthorizerFailure => 500,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect
             | Error::UpstreamReset
@@ -93,7 +105,12 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::MethodNotAllowed(_) => "Method Not Allowed",
             Error::Forbidden | Error::InsufficientScope => "Forbidden",
-            Error::Unauthorized(_) => "Unauthorized",
+            Error::Unauthorized(_) | Error::Unauthenticated => "Unauthorized",
+            Error::AccessDenied { explicit: true } => {
+                "User is not authorized to access this resource with an explicit deny"
+            }
+            Error::AccessDenied { explicit: false } => "User is not authorized to access this resource",
+            Error::AuthorizerFailure => "Internal server error",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
             Error::UpstreamConnect
@@ -112,6 +129,28 @@ impl Error {
         }
     }
 
+    /// The whole body when AWS's is not `{"message":"…"}`, with the
+    /// `x-amzn-errortype` it comes with.
+    pub fn aws_body(self) -> Option<(&'static [u8], &'static [u8])> {
+        match self {
+            Error::AccessDenied { explicit: true } => Some((
+                b"{\"Message\":\"User is not authorized to access this resource with an explicit deny\"}",
+                b"AccessDeniedException",
+            )),
+            Error::AccessDenied { explicit: false } => Some((
+                b"{\"Message\":\"User is not authorized to access this resource\"}",
+                b"AccessDeniedException",
+            )),
+            Error::AuthorizerFailure => Some((b"{\"message\":null}", b"AuthorizerConfigurationException")),
+            _ => None,
+        }
+    }
+
+    /// The length of the body the gateway sends for this error.
+    pub fn body_len(self) -> usize {
+        self.aws_body().map_or(self.message().len() + 14, |(b, _)| b.len())
+    }
+
     pub fn side(self) -> Side {
         match self {
             Error::BadRequest | Error::HeadersTooLarge | Error::BodyTooLarge => Side::Downstream,
@@ -125,6 +164,9 @@ impl Error {
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
             | Error::Unauthorized(_)
+            | Error::Unauthenticated
+            | Error::AccessDenied { .. }
+            | Error::AuthorizerFailure
             | Error::InsufficientScope
             | Error::TooManyRequests { .. }
             | Error::LimitExceeded { .. }

@@ -23,13 +23,16 @@
 //! - [`pipeline`]: the stages a request goes through, in order.
 //! - [`cache`]: the per-stage response cache, sharded across cores (SIEVE eviction).
 //! - [`limit`]: throttles as node-wide budgets leased by per-worker buckets; API keys.
-//! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools.
+//! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools, and
+//!   the gateway's own calls (`upstream::call`: authorizers, AWS).
+//! - [`aws`]: credentials, endpoints and SigV4 signing for calls to AWS (Lambda).
 //! - [`observe`]: request ids and the gateway's own log lines.
 //! - [`control`]: reload, graceful drain, the admin listener.
 //! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
 //! - [`fuzz`]: entry points of the fuzz targets, shared with their seed-corpus test.
 
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod control;

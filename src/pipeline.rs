@@ -7,6 +7,7 @@
 //! Tested end to end in `tests/` (mock, proxy, errors, smuggling, limits).
 
 pub mod auth;
+pub mod authorizer;
 pub mod body;
 pub mod cache;
 pub mod proxy;
@@ -92,6 +93,8 @@ pub struct Rec {
     pub client: Option<std::rc::Rc<str>>,
     /// The claims of the request's verified JWT.
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The answer of the route's request authorizer (principal, context, usage key).
+    pub authorizer: Option<std::sync::Arc<crate::auth::authorizer::Answer>>,
     /// Why the route's authorizer refused the request (empty: it did not).
     pub auth_error: &'static str,
     /// The authorizer's decision (`observe::metrics::AUTH_DECISIONS` index).
@@ -106,7 +109,7 @@ impl Rec {
         self.bytes = if is_head {
             0
         } else {
-            (err.message().len() + 14) as u64
+            err.body_len() as u64
         };
     }
 }
@@ -209,11 +212,11 @@ pub async fn handle(
 
     // auth: the route's authorizer, then its API key (DESIGN §8.1)
     if route.auth != crate::plan::RouteAuth::None {
-        if let Err(e) = auth::authorize(ds, head, plan, route, w).await {
+        if let Err(e) = auth::authorize(ds, head, plan, route, &params, w).await {
             return respond::error(ds, head, e, rid).await;
         }
     }
-    let key = match auth::identify(plan, route, head) {
+    let key = match auth::identify(plan, route, head, ds.rec.authorizer.as_deref()) {
         Ok(key) => {
             ds.rec.key = key;
             key

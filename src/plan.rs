@@ -56,6 +56,9 @@ pub struct Gateway {
     pub drain_timeout: Duration,
     /// `[[gateway.tls]]` listener addresses (their configurations are in `Plan::tls`).
     pub tls_listen: Vec<SocketAddr>,
+    /// The region and account of execute-api ARNs.
+    pub region: String,
+    pub account: String,
 }
 
 /// A TLS listener's server configuration (certificates loaded and checked).
@@ -85,6 +88,8 @@ pub struct Plan {
     pub usage_plans: Vec<UsagePlan>,
     /// Every API's JWT authorizers (`RouteAuth::Jwt` indexes this).
     pub authorizers: Vec<JwtAuthorizer>,
+    /// Every API's request and token authorizers (`RouteAuth::Request` indexes this).
+    pub request_authorizers: Vec<RequestAuthorizer>,
     /// `[access_log]`: where lines go (`-` = stdout) and their compiled format.
     pub access_log: Option<(String, Format)>,
     /// Things that compiled but that the operator should know (features not enforced yet).
@@ -170,6 +175,12 @@ pub struct Stage {
     pub canary_ppm: Option<u32>,
     /// The API's CORS policy (`[apis.A.cors]`).
     pub cors: Option<Arc<crate::auth::cors::Cors>>,
+    /// `[stages.S].variables` (for authorizer events; integrations have theirs
+    /// expanded at compile time).
+    pub variables: Vec<(String, String)>,
+    /// The API's `api_key_source = "authorizer"`: the key is the one a request
+    /// authorizer's `usageIdentifierKey` names, not `x-api-key`.
+    pub key_from_authorizer: bool,
 }
 
 /// A stage's cache settings and the cache itself (bound by `bind_caches`).
@@ -255,6 +266,36 @@ pub enum RouteAuth {
     None,
     /// A JWT authorizer: its index in `Plan::authorizers`.
     Jwt(u32),
+    /// A request or token authorizer: its index in `Plan::request_authorizers`.
+    Request(u32),
+}
+
+/// A request or token (Lambda) authorizer of an API (DESIGN §8.3).
+#[derive(Debug)]
+pub struct RequestAuthorizer {
+    /// `api/name`, for logs and metrics.
+    pub name: String,
+    /// REST TOKEN: one identity value, sent as `authorizationToken`.
+    pub token: bool,
+    pub identity: Vec<crate::auth::authorizer::Source>,
+    pub caller: Caller,
+    pub payload: crate::auth::authorizer::Payload,
+    pub response: crate::auth::authorizer::Response,
+    pub timeout: Duration,
+    /// The node's answers, per identity, for the TTL (shared by every worker).
+    pub results: crate::auth::decisions::Results,
+}
+
+/// What a request authorizer calls.
+#[derive(Debug)]
+pub enum Caller {
+    /// `POST` of the event to this URL (`endpoint.path`).
+    Http(crate::upstream::call::Endpoint),
+    /// The Lambda Invoke API.
+    Lambda {
+        function: String,
+        service: Arc<crate::aws::Service>,
+    },
 }
 
 /// A JWT authorizer of an API (DESIGN §8.2).
@@ -415,6 +456,7 @@ impl Plan {
             let series = store.series(stage, &r.key);
             let authorizer = match r.auth {
                 RouteAuth::Jwt(i) => Some(self.authorizers[i as usize].name.clone()),
+                RouteAuth::Request(i) => Some(self.request_authorizers[i as usize].name.clone()),
                 RouteAuth::None => None,
             };
             if let Ok(mut a) = series.authorizer.lock() {

@@ -4,6 +4,7 @@
 //! Tested end to end by the proxy tests (`tests/proxy.rs`) and by unit tests here.
 
 pub mod balance;
+pub mod call;
 pub mod exchange;
 pub mod gate;
 pub mod h2;

@@ -55,6 +55,9 @@ pub struct Config {
     pub default_auth: Vec<(String, Entry<String>)>,
     /// `[apis.A.cors]` of APIs that have one.
     pub cors: Vec<(String, Entry<model::Cors>)>,
+    /// `api_key_source` of APIs that set it (`"header"` or `"authorizer"`).
+    pub api_key_source: Vec<(String, Entry<String>)>,
+    pub aws: Option<Entry<model::Aws>>,
     pub stages: Vec<Entry<model::Stage>>,
     pub usage_plans: Vec<Entry<model::UsagePlan>>,
     pub api_keys: Vec<Entry<model::ApiKey>>,
@@ -134,6 +137,7 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
             },
             "gateway" => single(&mut cfg.gateway, errors, "gateway", at, value),
             "access_log" => single(&mut cfg.access_log, errors, "access_log", at, value),
+            "aws" => single(&mut cfg.aws, errors, "aws", at, value),
             "upstreams" => entries(&mut cfg.upstreams, &mut cfg.broken, errors, file, value),
             "stages" => entries(&mut cfg.stages, &mut cfg.broken, errors, file, value),
             "usage_plans" => entries(&mut cfg.usage_plans, &mut cfg.broken, errors, file, value),
@@ -142,7 +146,7 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
             other => errors.push(
                 at,
                 format!("unknown key `{other}`"),
-                Some("top-level tables are include, gateway, access_log, upstreams, apis, stages, usage_plans, api_keys"),
+                Some("top-level tables are include, gateway, access_log, aws, upstreams, apis, stages, usage_plans, api_keys"),
             ),
         }
     }
@@ -339,9 +343,14 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     }
                     continue;
                 }
-                "default_auth" => {
+                "default_auth" | "api_key_source" => {
+                    let list = if &**k.get_ref() == "default_auth" {
+                        &mut cfg.default_auth
+                    } else {
+                        &mut cfg.api_key_source
+                    };
                     match de::<String>(v) {
-                        Ok(name) => cfg.default_auth.push((
+                        Ok(name) => list.push((
                             api.clone(),
                             Entry {
                                 name: api.clone(),
@@ -360,7 +369,7 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     errors.push(
                         kpos,
                         format!("unknown key `{other}` in api `{api}`"),
-                        Some("an API holds `routes`, `authorizers`, `default_auth` and `cors`"),
+                        Some("an API holds `routes`, `authorizers`, `default_auth`, `api_key_source` and `cors`"),
                     );
                     continue;
                 }

@@ -35,6 +35,10 @@ pub struct Gateway {
     pub drain_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub tls: Vec<Tls>,
+    /// For execute-api ARNs (and SigV4 scopes): default `[aws].region`, else us-east-1.
+    pub region: Option<Spanned<String>>,
+    /// The account id in execute-api ARNs (default 000000000000).
+    pub account: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,14 +202,82 @@ pub struct Authorizer {
     #[serde(default)]
     pub audience: Vec<Spanned<String>>,
     /// Where the token is: `$request.header.NAME` (default `Authorization`) or
-    /// `$request.querystring.NAME`.
-    pub identity: Option<Spanned<String>>,
+    /// `$request.querystring.NAME`; a request authorizer may list several sources.
+    pub identity: Option<Spanned<OneOrMany>>,
     /// A URL or a local file; default: the issuer's `/.well-known/jwks.json`.
     pub jwks: Option<Spanned<String>>,
     /// Claims sent to `http_proxy` upstreams as request headers: `{ sub = "x-user" }`
     /// (off by default; a client's own copies of those headers are always dropped).
     #[serde(default)]
     pub forward_claims: BTreeMap<String, Spanned<String>>,
+    /// Request and token authorizers: what is called with the event.
+    pub function: Option<Spanned<AuthorizerFunction>>,
+    /// `"1.0"` (REST events, IAM answers) or `"2.0"` (HTTP API events).
+    pub payload: Option<Spanned<String>>,
+    /// `"simple"` (`isAuthorized`) or `"iam"` (a policy document).
+    pub response: Option<Spanned<String>>,
+    /// How long an answer is kept per identity (`"0s"`: not at all; default 300s).
+    pub ttl: Option<Spanned<String>>,
+    /// How long the authorizer may take (default and at most 10s, AWS's limit).
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// One value or a list (`identity`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// What a request or token authorizer calls.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthorizerFunction {
+    /// A function through the Lambda Invoke API (`[aws]` credentials and endpoint).
+    Lambda { function: String },
+    /// `POST` of the event as JSON to an HTTP(S) URL.
+    Http { uri: String },
+}
+
+/// `[aws]` (DESIGN §9.1): how the gateway calls AWS.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Aws {
+    pub region: Option<Spanned<String>>,
+    /// `"default"` (the standard chain) or `{ access_key, secret | secret_env | secret_file }`.
+    pub credentials: Option<Spanned<AwsCredentials>>,
+    /// The shared-files profile the default chain reads (else `AWS_PROFILE`, else `default`).
+    pub profile: Option<Spanned<String>>,
+    /// Endpoint URL per service (`lambda`, `sqs`, …), before `AWS_ENDPOINT_URL_<SERVICE>`.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum AwsCredentials {
+    Chain(String),
+    Static(StaticCredentials),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredentials {
+    pub access_key: String,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+    pub session_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,6 +56,8 @@ enum Var {
     AuthorizerError,
     /// `$context.authorizer.claims.NAME`.
     Claim(String),
+    /// `$context.authorizer.KEY`: a request authorizer's `context` value.
+    AuthorizerKey(String),
     RequestHeader(String),
 }
 
@@ -131,6 +133,18 @@ impl Format {
                 rest = &name[end..];
                 continue;
             }
+            if let Some(name) = rest.strip_prefix("$context.authorizer.") {
+                let end = name
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(name.len());
+                let key = &name[..end];
+                if end > 0 && !matches!(key, "principalId" | "error" | "claims") {
+                    flush(&mut lit, &mut pieces);
+                    pieces.push(Piece::Var(Var::AuthorizerKey(key.to_string())));
+                    rest = &name[end..];
+                    continue;
+                }
+            }
             if rest.starts_with("$context.") {
                 // longest name first (requestTimeEpoch before requestTime)
                 let found = VARS
@@ -195,6 +209,8 @@ pub struct Record<'a> {
     pub principal: Option<&'a str>,
     /// The verified token's claims (JWT routes).
     pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// A request authorizer's `context`.
+    pub context: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// Why the authorizer refused (empty: it did not).
     pub authorizer_error: &'static str,
     pub header: &'a dyn Fn(&[u8]) -> Option<&'a [u8]>,
@@ -308,6 +324,11 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
             Some(v) => escape(out, v.to_string().as_bytes()),
             None => out.push(b'-'),
         },
+        Var::AuthorizerKey(name) => match r.context.and_then(|c| c.get(name.as_str())) {
+            Some(serde_json::Value::String(v)) => escape(out, v.as_bytes()),
+            Some(v) => escape(out, v.to_string().as_bytes()),
+            None => out.push(b'-'),
+        },
         Var::RequestHeader(name) => escape(out, (r.header)(name.as_bytes()).unwrap_or(b"-")),
     }
 }
@@ -333,7 +354,7 @@ pub fn escape(out: &mut Vec<u8>, v: &[u8]) {
 }
 
 /// `21/Nov/2026:15:26:12 +0000`, AWS's `requestTime`.
-fn clf_time(t: SystemTime) -> String {
+pub fn clf_time(t: SystemTime) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -516,6 +537,7 @@ mod tests {
             canary: None,
             principal: None,
             claims: None,
+            context: None,
             authorizer_error: "",
             header: &header,
         };

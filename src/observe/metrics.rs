@@ -21,7 +21,7 @@ const NB: usize = BUCKETS_US.len() + 1;
 
 /// Authorizer decisions, as metric labels: allowed, then each reason for a refusal
 /// (`auth::jwt::Rejection::reason`, and scopes).
-pub const AUTH_DECISIONS: [&str; 11] = [
+pub const AUTH_DECISIONS: [&str; 16] = [
     "allow",
     "missing",
     "malformed",
@@ -33,6 +33,12 @@ pub const AUTH_DECISIONS: [&str; 11] = [
     "issuer",
     "audience",
     "insufficient_scope",
+    // request authorizers
+    "deny",
+    "implicit_deny",
+    "unauthorized",
+    "authorizer_error",
+    "authorizer_timeout",
 ];
 
 /// Throttle scopes, in AWS's order, as metric labels.
@@ -54,7 +60,7 @@ pub struct Counters {
     cache_misses: AtomicU64,
     canary: AtomicU64,
     /// By [`AUTH_DECISIONS`].
-    auth: [AtomicU64; 11],
+    auth: [AtomicU64; AUTH_DECISIONS.len()],
 }
 
 /// Owner-only increment: a plain load and store, no read-modify-write instruction.

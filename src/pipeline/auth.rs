@@ -25,10 +25,16 @@ pub async fn authorize(
     head: &RequestHead,
     plan: &Plan,
     route: &Route,
+    params: &crate::plan::router::Params,
     w: &WorkerCtx,
 ) -> Result<(), Error> {
-    let RouteAuth::Jwt(i) = route.auth else {
-        return Ok(());
+    let i = match route.auth {
+        RouteAuth::None => return Ok(()),
+        RouteAuth::Request(i) => {
+            let a = &plan.request_authorizers[i as usize];
+            return Box::pin(super::authorizer::authorize(ds, head, plan, route, params, w, a)).await;
+        }
+        RouteAuth::Jwt(i) => i,
     };
     let a = &plan.authorizers[i as usize];
     let now = SystemTime::now()
@@ -111,12 +117,26 @@ fn query_value<'q>(query: Option<&'q [u8]>, name: &[u8]) -> Option<&'q [u8]> {
     })
 }
 
-/// The caller's key when the route needs one (usage-plan throttles apply then only).
-pub fn identify(plan: &Plan, route: &Route, head: &RequestHead) -> Result<Option<KeyId>, Error> {
+/// The caller's key when the route needs one (usage-plan throttles apply then only):
+/// `x-api-key`, or the request authorizer's `usageIdentifierKey` when the API's
+/// `api_key_source` is `"authorizer"`.
+pub fn identify(
+    plan: &Plan,
+    route: &Route,
+    head: &RequestHead,
+    answer: Option<&crate::auth::authorizer::Answer>,
+) -> Result<Option<KeyId>, Error> {
     if !route.api_key_required {
         return Ok(None);
     }
-    let presented = head.header(b"x-api-key").ok_or(Error::Forbidden)?;
+    let presented = if plan.stages[route.stage as usize].key_from_authorizer {
+        answer
+            .and_then(|a| a.usage_key.as_deref())
+            .map(str::as_bytes)
+            .ok_or(Error::Forbidden)?
+    } else {
+        head.header(b"x-api-key").ok_or(Error::Forbidden)?
+    };
     let id = plan.keys.find(presented).ok_or(Error::Forbidden)?;
     let key = &plan.key_info[id as usize];
     if plan.usage_plans[key.plan as usize]

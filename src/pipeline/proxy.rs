@@ -112,7 +112,7 @@ async fn forward_with(
             forward: &plan.authorizers[i as usize].forward,
             claims: ds.rec.claims.as_deref(),
         },
-        crate::plan::RouteAuth::None => Claims::default(),
+        crate::plan::RouteAuth::None | crate::plan::RouteAuth::Request(_) => Claims::default(),
     };
     let head_len = write_request_head(
         req,

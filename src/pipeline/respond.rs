@@ -39,6 +39,18 @@ pub fn write_error(mut h: ResponseHead<'_>, is_head: bool, err: Error, rid: &[u8
         }
         _ => {}
     }
+    // AWS's own shapes for request-authorizer refusals
+    let body = err.aws_body().map(|(body, kind)| {
+        h.field(b"x-amzn-errortype", kind);
+        body
+    });
+    if let Some(body) = body {
+        let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
+        if !is_head {
+            out.extend_from_slice(body);
+        }
+        return;
+    }
     if let Error::LimitExceeded { retry_after } = err {
         h.field_decimal(b"retry-after", u64::from(retry_after));
     }

@@ -20,6 +20,10 @@ struct Ctx {
     errors: Errors,
     /// `(api, name)` of each JWT authorizer, by its index in the plan.
     authorizer_names: Vec<(String, String)>,
+    /// `(api, name)` of each request/token authorizer, by its index in the plan.
+    request_authorizer_names: Vec<(String, String)>,
+    /// AWS services made so far (`aws::service`).
+    aws_services: Vec<std::sync::Arc<crate::aws::Service>>,
     warnings: Vec<String>,
     /// The client TLS configuration with the system's roots, built on first need.
     system_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -69,13 +73,23 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
     let mut cx = Ctx {
         errors: std::mem::take(&mut cfg.errors),
         authorizer_names: Vec::new(),
+        request_authorizer_names: Vec::new(),
+        aws_services: Vec::new(),
         warnings: Vec::new(),
         system_tls: None,
     };
     let gateway = gateway(&mut cx, cfg.gateway.as_ref(), available_cores);
     let tls = tls_listeners(&mut cx, &cfg);
     let upstreams = upstream::compile(&mut cx, &cfg.upstreams, gateway.workers, &cfg.sources);
-    let authorizers = auth::authorizers(&mut cx, &cfg);
+    let mut gateway = gateway;
+    if gateway.region.is_empty() {
+        gateway.region = cfg
+            .aws
+            .as_ref()
+            .and_then(|a| a.value.region.as_ref())
+            .map_or_else(|| "us-east-1".to_string(), |r| r.get_ref().clone());
+    }
+    let (authorizers, request_authorizers) = auth::authorizers(&mut cx, &cfg);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
     let mut router = Router::default();
@@ -128,6 +142,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         key_info: limits.key_info,
         usage_plans: limits.usage_plans,
         authorizers,
+        request_authorizers,
         access_log,
         router,
         routes,
@@ -188,7 +203,9 @@ pub fn socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
 }
 
 mod auth;
+mod aws;
 mod cache;
+mod endpoint;
 mod gateway;
 mod limits;
 mod stage;

@@ -277,6 +277,7 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
         rec.cache = None;
         rec.canary = None;
         rec.claims = None;
+        rec.authorizer = None;
         rec.auth_error = "";
         rec.auth = None;
         let mut ds = Downstream {
@@ -357,6 +358,7 @@ fn log_refused(format: &Format, log: &WorkerLog, err: Error, rid: &[u8], peer_ip
         cache_status: "",
         canary: None,
         principal: None,
+        context: None,
         claims: None,
         authorizer_error: "",
         header: &none,
@@ -401,12 +403,16 @@ fn log_line(
         client_subject: rec.client.as_deref().unwrap_or(""),
         cache_status: rec.cache.map_or("", |c| c.as_str()),
         canary: rec.canary,
-        principal: rec
-            .claims
-            .as_ref()
-            .and_then(|c| c.get("sub"))
-            .and_then(|v| v.as_str()),
+        principal: match &rec.authorizer {
+            Some(a) => a.principal.as_deref(),
+            None => rec
+                .claims
+                .as_ref()
+                .and_then(|c| c.get("sub"))
+                .and_then(|v| v.as_str()),
+        },
         claims: rec.claims.as_deref(),
+        context: rec.authorizer.as_ref().map(|a| &*a.context),
         authorizer_error: rec.auth_error,
         header: &header,
     };

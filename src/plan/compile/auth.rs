@@ -1,34 +1,50 @@
 //! `[apis.A.authorizers.N]`, `default_auth`, a route's `auth` and `scopes` → the
-//! plan's JWT authorizers and each route's `RouteAuth` (DESIGN §8.1–8.2). Kinds not
-//! built yet (`request`, `token`, `auth = "iam"`) are errors, never an open door
-//! (ADR 0003).
+//! plan's JWT and request/token authorizers and each route's `RouteAuth` (DESIGN
+//! §8.1–8.3). What is not built yet (`auth = "iam"`) is an error, never an open
+//! door (ADR 0003).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{at, Ctx};
-use crate::auth::jwks::{KeySet, Source};
+use crate::auth::authorizer::{Payload, Response, Source};
+use crate::auth::decisions::Results;
+use crate::auth::jwks::KeySet;
 use crate::auth::jwt::JwtRules;
 use crate::config::{model, Config, Entry};
-use crate::plan::{Identity, JwtAuthorizer, RouteAuth};
+use crate::plan::{Caller, Identity, JwtAuthorizer, RequestAuthorizer, RouteAuth};
 
 /// AWS's limit on audiences per authorizer.
 const MAX_AUDIENCES: usize = 50;
 /// AWS's limit on scopes per route.
 const MAX_SCOPES: usize = 10;
 
-pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> Vec<JwtAuthorizer> {
-    let mut out = Vec::new();
+/// Every API's authorizers: the JWT ones and the request/token ones.
+pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> (Vec<JwtAuthorizer>, Vec<RequestAuthorizer>) {
+    let mut jwts = Vec::new();
+    let mut requests = Vec::new();
     for (api, e) in &cfg.authorizers {
         let a = &e.value;
         match a.kind.get_ref().as_str() {
-            "jwt" => {}
-            "request" | "token" => {
-                cx.err(
-                    at(e, a.kind.span()),
-                    format!("authorizer `{}`: type \"{}\" (Lambda authorizers) is not built yet", e.name, a.kind.get_ref()),
-                    Some("only type = \"jwt\" authorizers exist so far; a route must not go unprotected"),
-                );
-                continue;
+            "jwt" => {
+                let Some(jwt) = jwt(cx, cfg, e) else {
+                    continue;
+                };
+                cx.authorizer_names.push((api.clone(), e.name.clone()));
+                jwts.push(JwtAuthorizer {
+                    name: format!("{api}/{}", e.name),
+                    ..jwt
+                });
+            }
+            kind @ ("request" | "token") => {
+                let Some(r) = request(cx, cfg, e, kind == "token") else {
+                    continue;
+                };
+                cx.request_authorizer_names.push((api.clone(), e.name.clone()));
+                requests.push(RequestAuthorizer {
+                    name: format!("{api}/{}", e.name),
+                    ..r
+                });
             }
             other => {
                 cx.err(
@@ -36,19 +52,129 @@ pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> Vec<JwtAuthorizer> {
                     format!("authorizer `{}`: unknown type \"{other}\"", e.name),
                     Some("type is \"jwt\", \"request\" or \"token\""),
                 );
-                continue;
             }
         }
-        let Some(jwt) = jwt(cx, cfg, e) else {
-            continue;
-        };
-        cx.authorizer_names.push((api.clone(), e.name.clone()));
-        out.push(JwtAuthorizer {
-            name: format!("{api}/{}", e.name),
-            ..jwt
-        });
     }
-    out
+    (jwts, requests)
+}
+
+/// AWS's limit on an authorizer's answer TTL.
+const MAX_TTL: Duration = Duration::from_secs(3600);
+/// AWS's (fixed) limit on an authorizer's answer time.
+const MAX_AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool) -> Option<RequestAuthorizer> {
+    let a = &e.value;
+    let name = &e.name;
+    let mut ok = true;
+    for (field, present) in [
+        ("issuer", a.issuer.is_some()),
+        ("audience", !a.audience.is_empty()),
+        ("jwks", a.jwks.is_some()),
+        ("forward_claims", !a.forward_claims.is_empty()),
+    ] {
+        if present {
+            cx.err(e.at.clone(), format!("authorizer `{name}`: `{field}` is for JWT authorizers"), None);
+            ok = false;
+        }
+    }
+    let payload = match a.payload.as_ref().map(|p| p.get_ref().as_str()) {
+        None if token => Payload::V1,
+        None | Some("2.0") => Payload::V2,
+        Some("1.0") => Payload::V1,
+        Some(other) => {
+            cx.err(at(e, a.payload.as_ref().map_or(0..0, |p| p.span())), format!("authorizer `{name}`: payload \"{other}\" is neither \"1.0\" nor \"2.0\""), None);
+            return None;
+        }
+    };
+    if token && payload == Payload::V2 {
+        cx.err(e.at.clone(), format!("authorizer `{name}`: a token authorizer receives REST's TOKEN event (payload \"1.0\")"), Some("use type = \"request\" for payload 2.0"));
+        return None;
+    }
+    let response = match a.response.as_ref().map(|r| r.get_ref().as_str()) {
+        None if payload == Payload::V1 => Response::Iam,
+        None | Some("simple") => Response::Simple,
+        Some("iam") => Response::Iam,
+        Some(other) => {
+            cx.err(at(e, a.response.as_ref().map_or(0..0, |p| p.span())), format!("authorizer `{name}`: response \"{other}\" is neither \"simple\" nor \"iam\""), None);
+            return None;
+        }
+    };
+    if response == Response::Simple && payload == Payload::V1 {
+        cx.err(e.at.clone(), format!("authorizer `{name}`: simple answers need payload \"2.0\" (AWS: 1.0 answers are IAM policies)"), None);
+        return None;
+    }
+    let sources = match &a.identity {
+        None if token => vec!["$request.header.Authorization".to_string()],
+        None => Vec::new(),
+        Some(s) => s.get_ref().to_vec(),
+    };
+    let mut identity = Vec::new();
+    for s in &sources {
+        match Source::parse(s) {
+            Ok(src) => identity.push(src),
+            Err(msg) => {
+                cx.err(at(e, a.identity.as_ref().map_or(0..0, |i| i.span())), format!("authorizer `{name}`: {msg}"), None);
+                ok = false;
+            }
+        }
+    }
+    if token && !matches!(identity.as_slice(), [Source::Header(_)]) {
+        cx.err(e.at.clone(), format!("authorizer `{name}`: a token authorizer reads one header"), Some("identity = \"$request.header.Authorization\""));
+        return None;
+    }
+    let ttl = super::duration(cx, e, &a.ttl, Duration::from_secs(300));
+    if ttl > MAX_TTL {
+        cx.err(at(e, a.ttl.as_ref().map_or(0..0, |t| t.span())), format!("authorizer `{name}`: ttl is at most 3600s (AWS's limit)"), None);
+        ok = false;
+    }
+    if !ttl.is_zero() && identity.is_empty() {
+        cx.err(e.at.clone(), format!("authorizer `{name}`: caching answers (ttl) needs at least one identity source"), Some("set identity = [\"$request.header.Authorization\"], or ttl = \"0s\""));
+        ok = false;
+    }
+    let timeout = super::duration(cx, e, &a.timeout, MAX_AUTHORIZER_TIMEOUT);
+    if timeout > MAX_AUTHORIZER_TIMEOUT || timeout.is_zero() {
+        cx.err(at(e, a.timeout.as_ref().map_or(0..0, |t| t.span())), format!("authorizer `{name}`: timeout is between 1ms and 10s (AWS's limit)"), None);
+        ok = false;
+    }
+    let Some(function) = &a.function else {
+        cx.err(e.at.clone(), format!("authorizer `{name}` needs a `function`"), Some("function = { type = \"lambda\", function = \"arn:aws:lambda:…\" } or { type = \"http\", uri = \"http://…\" }"));
+        return None;
+    };
+    let fpos = at(e, function.span());
+    let caller = match function.get_ref() {
+        model::AuthorizerFunction::Http { uri } => match super::endpoint::endpoint(uri, || cx.system_tls()) {
+            Ok(ep) => Caller::Http(ep),
+            Err(msg) => {
+                cx.err(fpos, format!("authorizer `{name}`: {msg}"), None);
+                return None;
+            }
+        },
+        model::AuthorizerFunction::Lambda { function } => {
+            if function.is_empty() || function.contains("${") {
+                cx.err(fpos, format!("authorizer `{name}`: `{function}` is not a function name or ARN"), None);
+                return None;
+            }
+            let service = super::aws::service(cx, cfg, "lambda", &fpos)?;
+            Caller::Lambda {
+                function: function.clone(),
+                service,
+            }
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(RequestAuthorizer {
+        name: name.clone(),
+        token,
+        identity,
+        caller,
+        payload,
+        response,
+        timeout,
+        results: Results::new(ttl, timeout),
+    })
 }
 
 fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAuthorizer> {
@@ -76,7 +202,10 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
     let identity = match &a.identity {
         None => Identity::Header("authorization".into()),
         Some(s) => {
-            let v = s.get_ref();
+            let model::OneOrMany::One(v) = s.get_ref() else {
+                cx.err(at(e, s.span()), "a JWT authorizer has one identity source".to_string(), None);
+                return None;
+            };
             if let Some(h) = v.strip_prefix("$request.header.").filter(|h| !h.is_empty()) {
                 Identity::Header(h.to_ascii_lowercase())
             } else if let Some(q) = v
@@ -95,11 +224,11 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
         }
     };
     let (source, initial) = match &a.jwks {
-        None => (Source::Url(format!("{iss}/.well-known/jwks.json")), None),
+        None => (crate::auth::jwks::Source::Url(format!("{iss}/.well-known/jwks.json")), None),
         Some(j) => {
             let v = j.get_ref();
             if v.starts_with("http://") || v.starts_with("https://") {
-                (Source::Url(v.clone()), None)
+                (crate::auth::jwks::Source::Url(v.clone()), None)
             } else {
                 // a file, relative to the file that names it; read now so `check`
                 // reports a bad one
@@ -108,7 +237,7 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))
                     .and_then(|b| KeySet::parse(&b));
                 match parsed {
-                    Ok(keys) => (Source::File(path), Some(Arc::new(keys))),
+                    Ok(keys) => (crate::auth::jwks::Source::File(path), Some(Arc::new(keys))),
                     Err(msg) => {
                         cx.err(at(e, j.span()), format!("jwks: {msg}"), None);
                         return None;
@@ -194,6 +323,14 @@ pub(super) fn route(
             .position(|(a, x)| a == api && x == n)
         {
             Some(i) => RouteAuth::Jwt(i as u32),
+            None if cx.request_authorizer_names.iter().any(|(a, x)| a == api && x == n) => {
+                let i = cx
+                    .request_authorizer_names
+                    .iter()
+                    .position(|(a, x)| a == api && x == n)
+                    .unwrap_or(0);
+                RouteAuth::Request(i as u32)
+            }
             None if cfg.broken.iter().any(|b| b == n) => return None,
             None => {
                 let what = if pos.is_some() {
@@ -211,7 +348,7 @@ pub(super) fn route(
         },
     };
     let scopes: Vec<String> = r.value.scopes.iter().map(|s| s.get_ref().clone()).collect();
-    if !scopes.is_empty() && auth == RouteAuth::None {
+    if !scopes.is_empty() && !matches!(auth, RouteAuth::Jwt(_)) {
         let span = r.value.scopes[0].span();
         return fail(
             cx,
@@ -336,4 +473,26 @@ pub(super) fn cors(
             allow_credentials: c.allow_credentials,
         })
     })
+}
+
+/// The API's `api_key_source`: true for `"authorizer"` (errors reported when
+/// `report`: once per API).
+pub(super) fn key_source(cx: &mut Ctx, cfg: &Config, api: &str, report: bool) -> bool {
+    let Some((_, e)) = cfg.api_key_source.iter().find(|(a, _)| a == api) else {
+        return false;
+    };
+    match e.value.as_str() {
+        "header" => false,
+        "authorizer" => true,
+        other => {
+            if report {
+                cx.err(
+                    e.at.clone(),
+                    format!("api_key_source \"{other}\" is neither \"header\" nor \"authorizer\""),
+                    Some("\"authorizer\": the key is the usageIdentifierKey of the route's request authorizer"),
+                );
+            }
+            false
+        }
+    }
 }

@@ -12,6 +12,7 @@ use crate::plan::Gateway;
 pub(super) const DEFAULT_REQUEST_BUFFERING: u64 = 64 << 10;
 
 pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: usize) -> Gateway {
+    const DEFAULT_ACCOUNT: &str = "000000000000";
     let default_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
     let Some(e) = g else {
         return Gateway {
@@ -28,6 +29,8 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
             tls_listen: Vec::new(),
+            region: String::new(),
+            account: DEFAULT_ACCOUNT.into(),
         };
     };
     let v = &e.value;
@@ -136,6 +139,15 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
             .iter()
             .filter_map(|t| t.listen.get_ref().parse().ok())
             .collect(),
+        region: v.region.as_ref().map_or_else(String::new, |r| r.get_ref().clone()),
+        account: match &v.account {
+            None => DEFAULT_ACCOUNT.into(),
+            Some(a) if a.get_ref().len() == 12 && a.get_ref().bytes().all(|b| b.is_ascii_digit()) => a.get_ref().clone(),
+            Some(a) => {
+                cx.err(at(e, a.span()), format!("account `{}` is not a 12-digit AWS account id", a.get_ref()), None);
+                DEFAULT_ACCOUNT.into()
+            }
+        },
     }
 }
 
