@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
                     panic!("no route")
                 };
                 let route = plan.route(id);
-                let key = auth::identify(&plan, route, &head).unwrap();
+                let key = auth::identify(&plan, route, &head, None).unwrap();
                 throttle::admit(&plan, id, key, &locals).unwrap();
                 throttle::quota(&plan, key, &locals).unwrap();
                 out.clear();
@@ -121,7 +121,7 @@ fn cache_hit(c: &mut Criterion) {
                 panic!("no route")
             };
             let route = plan.route(id);
-            let k = auth::identify(&plan, route, &head).unwrap();
+            let k = auth::identify(&plan, route, &head, None).unwrap();
             throttle::admit(&plan, id, k, &locals).unwrap();
             let stage = &plan.stages[route.stage as usize];
             let rc = route.cache.as_ref().unwrap();

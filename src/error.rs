@@ -109,7 +109,9 @@ impl Error {
             Error::AccessDenied { explicit: true } => {
                 "User is not authorized to access this resource with an explicit deny"
             }
-            Error::AccessDenied { explicit: false } => "User is not authorized to access this resource",
+            Error::AccessDenied { explicit: false } => {
+                "User is not authorized to access this resource"
+            }
             Error::AuthorizerFailure => "Internal server error",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
@@ -148,7 +150,8 @@ impl Error {
 
     /// The length of the body the gateway sends for this error.
     pub fn body_len(self) -> usize {
-        self.aws_body().map_or(self.message().len() + 14, |(b, _)| b.len())
+        self.aws_body()
+            .map_or(self.message().len() + 14, |(b, _)| b.len())
     }
 
     pub fn side(self) -> Side {

@@ -106,11 +106,7 @@ impl Rec {
     pub fn gateway_answer(&mut self, err: Error, is_head: bool) {
         self.status = err.status();
         self.error = err.message();
-        self.bytes = if is_head {
-            0
-        } else {
-            err.body_len() as u64
-        };
+        self.bytes = if is_head { 0 } else { err.body_len() as u64 };
     }
 }
 

@@ -162,7 +162,13 @@ pub fn request_event(payload: Payload, identity: &[String], req: &Request<'_>) -
         .iter()
         .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
         .collect();
-    let opt = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    let opt = |m: Map<String, Value>| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    };
     let domain_prefix = req.host.split('.').next().unwrap_or("");
     match payload {
         Payload::V1 => {
@@ -218,7 +224,11 @@ pub fn request_event(payload: Payload, identity: &[String], req: &Request<'_>) -
             for (n, v) in &req.headers {
                 let n = n.to_ascii_lowercase();
                 if n == "cookie" {
-                    cookies.extend(v.split(';').map(|c| Value::from(c.trim())).filter(|c| c != ""));
+                    cookies.extend(
+                        v.split(';')
+                            .map(|c| Value::from(c.trim()))
+                            .filter(|c| c != ""),
+                    );
                     continue;
                 }
                 match headers.get_mut(&n) {
@@ -315,15 +325,13 @@ fn decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -337,7 +345,9 @@ fn hex(b: u8) -> Option<u8> {
 
 /// `dd/Mon/yyyy:HH:mm:ss +0000` (AWS's `requestContext.time`).
 fn clf_time(ms: u64) -> String {
-    crate::observe::access_log::clf_time(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    crate::observe::access_log::clf_time(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+    )
 }
 
 /// Why an answer is not an answer.
@@ -374,7 +384,9 @@ pub enum Decision {
     /// A simple answer's `isAuthorized: false` (→ 403 Forbidden).
     Forbidden,
     /// An IAM answer that denies the method ARN, explicitly or not.
-    Denied { explicit: bool },
+    Denied {
+        explicit: bool,
+    },
 }
 
 impl Answer {
@@ -397,16 +409,21 @@ pub const MAX_ANSWER: usize = 64 << 10;
 /// Reads an authorizer's answer body.
 pub fn parse_answer(payload: Payload, response: Response, body: &[u8]) -> Result<Answer, Refusal> {
     let invalid = |m: &str| Refusal::Invalid(m.to_string());
-    let v: Value = serde_json::from_slice(body).map_err(|e| Refusal::Invalid(format!("not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| Refusal::Invalid(format!("not JSON: {e}")))?;
     if v.as_str() == Some("Unauthorized") {
         return Err(Refusal::Unauthorized);
     }
-    let obj = v.as_object().ok_or_else(|| invalid("the answer is not a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("the answer is not a JSON object"))?;
     let context = match obj.get("context") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => {
             if payload == Payload::V1 && m.values().any(|x| x.is_object() || x.is_array()) {
-                return Err(invalid("context values must be strings, numbers or booleans"));
+                return Err(invalid(
+                    "context values must be strings, numbers or booleans",
+                ));
             }
             if m.contains_key("claims") && payload == Payload::V1 {
                 return Err(invalid("`claims` is a reserved context key"));
@@ -437,7 +454,8 @@ pub fn parse_answer(payload: Payload, response: Response, body: &[u8]) -> Result
             let doc = obj
                 .get("policyDocument")
                 .ok_or_else(|| invalid("an IAM answer needs a policyDocument"))?;
-            let policy = Policy::parse(doc).map_err(|e| Refusal::Invalid(format!("policyDocument: {e}")))?;
+            let policy =
+                Policy::parse(doc).map_err(|e| Refusal::Invalid(format!("policyDocument: {e}")))?;
             let usage_key = match obj.get("usageIdentifierKey") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),

@@ -33,10 +33,18 @@ pub const MAX_ENTRIES: usize = 16_384;
 enum Slot {
     /// A call is under way (`id` tells calls apart; `since` lets a stuck one be
     /// taken over).
-    Pending { id: u64, since: Instant },
-    Ready { answer: Arc<Answer>, until: Instant },
+    Pending {
+        id: u64,
+        since: Instant,
+    },
+    Ready {
+        answer: Arc<Answer>,
+        until: Instant,
+    },
     /// The call `id` failed: its waiters fail too; the next request calls again.
-    Failed { id: u64 },
+    Failed {
+        id: u64,
+    },
 }
 
 /// What a lookup found.
@@ -117,7 +125,9 @@ impl Results {
             });
         };
         match map.get(key) {
-            Some(Slot::Ready { answer, until }) if *until > now => return Lookup::Hit(answer.clone()),
+            Some(Slot::Ready { answer, until }) if *until > now => {
+                return Lookup::Hit(answer.clone())
+            }
             Some(Slot::Pending { id, since }) if now.duration_since(*since) < self.stuck_after => {
                 return Lookup::Wait(*id)
             }
@@ -240,7 +250,8 @@ impl Ticket<'_> {
     pub fn fail(mut self) {
         if !self.done {
             self.done = true;
-            self.results.finish(&self.key, self.id, None, Instant::now());
+            self.results
+                .finish(&self.key, self.id, None, Instant::now());
         }
     }
 }
@@ -248,7 +259,8 @@ impl Ticket<'_> {
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.results.finish(&self.key, self.id, None, Instant::now());
+            self.results
+                .finish(&self.key, self.id, None, Instant::now());
         }
     }
 }
@@ -273,8 +285,12 @@ mod tests {
     fn the_first_request_calls_the_rest_wait_then_hit() {
         let r = Results::new(Duration::from_secs(300), T);
         let now = Instant::now();
-        let Lookup::Call(ticket) = r.lookup(b"alice", now) else { panic!("first is a call") };
-        let Lookup::Wait(id) = r.lookup(b"alice", now) else { panic!("second waits") };
+        let Lookup::Call(ticket) = r.lookup(b"alice", now) else {
+            panic!("first is a call")
+        };
+        let Lookup::Wait(id) = r.lookup(b"alice", now) else {
+            panic!("second waits")
+        };
         assert!(matches!(r.poll(b"alice", id), Poll::Pending));
         // another identity is independent
         assert!(matches!(r.lookup(b"bob", now), Lookup::Call(_)));
@@ -287,21 +303,35 @@ mod tests {
     fn answers_expire_after_the_ttl() {
         let r = Results::new(Duration::from_secs(2), T);
         let now = Instant::now();
-        let Lookup::Call(t) = r.lookup(b"k", now) else { panic!() };
+        let Lookup::Call(t) = r.lookup(b"k", now) else {
+            panic!()
+        };
         t.answer(answer(true));
-        assert!(matches!(r.lookup(b"k", Instant::now() + Duration::from_secs(1)), Lookup::Hit(_)));
-        assert!(matches!(r.lookup(b"k", Instant::now() + Duration::from_secs(3)), Lookup::Call(_)));
+        assert!(matches!(
+            r.lookup(b"k", Instant::now() + Duration::from_secs(1)),
+            Lookup::Hit(_)
+        ));
+        assert!(matches!(
+            r.lookup(b"k", Instant::now() + Duration::from_secs(3)),
+            Lookup::Call(_)
+        ));
     }
 
     #[test]
     fn a_failed_call_fails_its_waiters_and_is_not_kept() {
         let r = Results::new(Duration::from_secs(300), T);
         let now = Instant::now();
-        let Lookup::Call(t) = r.lookup(b"k", now) else { panic!() };
-        let Lookup::Wait(id) = r.lookup(b"k", now) else { panic!() };
+        let Lookup::Call(t) = r.lookup(b"k", now) else {
+            panic!()
+        };
+        let Lookup::Wait(id) = r.lookup(b"k", now) else {
+            panic!()
+        };
         drop(t); // the request went away without an answer
         assert!(matches!(r.poll(b"k", id), Poll::Failed));
-        let Lookup::Call(t2) = r.lookup(b"k", now) else { panic!("the next request calls again") };
+        let Lookup::Call(t2) = r.lookup(b"k", now) else {
+            panic!("the next request calls again")
+        };
         // the old waiter sees that the slot moved on
         assert!(matches!(r.poll(b"k", id), Poll::Moved));
         t2.fail();
@@ -311,13 +341,19 @@ mod tests {
     fn a_stuck_call_is_taken_over() {
         let r = Results::new(Duration::from_secs(300), T);
         let now = Instant::now();
-        let Lookup::Call(old) = r.lookup(b"k", now) else { panic!() };
+        let Lookup::Call(old) = r.lookup(b"k", now) else {
+            panic!()
+        };
         let later = now + T + Duration::from_secs(2);
-        let Lookup::Call(new) = r.lookup(b"k", later) else { panic!("taken over") };
+        let Lookup::Call(new) = r.lookup(b"k", later) else {
+            panic!("taken over")
+        };
         // the stuck call's late answer does not overwrite the new call's slot
         old.answer(answer(false));
         new.answer(answer(true));
-        let Lookup::Hit(a) = r.lookup(b"k", later) else { panic!() };
+        let Lookup::Hit(a) = r.lookup(b"k", later) else {
+            panic!()
+        };
         assert!(matches!(a.grant, Grant::Simple(true)));
     }
 
@@ -325,7 +361,9 @@ mod tests {
     fn ttl_zero_calls_every_time() {
         let r = Results::new(Duration::ZERO, T);
         let now = Instant::now();
-        let Lookup::Call(t) = r.lookup(b"k", now) else { panic!() };
+        let Lookup::Call(t) = r.lookup(b"k", now) else {
+            panic!()
+        };
         t.answer(answer(true));
         assert!(matches!(r.lookup(b"k", now), Lookup::Call(_)));
         assert!(r.is_empty());
@@ -337,7 +375,8 @@ mod tests {
         let now = Instant::now();
         for i in 0..(MAX_ENTRIES * 3) {
             let key = format!("identity-{i}");
-            let Lookup::Call(t) = r.lookup(key.as_bytes(), now + Duration::from_millis(i as u64)) else {
+            let Lookup::Call(t) = r.lookup(key.as_bytes(), now + Duration::from_millis(i as u64))
+            else {
                 panic!()
             };
             t.answer(answer(true));

@@ -43,7 +43,9 @@ const MAX_STATEMENTS: usize = 1000;
 impl Policy {
     /// Reads a policy document (`Version`, `Statement` as one object or a list).
     pub fn parse(doc: &Value) -> Result<Policy, String> {
-        let doc = doc.as_object().ok_or("the policy document is not an object")?;
+        let doc = doc
+            .as_object()
+            .ok_or("the policy document is not an object")?;
         let statements = match doc.get("Statement") {
             Some(Value::Array(list)) => list.iter().collect::<Vec<_>>(),
             Some(s @ Value::Object(_)) => vec![s],
@@ -180,8 +182,14 @@ mod tests {
     #[test]
     fn wildcards_follow_iam() {
         assert!(wildcard("*", ""));
-        assert!(wildcard("arn:aws:execute-api:*:*:shop/prod/GET/*", "arn:aws:execute-api:us-east-1:1:shop/prod/GET/orders/7"));
-        assert!(!wildcard("arn:aws:execute-api:*:*:shop/prod/GET/*", "arn:aws:execute-api:us-east-1:1:shop/prod/POST/orders"));
+        assert!(wildcard(
+            "arn:aws:execute-api:*:*:shop/prod/GET/*",
+            "arn:aws:execute-api:us-east-1:1:shop/prod/GET/orders/7"
+        ));
+        assert!(!wildcard(
+            "arn:aws:execute-api:*:*:shop/prod/GET/*",
+            "arn:aws:execute-api:us-east-1:1:shop/prod/POST/orders"
+        ));
         assert!(wildcard("a?c", "abc"));
         assert!(!wildcard("a?c", "ac"));
         assert!(wildcard("*/GET/*", "x/GET/y/GET/z"));
@@ -212,10 +220,16 @@ mod tests {
         assert_eq!(p.evaluate(INVOKE, &arn("GET")), Verdict::Allow);
         assert_eq!(p.evaluate(INVOKE, &arn("DELETE")), Verdict::ExplicitDeny);
         assert_eq!(
-            p.evaluate(INVOKE, "arn:aws:execute-api:us-east-1:123:shop/test/GET/orders"),
+            p.evaluate(
+                INVOKE,
+                "arn:aws:execute-api:us-east-1:123:shop/test/GET/orders"
+            ),
             Verdict::ImplicitDeny
         );
-        assert_eq!(p.evaluate("execute-api:InvalidateCache", &arn("GET")), Verdict::ImplicitDeny);
+        assert_eq!(
+            p.evaluate("execute-api:InvalidateCache", &arn("GET")),
+            Verdict::ImplicitDeny
+        );
     }
 
     #[test]
@@ -223,10 +237,19 @@ mod tests {
         let p = policy(
             r#"{"Statement":{"Effect":"Allow","NotAction":"execute-api:ManageConnections","NotResource":"arn:aws:execute-api:*:*:shop/prod/*/admin*"}}"#,
         );
-        assert_eq!(p.evaluate(INVOKE, "arn:aws:execute-api:r:1:shop/prod/GET/orders"), Verdict::Allow);
-        assert_eq!(p.evaluate(INVOKE, "arn:aws:execute-api:r:1:shop/prod/GET/admin/x"), Verdict::ImplicitDeny);
         assert_eq!(
-            p.evaluate("execute-api:ManageConnections", "arn:aws:execute-api:r:1:shop/prod/GET/orders"),
+            p.evaluate(INVOKE, "arn:aws:execute-api:r:1:shop/prod/GET/orders"),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.evaluate(INVOKE, "arn:aws:execute-api:r:1:shop/prod/GET/admin/x"),
+            Verdict::ImplicitDeny
+        );
+        assert_eq!(
+            p.evaluate(
+                "execute-api:ManageConnections",
+                "arn:aws:execute-api:r:1:shop/prod/GET/orders"
+            ),
             Verdict::ImplicitDeny
         );
     }
@@ -254,7 +277,10 @@ mod tests {
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","NotResource":"x"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":[1],"Resource":"*"}]}"#,
         ] {
-            assert!(Policy::parse(&serde_json::from_str(bad).unwrap()).is_err(), "{bad}");
+            assert!(
+                Policy::parse(&serde_json::from_str(bad).unwrap()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -81,7 +81,11 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
 
 /// The keys of `[section]` in an INI-style AWS file; `Ok(None)` when the file or
 /// the section or its keys are absent.
-fn from_file(path: &std::path::Path, section: &str, profile: &str) -> Result<Option<Credentials>, String> {
+fn from_file(
+    path: &std::path::Path,
+    section: &str,
+    profile: &str,
+) -> Result<Option<Credentials>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -155,7 +159,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -170,7 +177,10 @@ mod tests {
         let c = chain(&env, None).unwrap();
         assert_eq!(c.access_key, "AKIDENV");
         assert_eq!(c.session_token.as_deref(), Some("tok"));
-        assert!(!format!("{c:?}").contains("s3cret"), "Debug never shows the secret");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug never shows the secret"
+        );
     }
 
     #[test]
@@ -192,7 +202,10 @@ mod tests {
         assert_eq!(chain(&env, None).unwrap().access_key, "AKIDDEFAULT");
         assert_eq!(chain(&env, Some("ops")).unwrap().access_key, "AKIDOPS");
         assert_eq!(chain(&env, Some("cfgonly")).unwrap().access_key, "AKIDCFG");
-        assert_eq!(config_region(&env, Some("cfgonly")).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            config_region(&env, Some("cfgonly")).as_deref(),
+            Some("eu-west-1")
+        );
         let env = env_of(&[("HOME", &home), ("AWS_PROFILE", "ops")]);
         assert_eq!(chain(&env, None).unwrap().access_key, "AKIDOPS");
         let err = chain(&env, Some("missing")).unwrap_err();

@@ -11,11 +11,20 @@ use crate::upstream::call::Reply;
 
 /// The whole HTTP/1.1 request invoking `function` (a name, an ARN, with or
 /// without a qualifier) with `payload`.
-pub fn invoke_request(svc: &Service, function: &str, payload: &[u8], now: SystemTime) -> Result<Vec<u8>, String> {
+pub fn invoke_request(
+    svc: &Service,
+    function: &str,
+    payload: &[u8],
+    now: SystemTime,
+) -> Result<Vec<u8>, String> {
     let mut path = format!("{}/2015-03-31/functions/", svc.endpoint.path);
     encode_segment(&mut path, function);
     path.push_str("/invocations");
-    let scheme = if svc.endpoint.tls.is_some() { "https" } else { "http" };
+    let scheme = if svc.endpoint.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let url = format!("{scheme}://{}{path}", svc.endpoint.authority);
     let length = payload.len().to_string();
     let headers = [
@@ -24,12 +33,25 @@ pub fn invoke_request(svc: &Service, function: &str, payload: &[u8], now: System
         ("content-length", length.as_str()),
         ("x-amz-invocation-type", "RequestResponse"),
     ];
-    let signed = super::sign::sign(&svc.credentials, &svc.region, svc.name, "POST", &url, &headers, payload, now)?;
+    let signed = super::sign::sign(
+        &svc.credentials,
+        &svc.region,
+        svc.name,
+        "POST",
+        &url,
+        &headers,
+        payload,
+        now,
+    )?;
     let mut out = Vec::with_capacity(512 + payload.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (n, v) in headers.iter().copied().chain(signed.iter().map(|(n, v)| (*n, v.as_str()))) {
+    for (n, v) in headers
+        .iter()
+        .copied()
+        .chain(signed.iter().map(|(n, v)| (*n, v.as_str())))
+    {
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(v.as_bytes());
@@ -72,14 +94,24 @@ pub fn outcome(reply: &Reply) -> Outcome<'_> {
     if !(200..300).contains(&reply.status) {
         let kind = reply
             .header("x-amzn-errortype")
-            .map(|v| String::from_utf8_lossy(v).split(':').next().unwrap_or("").to_string())
+            .map(|v| {
+                String::from_utf8_lossy(v)
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .unwrap_or_default();
         return Outcome::Refused(reply.status, kind);
     }
     if reply.header("x-amz-function-error").is_some() {
         let message = serde_json::from_slice::<serde_json::Value>(&reply.body)
             .ok()
-            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string));
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
         return Outcome::FunctionError(message);
     }
     Outcome::Result(&reply.body)
@@ -113,10 +145,19 @@ mod tests {
 
     #[test]
     fn the_function_name_is_one_encoded_segment() {
-        let req = invoke_request(&service(), "arn:aws:lambda:us-east-1:123456789012:function:authz:live", b"{}", SystemTime::now()).unwrap();
+        let req = invoke_request(
+            &service(),
+            "arn:aws:lambda:us-east-1:123456789012:function:authz:live",
+            b"{}",
+            SystemTime::now(),
+        )
+        .unwrap();
         let text = String::from_utf8(req).unwrap();
         assert!(text.starts_with("POST /2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aauthz%3Alive/invocations HTTP/1.1\r\n"), "{text}");
-        assert!(text.contains("\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{text}");
+        assert!(
+            text.contains("\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{text}"
+        );
         assert!(text.contains("\r\ncontent-length: 2\r\n"));
         assert!(text.ends_with("\r\n\r\n{}"));
     }
@@ -125,15 +166,32 @@ mod tests {
     fn answers_read_as_lambda_means_them() {
         let reply = |status, headers: Vec<(&str, &str)>, body: &str| Reply {
             status,
-            headers: headers.into_iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
             body: body.as_bytes().to_vec(),
         };
         let ok = reply(200, vec![], r#"{"isAuthorized":true}"#);
         assert_eq!(outcome(&ok), Outcome::Result(br#"{"isAuthorized":true}"#));
-        let err = reply(200, vec![("x-amz-function-error", "Unhandled")], r#"{"errorMessage":"Unauthorized","errorType":"Error"}"#);
-        assert_eq!(outcome(&err), Outcome::FunctionError(Some("Unauthorized".into())));
+        let err = reply(
+            200,
+            vec![("x-amz-function-error", "Unhandled")],
+            r#"{"errorMessage":"Unauthorized","errorType":"Error"}"#,
+        );
+        assert_eq!(
+            outcome(&err),
+            Outcome::FunctionError(Some("Unauthorized".into()))
+        );
         assert_eq!(outcome(&reply(429, vec![], "")), Outcome::Throttled);
-        let refused = reply(403, vec![("x-amzn-errortype", "AccessDeniedException:http://internal")], "{}");
-        assert_eq!(outcome(&refused), Outcome::Refused(403, "AccessDeniedException".into()));
+        let refused = reply(
+            403,
+            vec![("x-amzn-errortype", "AccessDeniedException:http://internal")],
+            "{}",
+        );
+        assert_eq!(
+            outcome(&refused),
+            Outcome::Refused(403, "AccessDeniedException".into())
+        );
     }
 }

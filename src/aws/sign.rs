@@ -101,7 +101,19 @@ mod tests {
             session_token: Some("session".into()),
             source: "test".into(),
         };
-        let h = sign(&creds, "us-east-1", "lambda", "POST", "http://127.0.0.1:9001/2015-03-31/functions/f/invocations", &[("host", "127.0.0.1:9001")], b"{}", SystemTime::now()).unwrap();
-        assert!(h.iter().any(|(k, v)| *k == "x-amz-security-token" && v == "session"));
+        let h = sign(
+            &creds,
+            "us-east-1",
+            "lambda",
+            "POST",
+            "http://127.0.0.1:9001/2015-03-31/functions/f/invocations",
+            &[("host", "127.0.0.1:9001")],
+            b"{}",
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(h
+            .iter()
+            .any(|(k, v)| *k == "x-amz-security-token" && v == "session"));
     }
 }

@@ -563,7 +563,11 @@ impl MetricsStore {
             };
             for (i, d) in AUTH_DECISIONS.iter().enumerate() {
                 let v = sum(s, &|c| &c.auth[i]);
-                let decision = if i == 0 { "allow" } else { "deny" };
+                let decision = match *d {
+                    "allow" => "allow",
+                    "authorizer_error" | "authorizer_timeout" => "error",
+                    _ => "deny",
+                };
                 let reason = if i == 0 { "" } else { d };
                 let _ = writeln!(
                     out,

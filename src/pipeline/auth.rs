@@ -32,7 +32,10 @@ pub async fn authorize(
         RouteAuth::None => return Ok(()),
         RouteAuth::Request(i) => {
             let a = &plan.request_authorizers[i as usize];
-            return Box::pin(super::authorizer::authorize(ds, head, plan, route, params, w, a)).await;
+            return Box::pin(super::authorizer::authorize(
+                ds, head, plan, route, params, w, a,
+            ))
+            .await;
         }
         RouteAuth::Jwt(i) => i,
     };

@@ -64,12 +64,19 @@ pub async fn authorize(
         .collect();
     let host = std::str::from_utf8(head.host()).unwrap_or("");
     let request_id = String::from_utf8_lossy(&ds.rec.request_id).into_owned();
-    let protocol = if ds.io.h2().is_some() { "HTTP/2.0" } else { "HTTP/1.1" };
+    let protocol = if ds.io.h2().is_some() {
+        "HTTP/2.0"
+    } else {
+        "HTTP/1.1"
+    };
     let req = authorizer::Request {
         method,
         path: head.path(),
         api_path,
-        query: head.query().and_then(|q| std::str::from_utf8(q).ok()).unwrap_or(""),
+        query: head
+            .query()
+            .and_then(|q| std::str::from_utf8(q).ok())
+            .unwrap_or(""),
         headers: head
             .headers()
             .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
@@ -91,7 +98,12 @@ pub async fn authorize(
         method_arn: &method_arn,
     };
     let Some(identity) = authorizer::identity_values(&a.identity, &req) else {
-        return refuse(ds, MISSING, "the identity source is missing", Error::Unauthenticated);
+        return refuse(
+            ds,
+            MISSING,
+            "the identity source is missing",
+            Error::Unauthenticated,
+        );
     };
     let mut key = Vec::with_capacity(64);
     key.extend_from_slice(stage.name.as_bytes());
@@ -126,7 +138,9 @@ pub async fn authorize(
                 };
                 match polled {
                     Poll::Ready(answer) => break Ok(answer),
-                    Poll::Failed => break Err(Failure::Other("the coalesced authorizer call failed")),
+                    Poll::Failed => {
+                        break Err(Failure::Other("the coalesced authorizer call failed"))
+                    }
                     // the call finished and its slot was reused: look again
                     Poll::Moved | Poll::Pending => continue,
                 }
@@ -136,10 +150,20 @@ pub async fn authorize(
     let answer = match answer {
         Ok(a) => a,
         Err(Failure::Unauthorized) => {
-            return refuse(ds, UNAUTHORIZED, "the authorizer answered Unauthorized", Error::Unauthenticated)
+            return refuse(
+                ds,
+                UNAUTHORIZED,
+                "the authorizer answered Unauthorized",
+                Error::Unauthenticated,
+            )
         }
         Err(Failure::Timeout) => {
-            return refuse(ds, TIMEOUT, "the authorizer did not answer in time", Error::AuthorizerFailure)
+            return refuse(
+                ds,
+                TIMEOUT,
+                "the authorizer did not answer in time",
+                Error::AuthorizerFailure,
+            )
         }
         Err(Failure::Other(why)) => return refuse(ds, FAILED, why, Error::AuthorizerFailure),
     };
@@ -150,7 +174,12 @@ pub async fn authorize(
             ds.rec.auth = Some(0);
             Ok(())
         }
-        Decision::Forbidden => refuse(ds, DENY, "the authorizer denied the request", Error::Forbidden),
+        Decision::Forbidden => refuse(
+            ds,
+            DENY,
+            "the authorizer denied the request",
+            Error::Forbidden,
+        ),
         Decision::Denied { explicit: true } => refuse(
             ds,
             DENY,
@@ -193,12 +222,17 @@ async fn call(
     } else {
         authorizer::request_event(a.payload, identity, req)
     };
-    let body = serde_json::to_vec(&event).map_err(|_| Failure::Other("the event could not be written"))?;
+    let body =
+        serde_json::to_vec(&event).map_err(|_| Failure::Other("the event could not be written"))?;
     let reply = match &a.caller {
         Caller::Http(ep) => {
             let mut out = Vec::with_capacity(256 + body.len());
             out.extend_from_slice(b"POST ");
-            out.extend_from_slice(if ep.path.is_empty() { b"/" } else { ep.path.as_bytes() });
+            out.extend_from_slice(if ep.path.is_empty() {
+                b"/"
+            } else {
+                ep.path.as_bytes()
+            });
             out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
             out.extend_from_slice(ep.authority.as_bytes());
             out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
@@ -209,7 +243,11 @@ async fn call(
             match reply.status {
                 200..=299 => reply.body,
                 401 => return Err(Failure::Unauthorized),
-                _ => return Err(Failure::Other("the authorizer answered with an error status")),
+                _ => {
+                    return Err(Failure::Other(
+                        "the authorizer answered with an error status",
+                    ))
+                }
             }
         }
         Caller::Lambda { function, service } => {
@@ -221,9 +259,15 @@ async fn call(
                 lambda::Outcome::FunctionError(Some(m)) if m == "Unauthorized" => {
                     return Err(Failure::Unauthorized)
                 }
-                lambda::Outcome::FunctionError(_) => return Err(Failure::Other("the authorizer function failed")),
-                lambda::Outcome::Throttled => return Err(Failure::Other("Lambda throttled the authorizer")),
-                lambda::Outcome::Refused(..) => return Err(Failure::Other("Lambda refused to invoke the authorizer")),
+                lambda::Outcome::FunctionError(_) => {
+                    return Err(Failure::Other("the authorizer function failed"))
+                }
+                lambda::Outcome::Throttled => {
+                    return Err(Failure::Other("Lambda throttled the authorizer"))
+                }
+                lambda::Outcome::Refused(..) => {
+                    return Err(Failure::Other("Lambda refused to invoke the authorizer"))
+                }
             }
         }
     };

@@ -44,7 +44,10 @@ fn identity_sources_are_read_and_all_must_be_present() {
         identity_values(&sources, &req).unwrap(),
         ["t-123", "acme", "blue", "GET /orders/{id}"]
     );
-    let missing = [Source::Header("x-token".into()), Source::Query("nope".into())];
+    let missing = [
+        Source::Header("x-token".into()),
+        Source::Query("nope".into()),
+    ];
     assert!(identity_values(&missing, &req).is_none());
     assert!(Source::parse("$request.path.id").is_err());
     assert!(Source::parse("$request.header.").is_err());
@@ -72,7 +75,10 @@ fn the_v1_request_event_has_rest_fields() {
     assert_eq!(e["headers"]["accept"], "b");
     assert_eq!(e["multiValueHeaders"]["Accept"], json!(["a"]));
     assert_eq!(e["queryStringParameters"]["tag"], "b c");
-    assert_eq!(e["multiValueQueryStringParameters"]["tag"], json!(["a", "b c"]));
+    assert_eq!(
+        e["multiValueQueryStringParameters"]["tag"],
+        json!(["a", "b c"])
+    );
     assert_eq!(e["pathParameters"]["id"], "7");
     assert_eq!(e["stageVariables"]["env"], "blue");
     assert_eq!(e["requestContext"]["stage"], "prod");
@@ -110,7 +116,12 @@ fn the_token_event_is_three_fields() {
 
 #[test]
 fn simple_answers_allow_or_forbid_everything() {
-    let a = parse_answer(Payload::V2, Response::Simple, br#"{"isAuthorized":true,"context":{"tenant":"acme","n":[1]}}"#).unwrap();
+    let a = parse_answer(
+        Payload::V2,
+        Response::Simple,
+        br#"{"isAuthorized":true,"context":{"tenant":"acme","n":[1]}}"#,
+    )
+    .unwrap();
     assert_eq!(a.decide("arn:any"), Decision::Allow);
     assert_eq!(a.context["tenant"], "acme");
     let a = parse_answer(Payload::V2, Response::Simple, br#"{"isAuthorized":false}"#).unwrap();
@@ -134,8 +145,14 @@ fn one_iam_answer_allows_one_route_and_denies_another() {
     assert_eq!(context_text(&a.context["b"]), "true");
     let arn = |m: &str, p: &str| format!("arn:aws:execute-api:us-east-1:123:shop/prod/{m}/{p}");
     assert_eq!(a.decide(&arn("GET", "orders/7")), Decision::Allow);
-    assert_eq!(a.decide(&arn("DELETE", "orders/7")), Decision::Denied { explicit: true });
-    assert_eq!(a.decide(&arn("POST", "orders")), Decision::Denied { explicit: false });
+    assert_eq!(
+        a.decide(&arn("DELETE", "orders/7")),
+        Decision::Denied { explicit: true }
+    );
+    assert_eq!(
+        a.decide(&arn("POST", "orders")),
+        Decision::Denied { explicit: false }
+    );
 }
 
 #[test]
@@ -152,7 +169,10 @@ fn broken_iam_answers_are_errors_not_allows() {
         br#"{"principalId":"a","policyDocument":{"Statement":[]},"usageIdentifierKey":5}"#,
     ] {
         assert!(
-            matches!(parse_answer(Payload::V1, Response::Iam, bad), Err(Refusal::Invalid(_))),
+            matches!(
+                parse_answer(Payload::V1, Response::Iam, bad),
+                Err(Refusal::Invalid(_))
+            ),
             "{}",
             String::from_utf8_lossy(bad)
         );

@@ -20,7 +20,10 @@ const MAX_AUDIENCES: usize = 50;
 const MAX_SCOPES: usize = 10;
 
 /// Every API's authorizers: the JWT ones and the request/token ones.
-pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> (Vec<JwtAuthorizer>, Vec<RequestAuthorizer>) {
+pub(super) fn authorizers(
+    cx: &mut Ctx,
+    cfg: &Config,
+) -> (Vec<JwtAuthorizer>, Vec<RequestAuthorizer>) {
     let mut jwts = Vec::new();
     let mut requests = Vec::new();
     for (api, e) in &cfg.authorizers {
@@ -40,7 +43,8 @@ pub(super) fn authorizers(cx: &mut Ctx, cfg: &Config) -> (Vec<JwtAuthorizer>, Ve
                 let Some(r) = request(cx, cfg, e, kind == "token") else {
                     continue;
                 };
-                cx.request_authorizer_names.push((api.clone(), e.name.clone()));
+                cx.request_authorizer_names
+                    .push((api.clone(), e.name.clone()));
                 requests.push(RequestAuthorizer {
                     name: format!("{api}/{}", e.name),
                     ..r
@@ -63,7 +67,12 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
 /// AWS's (fixed) limit on an authorizer's answer time.
 const MAX_AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool) -> Option<RequestAuthorizer> {
+fn request(
+    cx: &mut Ctx,
+    cfg: &Config,
+    e: &Entry<model::Authorizer>,
+    token: bool,
+) -> Option<RequestAuthorizer> {
     let a = &e.value;
     let name = &e.name;
     let mut ok = true;
@@ -74,7 +83,11 @@ fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool
         ("forward_claims", !a.forward_claims.is_empty()),
     ] {
         if present {
-            cx.err(e.at.clone(), format!("authorizer `{name}`: `{field}` is for JWT authorizers"), None);
+            cx.err(
+                e.at.clone(),
+                format!("authorizer `{name}`: `{field}` is for JWT authorizers"),
+                None,
+            );
             ok = false;
         }
     }
@@ -83,7 +96,11 @@ fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool
         None | Some("2.0") => Payload::V2,
         Some("1.0") => Payload::V1,
         Some(other) => {
-            cx.err(at(e, a.payload.as_ref().map_or(0..0, |p| p.span())), format!("authorizer `{name}`: payload \"{other}\" is neither \"1.0\" nor \"2.0\""), None);
+            cx.err(
+                at(e, a.payload.as_ref().map_or(0..0, |p| p.span())),
+                format!("authorizer `{name}`: payload \"{other}\" is neither \"1.0\" nor \"2.0\""),
+                None,
+            );
             return None;
         }
     };
@@ -96,7 +113,13 @@ fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool
         None | Some("simple") => Response::Simple,
         Some("iam") => Response::Iam,
         Some(other) => {
-            cx.err(at(e, a.response.as_ref().map_or(0..0, |p| p.span())), format!("authorizer `{name}`: response \"{other}\" is neither \"simple\" nor \"iam\""), None);
+            cx.err(
+                at(e, a.response.as_ref().map_or(0..0, |p| p.span())),
+                format!(
+                    "authorizer `{name}`: response \"{other}\" is neither \"simple\" nor \"iam\""
+                ),
+                None,
+            );
             return None;
         }
     };
@@ -114,27 +137,49 @@ fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool
         match Source::parse(s) {
             Ok(src) => identity.push(src),
             Err(msg) => {
-                cx.err(at(e, a.identity.as_ref().map_or(0..0, |i| i.span())), format!("authorizer `{name}`: {msg}"), None);
+                cx.err(
+                    at(e, a.identity.as_ref().map_or(0..0, |i| i.span())),
+                    format!("authorizer `{name}`: {msg}"),
+                    None,
+                );
                 ok = false;
             }
         }
     }
     if token && !matches!(identity.as_slice(), [Source::Header(_)]) {
-        cx.err(e.at.clone(), format!("authorizer `{name}`: a token authorizer reads one header"), Some("identity = \"$request.header.Authorization\""));
+        cx.err(
+            e.at.clone(),
+            format!("authorizer `{name}`: a token authorizer reads one header"),
+            Some("identity = \"$request.header.Authorization\""),
+        );
         return None;
     }
     let ttl = super::duration(cx, e, &a.ttl, Duration::from_secs(300));
     if ttl > MAX_TTL {
-        cx.err(at(e, a.ttl.as_ref().map_or(0..0, |t| t.span())), format!("authorizer `{name}`: ttl is at most 3600s (AWS's limit)"), None);
+        cx.err(
+            at(e, a.ttl.as_ref().map_or(0..0, |t| t.span())),
+            format!("authorizer `{name}`: ttl is at most 3600s (AWS's limit)"),
+            None,
+        );
         ok = false;
     }
     if !ttl.is_zero() && identity.is_empty() {
-        cx.err(e.at.clone(), format!("authorizer `{name}`: caching answers (ttl) needs at least one identity source"), Some("set identity = [\"$request.header.Authorization\"], or ttl = \"0s\""));
+        cx.err(
+            e.at.clone(),
+            format!(
+                "authorizer `{name}`: caching answers (ttl) needs at least one identity source"
+            ),
+            Some("set identity = [\"$request.header.Authorization\"], or ttl = \"0s\""),
+        );
         ok = false;
     }
     let timeout = super::duration(cx, e, &a.timeout, MAX_AUTHORIZER_TIMEOUT);
     if timeout > MAX_AUTHORIZER_TIMEOUT || timeout.is_zero() {
-        cx.err(at(e, a.timeout.as_ref().map_or(0..0, |t| t.span())), format!("authorizer `{name}`: timeout is between 1ms and 10s (AWS's limit)"), None);
+        cx.err(
+            at(e, a.timeout.as_ref().map_or(0..0, |t| t.span())),
+            format!("authorizer `{name}`: timeout is between 1ms and 10s (AWS's limit)"),
+            None,
+        );
         ok = false;
     }
     let Some(function) = &a.function else {
@@ -143,16 +188,22 @@ fn request(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>, token: bool
     };
     let fpos = at(e, function.span());
     let caller = match function.get_ref() {
-        model::AuthorizerFunction::Http { uri } => match super::endpoint::endpoint(uri, || cx.system_tls()) {
-            Ok(ep) => Caller::Http(ep),
-            Err(msg) => {
-                cx.err(fpos, format!("authorizer `{name}`: {msg}"), None);
-                return None;
+        model::AuthorizerFunction::Http { uri } => {
+            match super::endpoint::endpoint(uri, || cx.system_tls()) {
+                Ok(ep) => Caller::Http(ep),
+                Err(msg) => {
+                    cx.err(fpos, format!("authorizer `{name}`: {msg}"), None);
+                    return None;
+                }
             }
-        },
+        }
         model::AuthorizerFunction::Lambda { function } => {
             if function.is_empty() || function.contains("${") {
-                cx.err(fpos, format!("authorizer `{name}`: `{function}` is not a function name or ARN"), None);
+                cx.err(
+                    fpos,
+                    format!("authorizer `{name}`: `{function}` is not a function name or ARN"),
+                    None,
+                );
                 return None;
             }
             let service = super::aws::service(cx, cfg, "lambda", &fpos)?;
@@ -203,7 +254,11 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
         None => Identity::Header("authorization".into()),
         Some(s) => {
             let model::OneOrMany::One(v) = s.get_ref() else {
-                cx.err(at(e, s.span()), "a JWT authorizer has one identity source".to_string(), None);
+                cx.err(
+                    at(e, s.span()),
+                    "a JWT authorizer has one identity source".to_string(),
+                    None,
+                );
                 return None;
             };
             if let Some(h) = v.strip_prefix("$request.header.").filter(|h| !h.is_empty()) {
@@ -224,7 +279,10 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
         }
     };
     let (source, initial) = match &a.jwks {
-        None => (crate::auth::jwks::Source::Url(format!("{iss}/.well-known/jwks.json")), None),
+        None => (
+            crate::auth::jwks::Source::Url(format!("{iss}/.well-known/jwks.json")),
+            None,
+        ),
         Some(j) => {
             let v = j.get_ref();
             if v.starts_with("http://") || v.starts_with("https://") {
@@ -323,7 +381,11 @@ pub(super) fn route(
             .position(|(a, x)| a == api && x == n)
         {
             Some(i) => RouteAuth::Jwt(i as u32),
-            None if cx.request_authorizer_names.iter().any(|(a, x)| a == api && x == n) => {
+            None if cx
+                .request_authorizer_names
+                .iter()
+                .any(|(a, x)| a == api && x == n) =>
+            {
                 let i = cx
                     .request_authorizer_names
                     .iter()

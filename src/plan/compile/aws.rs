@@ -10,13 +10,20 @@ use crate::config::model::AwsCredentials;
 use crate::config::{Config, Pos};
 
 /// The service `name` (`lambda`, …) for a use at `pos`; errors are reported there.
-pub(super) fn service(cx: &mut Ctx, cfg: &Config, name: &'static str, pos: &Pos) -> Option<Arc<Service>> {
+pub(super) fn service(
+    cx: &mut Ctx,
+    cfg: &Config,
+    name: &'static str,
+    pos: &Pos,
+) -> Option<Arc<Service>> {
     if let Some(s) = cx.aws_services.iter().find(|s| s.name == name) {
         return Some(s.clone());
     }
     let env = |k: &str| std::env::var(k).ok();
     let aws = cfg.aws.as_ref();
-    let profile = aws.and_then(|a| a.value.profile.as_ref()).map(|p| p.get_ref().as_str());
+    let profile = aws
+        .and_then(|a| a.value.profile.as_ref())
+        .map(|p| p.get_ref().as_str());
     let region = aws
         .and_then(|a| a.value.region.as_ref())
         .map(|r| r.get_ref().clone())
@@ -24,7 +31,11 @@ pub(super) fn service(cx: &mut Ctx, cfg: &Config, name: &'static str, pos: &Pos)
         .or_else(|| env("AWS_DEFAULT_REGION").filter(|r| !r.is_empty()))
         .or_else(|| credentials::config_region(&env, profile));
     let Some(region) = region else {
-        cx.err(pos.clone(), format!("calling {name} needs an AWS region"), Some("set [aws] region = \"us-east-1\" (or AWS_REGION)"));
+        cx.err(
+            pos.clone(),
+            format!("calling {name} needs an AWS region"),
+            Some("set [aws] region = \"us-east-1\" (or AWS_REGION)"),
+        );
         return None;
     };
     let creds = match credentials_of(cfg, profile) {
@@ -41,7 +52,10 @@ pub(super) fn service(cx: &mut Ctx, cfg: &Config, name: &'static str, pos: &Pos)
     let (url, url_pos) = match (configured, env_url) {
         (Some((a, u)), _) => (u.get_ref().clone(), at(a, u.span())),
         (None, Some(u)) => (u, pos.clone()),
-        (None, None) => (format!("https://{name}.{region}.amazonaws.com"), pos.clone()),
+        (None, None) => (
+            format!("https://{name}.{region}.amazonaws.com"),
+            pos.clone(),
+        ),
     };
     let endpoint = match super::endpoint::endpoint(&url, || cx.system_tls()) {
         Ok(e) => e,
@@ -60,9 +74,15 @@ pub(super) fn service(cx: &mut Ctx, cfg: &Config, name: &'static str, pos: &Pos)
     Some(s)
 }
 
-fn credentials_of(cfg: &Config, profile: Option<&str>) -> Result<Credentials, (Option<Pos>, String)> {
+fn credentials_of(
+    cfg: &Config,
+    profile: Option<&str>,
+) -> Result<Credentials, (Option<Pos>, String)> {
     let env = |k: &str| std::env::var(k).ok();
-    let spec = cfg.aws.as_ref().and_then(|a| a.value.credentials.as_ref().map(|c| (a, c)));
+    let spec = cfg
+        .aws
+        .as_ref()
+        .and_then(|a| a.value.credentials.as_ref().map(|c| (a, c)));
     match spec {
         None => credentials::chain(&env, profile).map_err(|m| (None, m)),
         Some((a, c)) => {

@@ -27,7 +27,11 @@ pub fn endpoint(
     let addr = super::socket_addr(authority, if https { 443 } else { 80 })?;
     let tls = if https {
         let config = tls().ok_or_else(|| format!("`{url}`: no TLS roots to check it with"))?;
-        Some(TlsPeer::new(config, "", super::upstream::host_of(authority))?)
+        Some(TlsPeer::new(
+            config,
+            "",
+            super::upstream::host_of(authority),
+        )?)
     } else {
         None
     };

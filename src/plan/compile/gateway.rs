@@ -139,12 +139,23 @@ pub(super) fn gateway(cx: &mut Ctx, g: Option<&Entry<model::Gateway>>, cores: us
             .iter()
             .filter_map(|t| t.listen.get_ref().parse().ok())
             .collect(),
-        region: v.region.as_ref().map_or_else(String::new, |r| r.get_ref().clone()),
+        region: v
+            .region
+            .as_ref()
+            .map_or_else(String::new, |r| r.get_ref().clone()),
         account: match &v.account {
             None => DEFAULT_ACCOUNT.into(),
-            Some(a) if a.get_ref().len() == 12 && a.get_ref().bytes().all(|b| b.is_ascii_digit()) => a.get_ref().clone(),
+            Some(a)
+                if a.get_ref().len() == 12 && a.get_ref().bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                a.get_ref().clone()
+            }
             Some(a) => {
-                cx.err(at(e, a.span()), format!("account `{}` is not a 12-digit AWS account id", a.get_ref()), None);
+                cx.err(
+                    at(e, a.span()),
+                    format!("account `{}` is not a 12-digit AWS account id", a.get_ref()),
+                    None,
+                );
                 DEFAULT_ACCOUNT.into()
             }
         },

@@ -143,11 +143,16 @@ pub(super) fn compile_stage(
         cache: stage_cache,
         canary_ppm: canary.as_ref().map(|c| c.0),
         cors: None,
-        variables: s.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        variables: s
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         key_from_authorizer: false,
     });
     let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
-    stages[stage_id as usize].key_from_authorizer = super::auth::key_source(cx, cfg, api, first_stage);
+    stages[stage_id as usize].key_from_authorizer =
+        super::auth::key_source(cx, cfg, api, first_stage);
     stages[stage_id as usize].cors = super::auth::cors(cx, cfg, api, first_stage);
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let _ = route_api;
