@@ -517,7 +517,7 @@ api = "a"
         "{err}"
     );
     assert!(
-        err.contains("t.toml:12:8") && err.contains("not built yet"),
+        err.contains("t.toml:11:21") && err.contains("authorizer `lam` needs a `function`"),
         "{err}"
     );
     assert!(
