@@ -171,3 +171,26 @@ pub fn jwt(data: &[u8]) {
         let _ = (v.subject(), jwt::has_scope(&v.claims, &["a".to_string()]));
     }
 }
+
+/// An authorizer's answer (first byte: bit 0 payload 2.0, bit 1 simple answers),
+/// read and, when it parses, decided for a method ARN: answers come from another
+/// process and must never panic or allow by accident.
+pub fn authorizer_answer(data: &[u8]) {
+    use crate::auth::authorizer::{parse_answer, Payload, Response};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let payload = if mode & 1 == 0 {
+        Payload::V1
+    } else {
+        Payload::V2
+    };
+    let response = if mode & 2 == 0 {
+        Response::Iam
+    } else {
+        Response::Simple
+    };
+    if let Ok(a) = parse_answer(payload, response, rest) {
+        let _ = a.decide("arn:aws:execute-api:us-east-1:000000000000:shop/prod/GET/orders/7");
+    }
+}

@@ -284,6 +284,8 @@ pub struct RequestAuthorizer {
     pub timeout: Duration,
     /// The node's answers, per identity, for the TTL (shared by every worker).
     pub results: crate::auth::decisions::Results,
+    /// `forward_context`: (context key, lower-case header) sent to `http_proxy` upstreams.
+    pub forward: Vec<(String, String)>,
 }
 
 /// What a request authorizer calls.

@@ -69,6 +69,10 @@ impl Drop for Authorizer {
 }
 
 fn gateway(authz: &Authorizer, secret: &str) -> Gateway {
+    gateway_with(authz, secret, "127.0.0.1:1")
+}
+
+fn gateway_with(authz: &Authorizer, secret: &str, up: &str) -> Gateway {
     let a = authz.addr;
     let cfg = format!(
         r#"{GATEWAY}
@@ -139,6 +143,30 @@ integration = {{ type = "mock", status = 201 }}
 auth = "policy"
 api_key_required = true
 integration = {{ type = "mock", status = 200, body = "metered" }}
+
+[upstreams.app]
+targets = ["{up}"]
+
+[apis.shop.authorizers.ctx]
+type = "request"
+identity = ["$request.header.X-Token"]
+function = {{ type = "http", uri = "http://{a}/authorize" }}
+forward_context = {{ tenant = "X-Tenant", token = "x-authz-token", principalId = "x-principal" }}
+
+[apis.shop.authorizers.ctxiam]
+type = "request"
+identity = ["$request.header.X-Token"]
+function = {{ type = "http", uri = "http://{a}/authorize" }}
+payload = "1.0"
+forward_context = {{ tier = "x-tier", level = "x-level", principalId = "x-principal" }}
+
+[apis.shop.routes."GET /app/{{path+}}"]
+auth = "ctx"
+integration = {{ type = "http_proxy", uri = "http://app/{{path}}" }}
+
+[apis.shop.routes."GET /orders/app/{{path+}}"]
+auth = "ctxiam"
+integration = {{ type = "http_proxy", uri = "http://app/{{path}}" }}
 
 [apis.shop.routes."GET /token"]
 auth = "tok"
@@ -413,6 +441,34 @@ fn the_token_event_and_a_bad_signature() {
         authz.calls("iam-sig"),
         0,
         "an unsigned or mis-signed call never reaches the function"
+    );
+}
+
+#[test]
+fn answer_context_reaches_the_upstream_only_where_named() {
+    let authz = Authorizer::start();
+    let up = Upstream::start();
+    let gw = gateway_with(&authz, "turnpike-test-secret", &up.addr.to_string());
+    // a client's own copies of the forwarded headers never get through
+    let raw = "GET /app/x HTTP/1.1\r\nHost: x\r\nX-Token: allow-ctx\r\nX-Tenant: evil\r\nX-Principal: root\r\nConnection: close\r\n\r\n";
+    let r = request(gw.addr, raw.as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    let seen = r.text();
+    assert!(seen.contains(r#""x-tenant": "acme""#), "{seen}");
+    assert!(seen.contains(r#""x-authz-token": "allow-ctx""#), "{seen}");
+    assert!(!seen.contains("evil") && !seen.contains("root"), "{seen}");
+    // a simple answer has no principal: nothing is sent for it
+    assert!(!seen.contains("x-principal"), "{seen}");
+    // an IAM answer: the principal and non-string context values, as text
+    let raw =
+        "GET /orders/app/y HTTP/1.1\r\nHost: x\r\nX-Token: iam-ctx\r\nConnection: close\r\n\r\n";
+    let r = request(gw.addr, raw.as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    let seen = r.text();
+    assert!(seen.contains(r#""x-principal": "user-iam-ctx""#), "{seen}");
+    assert!(
+        seen.contains(r#""x-tier": "gold""#) && seen.contains(r#""x-level": "3""#),
+        "{seen}"
     );
 }
 

@@ -49,6 +49,11 @@ fn jwt_seeds() {
     replay("jwt", turnpike::fuzz::jwt);
 }
 
+#[test]
+fn authorizer_answer_seeds() {
+    replay("authorizer_answer", turnpike::fuzz::authorizer_answer);
+}
+
 /// The `jwt` target's corpus holds tokens that verify with the target's key set (so
 /// the fuzzer starts from inputs that get through every check) and key sets that
 /// parse, besides the forgeries and junk.

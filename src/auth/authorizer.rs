@@ -456,6 +456,11 @@ pub fn parse_answer(payload: Payload, response: Response, body: &[u8]) -> Result
                 .ok_or_else(|| invalid("an IAM answer needs a policyDocument"))?;
             let policy =
                 Policy::parse(doc).map_err(|e| Refusal::Invalid(format!("policyDocument: {e}")))?;
+            // AWS hands integrations the context with the principal beside it
+            let mut context = context;
+            context
+                .entry("principalId")
+                .or_insert_with(|| Value::from(principal.as_str()));
             let usage_key = match obj.get("usageIdentifierKey") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),

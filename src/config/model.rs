@@ -210,6 +210,10 @@ pub struct Authorizer {
     /// (off by default; a client's own copies of those headers are always dropped).
     #[serde(default)]
     pub forward_claims: BTreeMap<String, Spanned<String>>,
+    /// Request authorizers: answer `context` keys (and `principalId`) sent to
+    /// `http_proxy` upstreams as request headers, as `forward_claims` does for JWTs.
+    #[serde(default)]
+    pub forward_context: BTreeMap<String, Spanned<String>>,
     /// Request and token authorizers: what is called with the event.
     pub function: Option<Spanned<AuthorizerFunction>>,
     /// `"1.0"` (REST events, IAM answers) or `"2.0"` (HTTP API events).

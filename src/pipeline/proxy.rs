@@ -112,7 +112,11 @@ async fn forward_with(
             forward: &plan.authorizers[i as usize].forward,
             claims: ds.rec.claims.as_deref(),
         },
-        crate::plan::RouteAuth::None | crate::plan::RouteAuth::Request(_) => Claims::default(),
+        crate::plan::RouteAuth::Request(i) => Claims {
+            forward: &plan.request_authorizers[i as usize].forward,
+            claims: ds.rec.authorizer.as_ref().map(|a| &*a.context),
+        },
+        crate::plan::RouteAuth::None => Claims::default(),
     };
     let head_len = write_request_head(
         req,
@@ -295,7 +299,8 @@ fn is_idempotent(method: &[u8]) -> bool {
     )
 }
 
-/// The verified claims a route's authorizer forwards upstream (`forward_claims`).
+/// What a route's authorizer forwards upstream: a JWT's verified claims
+/// (`forward_claims`) or a request authorizer's answer context (`forward_context`).
 #[derive(Default)]
 struct Claims<'a> {
     forward: &'a [(String, String)],

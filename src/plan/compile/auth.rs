@@ -213,10 +213,12 @@ fn request(
             }
         }
     };
+    let forward = forward_headers(cx, e, &a.forward_context, "forward_context")?;
     if !ok {
         return None;
     }
     Some(RequestAuthorizer {
+        forward,
         name: name.clone(),
         token,
         identity,
@@ -238,6 +240,14 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
         );
         return None;
     };
+    if !a.forward_context.is_empty() || a.function.is_some() || a.ttl.is_some() {
+        cx.err(
+            e.at.clone(),
+            format!("JWT authorizer `{}`: function, ttl and forward_context are for request authorizers", e.name),
+            Some("a JWT authorizer forwards claims with forward_claims"),
+        );
+        return None;
+    }
     let iss = issuer.get_ref().trim_end_matches('/').to_string();
     if a.audience.is_empty() || a.audience.len() > MAX_AUDIENCES {
         cx.err(
@@ -304,8 +314,31 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
             }
         }
     };
+    let forward = forward_headers(cx, e, &a.forward_claims, "forward_claims")?;
+    Some(JwtAuthorizer {
+        name: e.name.clone(),
+        forward,
+        rules: JwtRules {
+            issuer: iss,
+            audience: a.audience.iter().map(|s| s.get_ref().clone()).collect(),
+        },
+        identity,
+        source,
+        initial,
+        keys: std::sync::OnceLock::new(),
+    })
+}
+
+/// `forward_claims` / `forward_context`: (key, lower-case header) pairs, each header
+/// one turnpike may set.
+fn forward_headers(
+    cx: &mut Ctx,
+    e: &Entry<model::Authorizer>,
+    map: &std::collections::BTreeMap<String, toml::Spanned<String>>,
+    field: &str,
+) -> Option<Vec<(String, String)>> {
     let mut forward = Vec::new();
-    for (claim, header) in &a.forward_claims {
+    for (claim, header) in map {
         let h = header.get_ref().to_ascii_lowercase();
         let token = !h.is_empty()
             && h.bytes()
@@ -322,25 +355,14 @@ fn jwt(cx: &mut Ctx, cfg: &Config, e: &Entry<model::Authorizer>) -> Option<JwtAu
         if !token || reserved {
             cx.err(
                 at(e, header.span()),
-                format!("forward_claims.{claim}: `{}` is not a header turnpike can set", header.get_ref()),
+                format!("{field}.{claim}: `{}` is not a header turnpike can set", header.get_ref()),
                 Some("a header name such as \"x-user-sub\"; not host, content-length, connection, authorization or hop-by-hop ones"),
             );
             return None;
         }
         forward.push((claim.clone(), h));
     }
-    Some(JwtAuthorizer {
-        name: e.name.clone(),
-        forward,
-        rules: JwtRules {
-            issuer: iss,
-            audience: a.audience.iter().map(|s| s.get_ref().clone()).collect(),
-        },
-        identity,
-        source,
-        initial,
-        keys: std::sync::OnceLock::new(),
-    })
+    Some(forward)
 }
 
 /// A route's auth (its own, else the API's `default_auth`) and scopes; `None` when
