@@ -39,6 +39,14 @@ pub enum Error {
     /// The request authorizer failed, timed out or gave an invalid answer: 500
     /// (AWS: `{"message": null}`, `AuthorizerConfigurationException`).
     AuthorizerFailure,
+    /// A Lambda function failed (`X-Amz-Function-Error`) or answered in a shape the
+    /// proxy integration cannot map: 502.
+    LambdaFailure,
+    /// Lambda refused the invocation (permissions, signature, missing function) or
+    /// could not be reached: 500.
+    LambdaRejected,
+    /// A request body over Lambda's 6 MB payload limit: 413.
+    RequestTooLong,
     /// A throttle's bucket is empty: seconds until a token, the rate and burst.
     TooManyRequests {
         retry_after: u32,
@@ -81,7 +89,9 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Forbidden | Error::InsufficientScope | Error::AccessDenied { .. } => 403,
             Error::Unauthorized(_) | Error::Unauthenticated => 401,
-            Error::AuthorizerFailure => 500,
+            Error::AuthorizerFailure | Error::LambdaRejected => 500,
+            Error::LambdaFailure => 502,
+            Error::RequestTooLong => 413,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect
             | Error::UpstreamReset
@@ -112,7 +122,10 @@ impl Error {
             Error::AccessDenied { explicit: false } => {
                 "User is not authorized to access this resource"
             }
-            Error::AuthorizerFailure => "Internal server error",
+            Error::AuthorizerFailure | Error::LambdaFailure | Error::LambdaRejected => {
+                "Internal server error"
+            }
+            Error::RequestTooLong => "Request Too Long",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
             Error::UpstreamConnect
@@ -144,6 +157,11 @@ impl Error {
                 b"AccessDeniedException",
             )),
             Error::AuthorizerFailure => Some((b"{\"message\":null}", b"AuthorizerConfigurationException")),
+            Error::LambdaFailure | Error::LambdaRejected => Some((
+                b"{\"message\": \"Internal server error\"}",
+                b"InternalServerErrorException",
+            )),
+            Error::RequestTooLong => Some((b"{\"message\": \"Request Too Long\"}", b"BadRequestException")),
             _ => None,
         }
     }
@@ -162,7 +180,8 @@ impl Error {
             | Error::UpstreamMalformed
             | Error::UpstreamTimeout
             | Error::UpstreamConnectTimeout
-            | Error::UpstreamTls => Side::Upstream,
+            | Error::UpstreamTls
+            | Error::LambdaFailure => Side::Upstream,
             Error::NotFound
             | Error::MethodNotAllowed(_)
             | Error::Forbidden
@@ -170,6 +189,8 @@ impl Error {
             | Error::Unauthenticated
             | Error::AccessDenied { .. }
             | Error::AuthorizerFailure
+            | Error::LambdaRejected
+            | Error::RequestTooLong
             | Error::InsufficientScope
             | Error::TooManyRequests { .. }
             | Error::LimitExceeded { .. }

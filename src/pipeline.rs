@@ -10,6 +10,8 @@ pub mod auth;
 pub mod authorizer;
 pub mod body;
 pub mod cache;
+pub mod facts;
+pub mod lambda;
 pub mod proxy;
 pub mod respond;
 pub mod throttle;
@@ -259,6 +261,9 @@ pub async fn handle(
     // integrate → respond
     match integration {
         Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
+        Integration::Lambda(l) => {
+            Box::pin(lambda::invoke(ds, head, plan, route, &params, l, rid, w)).await
+        }
         Integration::HttpProxy(p) => {
             proxy::forward(ds, head, plan, route, &params, p, rid, w, cached).await
         }

@@ -181,6 +181,8 @@ pub struct Stage {
     /// The API's `api_key_source = "authorizer"`: the key is the one a request
     /// authorizer's `usageIdentifierKey` names, not `x-api-key`.
     pub key_from_authorizer: bool,
+    /// The API's `binary_media_types` (lower-case; `type/*` and `*/*` allowed).
+    pub binary_media_types: Vec<String>,
 }
 
 /// A stage's cache settings and the cache itself (bound by `bind_caches`).
@@ -329,6 +331,16 @@ pub enum Identity {
 pub enum Integration {
     Mock(Mock),
     HttpProxy(Proxy),
+    Lambda(LambdaProxy),
+}
+
+/// A `lambda` integration (AWS_PROXY, DESIGN §9.2).
+#[derive(Debug)]
+pub struct LambdaProxy {
+    /// Name or ARN (with qualifier), stage variables expanded.
+    pub function: String,
+    pub payload: crate::auth::authorizer::Payload,
+    pub service: Arc<crate::aws::Service>,
 }
 
 #[derive(Debug)]
@@ -561,6 +573,7 @@ impl Plan {
             let stage = &self.stages[r.stage as usize];
             let integ = match &r.integration {
                 Integration::Mock(m) => format!("mock {}", m.status),
+                Integration::Lambda(l) => format!("lambda {}", l.function),
                 Integration::HttpProxy(p) => {
                     let target = match p.target {
                         Target::Upstream(u) => self.upstreams[u as usize].name.clone(),

@@ -4,6 +4,9 @@
 //! below; end to end against a SigV4-checking Invoke endpoint in
 //! `tests/authorizers.rs`.
 
+pub mod event;
+pub mod response;
+
 use std::time::SystemTime;
 
 use super::Service;

@@ -58,6 +58,8 @@ pub struct Config {
     /// `api_key_source` of APIs that set it (`"header"` or `"authorizer"`).
     pub api_key_source: Vec<(String, Entry<String>)>,
     pub aws: Option<Entry<model::Aws>>,
+    /// `binary_media_types` of APIs that set them.
+    pub binary_media_types: Vec<(String, Entry<Vec<String>>)>,
     pub stages: Vec<Entry<model::Stage>>,
     pub usage_plans: Vec<Entry<model::UsagePlan>>,
     pub api_keys: Vec<Entry<model::ApiKey>>,
@@ -343,6 +345,20 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     }
                     continue;
                 }
+                "binary_media_types" => {
+                    match de::<Vec<String>>(v) {
+                        Ok(types) => cfg.binary_media_types.push((
+                            api.clone(),
+                            Entry {
+                                name: api.clone(),
+                                at: kpos.clone(),
+                                value: types,
+                            },
+                        )),
+                        Err(e) => errors.push_toml(file, &e),
+                    }
+                    continue;
+                }
                 "default_auth" | "api_key_source" => {
                     let list = if &**k.get_ref() == "default_auth" {
                         &mut cfg.default_auth
@@ -369,7 +385,7 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     errors.push(
                         kpos,
                         format!("unknown key `{other}` in api `{api}`"),
-                        Some("an API holds `routes`, `authorizers`, `default_auth`, `api_key_source` and `cors`"),
+                        Some("an API holds `routes`, `authorizers`, `default_auth`, `api_key_source`, `binary_media_types` and `cors`"),
                     );
                     continue;
                 }

@@ -292,6 +292,12 @@ pub enum Integration {
     HttpProxy {
         uri: String,
     },
+    /// AWS_PROXY: the Lambda Invoke API with the proxy event (DESIGN §9.2).
+    Lambda {
+        function: String,
+        #[serde(default = "default_lambda_payload")]
+        payload: String,
+    },
     Mock {
         #[serde(default = "default_status")]
         status: u16,
@@ -300,6 +306,10 @@ pub enum Integration {
         #[serde(default)]
         headers: BTreeMap<String, String>,
     },
+}
+
+fn default_lambda_payload() -> String {
+    "2.0".into()
 }
 
 fn default_status() -> u16 {

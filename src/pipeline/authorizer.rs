@@ -11,7 +11,7 @@
 //! Tested end to end in `tests/authorizers.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::authorizer::{self, Answer, Decision, Refusal};
 use crate::auth::decisions::{Lookup, Poll};
@@ -45,58 +45,9 @@ pub async fn authorize(
     a: &RequestAuthorizer,
 ) -> Result<(), Error> {
     let stage = &plan.stages[route.stage as usize];
-    let api_path = head
-        .path()
-        .strip_prefix(stage.base_path.as_str())
-        .filter(|p| p.starts_with('/'))
-        .unwrap_or(head.path());
-    let method = std::str::from_utf8(head.method()).unwrap_or("");
-    let method_arn = format!(
-        "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
-        plan.gateway.region, plan.gateway.account, stage.api, stage.name, method, api_path
-    );
-    let resource = route.key.split_once(' ').map_or(&*route.key, |(_, p)| p);
-    let path_params = route
-        .param_names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), params.get(head.path(), i).to_string()))
-        .collect();
-    let host = std::str::from_utf8(head.host()).unwrap_or("");
-    let request_id = String::from_utf8_lossy(&ds.rec.request_id).into_owned();
-    let protocol = if ds.io.h2().is_some() {
-        "HTTP/2.0"
-    } else {
-        "HTTP/1.1"
-    };
-    let req = authorizer::Request {
-        method,
-        path: head.path(),
-        api_path,
-        query: head
-            .query()
-            .and_then(|q| std::str::from_utf8(q).ok())
-            .unwrap_or(""),
-        headers: head
-            .headers()
-            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
-            .collect(),
-        route_key: &route.key,
-        resource,
-        path_params,
-        stage: &stage.name,
-        api: &stage.api,
-        account: &plan.gateway.account,
-        stage_variables: &stage.variables,
-        source_ip: ds.peer_ip,
-        request_id: &request_id,
-        host,
-        time_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        protocol,
-        method_arn: &method_arn,
-    };
+    let facts = super::facts::Facts::new(ds, head, plan, route);
+    let req = facts.request(head, plan, route, params);
+    let method_arn = facts.method_arn.as_str();
     let Some(identity) = authorizer::identity_values(&a.identity, &req) else {
         return refuse(
             ds,
@@ -167,7 +118,7 @@ pub async fn authorize(
         }
         Err(Failure::Other(why)) => return refuse(ds, FAILED, why, Error::AuthorizerFailure),
     };
-    let decision = answer.decide(&method_arn);
+    let decision = answer.decide(method_arn);
     ds.rec.authorizer = Some(answer);
     match decision {
         Decision::Allow => {

@@ -312,6 +312,14 @@ pub struct Response {
 }
 
 impl Response {
+    /// The header lines as `name: value\r\n` each (names as received).
+    pub fn head_text(&self) -> String {
+        self.headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n"))
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -149,6 +149,12 @@ pub(super) fn compile_stage(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         key_from_authorizer: false,
+        binary_media_types: cfg
+            .binary_media_types
+            .iter()
+            .filter(|(a, _)| a == api)
+            .flat_map(|(_, e)| e.value.iter().map(|t| t.to_ascii_lowercase()))
+            .collect(),
     });
     let first_stage = stages.iter().filter(|st| st.api == *api).count() == 1;
     stages[stage_id as usize].key_from_authorizer =
@@ -167,18 +173,15 @@ pub(super) fn compile_stage(
             }
         };
         let param_names = key.param_names();
-        let Some(integration) =
-            integration(cx, r, &param_names, &s.variables, upstreams, &cfg.broken)
+        let Some(integration) = integration(cx, r, &param_names, &s.variables, upstreams, cfg)
         else {
             continue;
         };
         let canary_integration = match &canary {
-            Some((_, vars)) => {
-                match self::integration(cx, r, &param_names, vars, upstreams, &cfg.broken) {
-                    Some(i) => Some(i),
-                    None => continue,
-                }
-            }
+            Some((_, vars)) => match self::integration(cx, r, &param_names, vars, upstreams, cfg) {
+                Some(i) => Some(i),
+                None => continue,
+            },
             None => None,
         };
         let (timeout, request_buffering) = route_settings(cx, r, gateway);
@@ -244,10 +247,46 @@ fn integration(
     params: &[String],
     vars: &std::collections::BTreeMap<String, String>,
     upstreams: &[Upstream],
-    broken: &[String],
+    cfg: &Config,
 ) -> Option<Integration> {
+    let broken = &cfg.broken;
     let span = r.value.integration.span();
     match r.value.integration.get_ref() {
+        model::Integration::Lambda { function, payload } => {
+            let payload = match payload.as_str() {
+                "1.0" => crate::auth::authorizer::Payload::V1,
+                "2.0" => crate::auth::authorizer::Payload::V2,
+                other => {
+                    cx.err(
+                        at(r, span),
+                        format!("lambda payload \"{other}\" is neither \"1.0\" nor \"2.0\""),
+                        None,
+                    );
+                    return None;
+                }
+            };
+            let function = match expand_stage_variables(function, vars) {
+                Ok(f) if !f.is_empty() => f,
+                Ok(_) => {
+                    cx.err(
+                        at(r, span),
+                        "a lambda integration needs a function name or ARN",
+                        None,
+                    );
+                    return None;
+                }
+                Err(msg) => {
+                    cx.err(at(r, span), format!("lambda function: {msg}"), None);
+                    return None;
+                }
+            };
+            let service = super::aws::service(cx, cfg, "lambda", &at(r, span))?;
+            Some(Integration::Lambda(crate::plan::LambdaProxy {
+                function,
+                payload,
+                service,
+            }))
+        }
         model::Integration::Mock {
             status,
             body,
@@ -397,7 +436,11 @@ pub(super) fn validate_unmounted(
         };
         route_settings(cx, r, gateway);
         super::auth::route(cx, cfg, api, r, true);
-        let uses_vars = matches!(r.value.integration.get_ref(), model::Integration::HttpProxy { uri } if uri.contains("${"));
+        let uses_vars = match r.value.integration.get_ref() {
+            model::Integration::HttpProxy { uri } => uri.contains("${"),
+            model::Integration::Lambda { function, .. } => function.contains("${"),
+            model::Integration::Mock { .. } => false,
+        };
         if !uses_vars {
             integration(
                 cx,
@@ -405,7 +448,7 @@ pub(super) fn validate_unmounted(
                 &key.param_names(),
                 &Default::default(),
                 upstreams,
-                &cfg.broken,
+                cfg,
             );
         }
     }

@@ -1,0 +1,387 @@
+//! The `lambda` integration end to end (DESIGN §9.2, issue 17): functions run by a
+//! test Lambda host (`tests/lambda_host.py`) that serves the real Invoke API path,
+//! recomputes every SigV4 signature with botocore, and validates every event with
+//! aws-lambda-powertools' `APIGatewayProxyEventModel` (1.0) and
+//! `APIGatewayProxyEventV2Model` (2.0). Events with repeated headers and query keys,
+//! cookies, path parameters, stage variables, binary and text bodies and an
+//! authorizer's context; answers of both formats, 2.0's shortcut, binary answers,
+//! function errors, malformed answers, timeouts, throttling, a 6 MB answer, wrong
+//! credentials, and canary variables switching the alias.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PKGS: &[&str] = &["aws-lambda-powertools[parser]==3.37.0", "botocore==1.44.8"];
+
+struct Host {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Host {
+    fn start() -> Host {
+        let deps = common::python::deps(PKGS);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda_host.py");
+        let mut child = Command::new("python3")
+            .args(["-u", script])
+            .env("PYTHONPATH", &deps)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("lambda host said {line:?}"));
+        Host {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        }
+    }
+
+    /// `(calls, validation errors, last event)` of function `name`.
+    fn log(&self, name: &str) -> (u64, String, String) {
+        let text = get(self.addr, &format!("/log?fn={name}")).text();
+        let calls = json_field(&text, "calls")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let invalid = text
+            .split(r#""invalid": ["#)
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .unwrap_or("")
+            .to_string();
+        (calls, invalid, text)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway(host: &Host, secret: &str) -> Gateway {
+    let h = host.addr;
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function";
+    Gateway::start(&config(
+        &format!(
+            r#"
+[aws]
+region = "us-east-1"
+credentials = {{ access_key = "AKIDTURNPIKETEST", secret = "{secret}" }}
+endpoints = {{ lambda = "http://{h}" }}
+
+[apis.fn]
+binary_media_types = ["application/octet-stream", "image/*"]
+
+[apis.fn.authorizers.authz]
+type = "request"
+identity = ["$request.header.X-Token"]
+function = {{ type = "lambda", function = "authz" }}
+
+[apis.fn.routes."ANY /v1/{{proxy+}}"]
+integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
+
+[apis.fn.routes."ANY /v2/{{proxy+}}"]
+integration = {{ type = "lambda", function = "{arn}:echo:${{stageVariables.alias}}", payload = "2.0" }}
+
+[apis.fn.routes."GET /authorized/{{id}}"]
+auth = "authz"
+integration = {{ type = "lambda", function = "echo", payload = "2.0" }}
+
+[apis.fn.routes."GET /authorized1/{{id}}"]
+auth = "authz"
+integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
+
+[apis.fn.routes."GET /bare"]
+integration = {{ type = "lambda", function = "bare" }}
+
+[apis.fn.routes."GET /binary"]
+integration = {{ type = "lambda", function = "binary" }}
+
+[apis.fn.routes."GET /binary1"]
+integration = {{ type = "lambda", function = "binary", payload = "1.0" }}
+
+[apis.fn.routes."GET /error"]
+integration = {{ type = "lambda", function = "error" }}
+
+[apis.fn.routes."GET /malformed"]
+integration = {{ type = "lambda", function = "malformed", payload = "1.0" }}
+
+[apis.fn.routes."GET /slow"]
+integration = {{ type = "lambda", function = "slow" }}
+timeout = "1s"
+
+[apis.fn.routes."GET /big"]
+integration = {{ type = "lambda", function = "big" }}
+
+[apis.fn.routes."GET /throttled"]
+integration = {{ type = "lambda", function = "throttled" }}
+
+[apis.fn.routes."GET /overloaded"]
+integration = {{ type = "lambda", function = "overloaded" }}
+
+[stages.prod]
+api = "fn"
+variables = {{ alias = "live" }}
+
+[stages.beta]
+api = "fn"
+base_path = "/beta"
+variables = {{ alias = "live" }}
+canary = {{ percent = 100.0, variables = {{ alias = "next" }} }}
+"#
+        ),
+        None,
+    ))
+}
+
+fn send(gw: &Gateway, raw: &str) -> Response {
+    request(gw.addr, raw.as_bytes()).expect("a response")
+}
+
+#[test]
+fn payload_1_0_events_and_answers() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let body = r#"{"order":7}"#;
+    let r = send(
+        &gw,
+        &format!("POST /v1/orders/7?x=1&x=2&q=a%20b HTTP/1.1\r\nHost: api.example.com\r\nX-Dup: one\r\nX-Dup: two\r\nCookie: s=1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let e = r.text();
+    for needle in [
+        r#""version": "1.0""#,
+        r#""resource": "/v1/{proxy+}""#,
+        r#""path": "/v1/orders/7""#,
+        r#""httpMethod": "POST""#,
+        r#""pathParameters": {"proxy": "orders/7"}"#,
+        r#""multiValueQueryStringParameters": {"q": ["a b"], "x": ["1", "2"]}"#,
+        r#""queryStringParameters": {"q": "a b", "x": "2"}"#,
+        r#""X-Dup": ["one", "two"]"#,
+        r#""stageVariables": {"alias": "live"}"#,
+        r#""body": "{\"order\":7}""#,
+        r#""isBase64Encoded": false"#,
+        r#""stage": "prod""#,
+    ] {
+        assert!(e.contains(needle), "{needle} in {e}");
+    }
+    // both values of the multi-value answer header
+    assert!(
+        r.head_text().contains("x-multi: one\r\n") && r.head_text().contains("x-multi: two\r\n"),
+        "{}",
+        r.head_text()
+    );
+    // a binary media type goes base64, text does not
+    let r = send(&gw, "PUT /v1/blob HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\x00\x01\x02");
+    assert!(
+        r.text().contains(r#""body": "AAEC""#) && r.text().contains(r#""isBase64Encoded": true"#),
+        "{}",
+        r.text()
+    );
+    let r = send(&gw, "PUT /v1/text HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert!(
+        r.text().contains(r#""body": "hi""#) && r.text().contains(r#""isBase64Encoded": false"#),
+        "{}",
+        r.text()
+    );
+    let (calls, invalid, _) = host.log("echo");
+    assert_eq!(calls, 3);
+    assert_eq!(
+        invalid, "",
+        "every event validates against powertools' 1.0 model"
+    );
+}
+
+#[test]
+fn payload_2_0_events_answers_and_the_shortcut() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let r = send(&gw, "GET /v2/p/q?a=1&a=2 HTTP/1.1\r\nHost: api.example.com\r\nX-Dup: one\r\nX-Dup: two\r\nCookie: s=1; t=2\r\nCookie: u=3\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.header("x-qualifier"),
+        Some("live"),
+        "the alias from the stage variable"
+    );
+    let h = r.head_text();
+    assert!(
+        h.contains("set-cookie: a=1; Path=/\r\n") && h.contains("set-cookie: b=2\r\n"),
+        "{h}"
+    );
+    assert!(
+        !h.to_ascii_lowercase().contains("x-amz-executed-version"),
+        "Lambda's headers stay behind: {h}"
+    );
+    let e = r.text();
+    for needle in [
+        r#""version": "2.0""#,
+        r#""routeKey": "ANY /v2/{proxy+}""#,
+        r#""rawPath": "/v2/p/q""#,
+        r#""rawQueryString": "a=1&a=2""#,
+        r#""cookies": ["s=1", "t=2", "u=3"]"#,
+        r#""x-dup": "one,two""#,
+        r#""queryStringParameters": {"a": "1,2"}"#,
+        r#""pathParameters": {"proxy": "p/q"}"#,
+    ] {
+        assert!(e.contains(needle), "{needle} in {e}");
+    }
+    // 2.0: anything not text is base64
+    let r = send(&gw, "POST /v2/form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=b");
+    assert!(
+        r.text().contains(r#""body": "YT1i""#) && r.text().contains(r#""isBase64Encoded": true"#),
+        "{}",
+        r.text()
+    );
+    let r = send(&gw, "POST /v2/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    assert!(r.text().contains(r#""body": "{}""#), "{}", r.text());
+    // the shortcut: JSON without statusCode is a 200 application/json body
+    let r = get(gw.addr, "/bare");
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"message": "hi"}"#));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // binary answers are decoded
+    let r = get(gw.addr, "/binary");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, (0..=255u8).collect::<Vec<_>>());
+    let r = send(&gw, "GET /binary1 HTTP/1.1\r\nHost: x\r\nAccept: application/octet-stream\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        r.body,
+        (0..=255u8).collect::<Vec<_>>(),
+        "1.0: decoded for a binary media type"
+    );
+    let (_, invalid, _) = host.log("echo");
+    assert_eq!(
+        invalid, "",
+        "every event validates against powertools' 2.0 model"
+    );
+}
+
+#[test]
+fn an_authorizers_context_reaches_the_event() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let r = send(
+        &gw,
+        "GET /authorized/9 HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(r#""authorizer": {"lambda": {"level": 3, "tenant": "acme"}}"#),
+        "{}",
+        r.text()
+    );
+    let r = send(
+        &gw,
+        "GET /authorized1/9 HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        r.text()
+            .contains(r#""authorizer": {"level": "3", "tenant": "acme"}"#),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        host.log("authz").0,
+        1,
+        "one authorizer call, cached for both routes"
+    );
+    let (_, invalid, _) = host.log("echo");
+    assert_eq!(invalid, "");
+}
+
+#[test]
+fn failures_map_as_aws_maps_them() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let r = get(gw.addr, "/error");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (502, r#"{"message": "Internal server error"}"#)
+    );
+    let h = r.head_text().to_ascii_lowercase();
+    assert!(
+        !h.contains("x-amz-log-result")
+            && !h.contains("x-amz-function-error")
+            && !h.contains("req-1"),
+        "{h}"
+    );
+    assert!(!r.text().contains("SECRET") && !r.text().contains("stack"));
+    assert_eq!(get(gw.addr, "/malformed").status, 502);
+    let t0 = Instant::now();
+    let r = get(gw.addr, "/slow");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (504, r#"{"message":"Endpoint request timed out"}"#)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    // throttled once: retried (nothing ran), then served
+    let r = get(gw.addr, "/throttled");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(host.log("throttled").0, 2);
+    assert_eq!(get(gw.addr, "/overloaded").status, 503);
+    // Lambda's 6 MB limit on the request: 413 before any call
+    // (the head alone: its Content-Length says enough, and the gateway closes)
+    let r = send(&gw, &format!("POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\nxxxx", 6 * 1024 * 1024 + 1));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (413, r#"{"message": "Request Too Long"}"#)
+    );
+}
+
+#[test]
+fn a_six_megabyte_answer() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let r = get(gw.addr, "/big");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 6_000_000);
+    assert!(r.body.iter().all(|&b| b == b'x'));
+}
+
+#[test]
+fn wrong_credentials_are_a_500_never_a_hang() {
+    let host = Host::start();
+    let gw = gateway(&host, "not-the-secret");
+    let t0 = Instant::now();
+    let r = get(gw.addr, "/bare");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, r#"{"message": "Internal server error"}"#)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        host.log("bare").0,
+        0,
+        "a mis-signed call never runs the function"
+    );
+}
+
+#[test]
+fn canary_variables_switch_the_alias() {
+    let host = Host::start();
+    let gw = gateway(&host, "turnpike-test-secret");
+    let r = get(gw.addr, "/beta/v2/x");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("x-qualifier"), Some("next"));
+    assert!(r.text().contains(r#""stage": "beta""#), "{}", r.text());
+}
