@@ -21,11 +21,64 @@ use crate::upstream::call::Endpoint;
 pub use credentials::Credentials;
 
 /// Everything a signed call to one AWS service needs.
+///
+/// Cross-core state, named here: `credentials` is swapped by the service's
+/// refresher thread ([`Service::start_refresh`]) when the chain's answer changes (a
+/// rotated shared-credentials file), and read by every worker with one `arc-swap`
+/// load per call.
 #[derive(Debug)]
 pub struct Service {
     /// The signing name (`lambda`, `sqs`, …).
     pub name: &'static str,
     pub region: String,
     pub endpoint: Endpoint,
-    pub credentials: Arc<Credentials>,
+    pub credentials: arc_swap::ArcSwap<Credentials>,
+    /// The standard chain's profile, when the credentials came from it (they are
+    /// looked up again every `REFRESH`); `None`: static, never refreshed.
+    pub chain: Option<Option<String>>,
+}
+
+/// How often chain credentials are looked up again.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Service {
+    pub fn new(
+        name: &'static str,
+        region: String,
+        endpoint: Endpoint,
+        credentials: Credentials,
+    ) -> Service {
+        Service {
+            name,
+            region,
+            endpoint,
+            credentials: arc_swap::ArcSwap::from_pointee(credentials),
+            chain: None,
+        }
+    }
+
+    /// For chain credentials: a thread that looks them up again every `REFRESH`
+    /// (off the request path) and swaps in a changed answer; it ends when the plan
+    /// holding the service is gone. A failed lookup keeps the last good ones.
+    pub fn start_refresh(self: &Arc<Self>) {
+        let Some(profile) = self.chain.clone() else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name(format!("aws-{}-credentials", self.name))
+            .spawn(move || loop {
+                std::thread::sleep(REFRESH);
+                let Some(svc) = weak.upgrade() else {
+                    return;
+                };
+                let env = |k: &str| std::env::var(k).ok();
+                if let Ok(fresh) = credentials::chain(&env, profile.as_deref()) {
+                    if **svc.credentials.load() != fresh {
+                        crate::info!("aws {}: credentials changed ({})", svc.name, fresh.source);
+                        svc.credentials.store(Arc::new(fresh));
+                    }
+                }
+            });
+    }
 }

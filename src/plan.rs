@@ -90,6 +90,8 @@ pub struct Plan {
     pub authorizers: Vec<JwtAuthorizer>,
     /// Every API's request and token authorizers (`RouteAuth::Request` indexes this).
     pub request_authorizers: Vec<RequestAuthorizer>,
+    /// The AWS services the plan calls (their credentials refreshed off the request path).
+    pub aws_services: Vec<Arc<crate::aws::Service>>,
     /// `[access_log]`: where lines go (`-` = stdout) and their compiled format.
     pub access_log: Option<(String, Format)>,
     /// Things that compiled but that the operator should know (features not enforced yet).
@@ -507,6 +509,13 @@ impl Plan {
     /// drops the entries of routes whose cache settings changed. Call before publishing.
     /// Gives each JWT authorizer the node's key set for its source (fetched by the
     /// store's thread; a file read at compile time is its first set).
+    /// Starts the credential refreshers of the plan's AWS services (they end with it).
+    pub fn start_aws_refresh(&self) {
+        for s in &self.aws_services {
+            s.start_refresh();
+        }
+    }
+
     pub fn bind_jwks(&mut self, store: &crate::auth::jwks::JwksStore) {
         for a in &mut self.authorizers {
             let set = store.bind(&a.source, a.initial.take());

@@ -74,14 +74,21 @@ impl Drop for Host {
 }
 
 fn gateway(host: &Host, secret: &str) -> Gateway {
+    Gateway::start(&gateway_config(
+        host,
+        &format!(r#"credentials = {{ access_key = "AKIDTURNPIKETEST", secret = "{secret}" }}"#),
+    ))
+}
+
+fn gateway_config(host: &Host, credentials: &str) -> String {
     let h = host.addr;
     let arn = "arn:aws:lambda:us-east-1:123456789012:function";
-    Gateway::start(&config(
+    config(
         &format!(
             r#"
 [aws]
 region = "us-east-1"
-credentials = {{ access_key = "AKIDTURNPIKETEST", secret = "{secret}" }}
+{credentials}
 endpoints = {{ lambda = "http://{h}" }}
 
 [apis.fn]
@@ -146,7 +153,7 @@ canary = {{ percent = 100.0, variables = {{ alias = "next" }} }}
 "#
         ),
         None,
-    ))
+    )
 }
 
 fn send(gw: &Gateway, raw: &str) -> Response {
@@ -384,4 +391,72 @@ fn canary_variables_switch_the_alias() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("x-qualifier"), Some("next"));
     assert!(r.text().contains(r#""stage": "beta""#), "{}", r.text());
+}
+
+#[test]
+fn chain_credentials_from_the_environment_and_a_rotated_profile_file() {
+    let host = Host::start();
+    // the environment
+    let dir = TempDir::new("lambda-env");
+    let path = dir.write(
+        "t.toml",
+        &gateway_config(&host, r#"credentials = "default""#),
+    );
+    let home = dir.0.display().to_string();
+    let gw = Gateway::start_env(
+        dir,
+        path,
+        &["run", "-c"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDTURNPIKETEST"),
+            ("AWS_SECRET_ACCESS_KEY", "turnpike-test-secret"),
+            ("HOME", &home),
+        ],
+    );
+    assert_eq!(get(gw.addr, "/bare").status, 200);
+    drop(gw);
+
+    // a profile in the shared credentials file, rotated while the gateway runs
+    let dir = TempDir::new("lambda-profile");
+    let creds = |secret: &str| {
+        format!("[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = x\n\n[edge]\naws_access_key_id = AKIDTURNPIKETEST\naws_secret_access_key = {secret}\n")
+    };
+    std::fs::create_dir_all(dir.0.join(".aws")).unwrap();
+    std::fs::write(dir.0.join(".aws/credentials"), creds("an-old-secret")).unwrap();
+    let path = dir.write(
+        "t.toml",
+        &gateway_config(&host, "credentials = \"default\"\nprofile = \"edge\""),
+    );
+    let home = dir.0.display().to_string();
+    let file = dir.0.join(".aws/credentials");
+    let gw = Gateway::start_env(
+        dir,
+        path,
+        &["run", "-c"],
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("HOME", &home),
+        ],
+    );
+    assert_eq!(
+        get(gw.addr, "/bare").status,
+        500,
+        "the old secret is refused"
+    );
+    std::fs::write(&file, creds("turnpike-test-secret")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = get(gw.addr, "/bare").status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        status, 200,
+        "the rotated file is picked up without a restart or reload"
+    );
+    assert!(gw.log().contains("credentials changed"), "{}", gw.log());
 }

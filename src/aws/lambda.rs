@@ -37,7 +37,7 @@ pub fn invoke_request(
         ("x-amz-invocation-type", "RequestResponse"),
     ];
     let signed = super::sign::sign(
-        &svc.credentials,
+        &svc.credentials.load(),
         &svc.region,
         svc.name,
         "POST",
@@ -125,25 +125,24 @@ mod tests {
     use super::*;
     use crate::aws::Credentials;
     use crate::upstream::call::Endpoint;
-    use std::sync::Arc;
 
     fn service() -> Service {
-        Service {
-            name: "lambda",
-            region: "us-east-1".into(),
-            endpoint: Endpoint {
+        Service::new(
+            "lambda",
+            "us-east-1".into(),
+            Endpoint {
                 addr: "127.0.0.1:9001".parse().unwrap(),
                 authority: "127.0.0.1:9001".into(),
                 tls: None,
                 path: String::new(),
             },
-            credentials: Arc::new(Credentials {
+            Credentials {
                 access_key: "AKIDEXAMPLE".into(),
                 secret: "secret".into(),
                 session_token: None,
                 source: "test".into(),
-            }),
-        }
+            },
+        )
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn reload(
             next.bind_metrics(metrics);
             next.bind_caches(caches);
             next.bind_jwks(jwks);
+            next.start_aws_refresh();
             let dropped = current.drop_stale_cache_entries(&next);
             let mut changes = describe_changes(&current, &next);
             if dropped > 0 {

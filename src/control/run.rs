@@ -54,6 +54,7 @@ pub fn run(source: ConfigSource) -> i32 {
     let jwks = Arc::new(crate::auth::jwks::JwksStore::default());
     jwks.start();
     plan.bind_jwks(&jwks);
+    plan.start_aws_refresh();
     let handle = Arc::new(ArcSwap::from_pointee(plan));
     let shutdown = Arc::new(Shutdown::default());
     let stats = Arc::new(ReloadStats::default());

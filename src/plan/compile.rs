@@ -143,6 +143,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         usage_plans: limits.usage_plans,
         authorizers,
         request_authorizers,
+        aws_services: std::mem::take(&mut cx.aws_services),
         access_log,
         router,
         routes,

@@ -38,8 +38,15 @@ pub(super) fn service(
         );
         return None;
     };
+    let chain = match cfg.aws.as_ref().and_then(|a| a.value.credentials.as_ref()) {
+        None => Some(profile.map(str::to_string)),
+        Some(c) => match c.get_ref() {
+            AwsCredentials::Chain(_) => Some(profile.map(str::to_string)),
+            AwsCredentials::Static(_) => None,
+        },
+    };
     let creds = match credentials_of(cfg, profile) {
-        Ok(c) => Arc::new(c),
+        Ok(c) => c,
         Err((p, msg)) => {
             cx.err(p.unwrap_or_else(|| pos.clone()), msg, Some("[aws] credentials = \"default\" reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then ~/.aws/credentials and ~/.aws/config"));
             return None;
@@ -64,12 +71,9 @@ pub(super) fn service(
             return None;
         }
     };
-    let s = Arc::new(Service {
-        name,
-        region,
-        endpoint,
-        credentials: creds,
-    });
+    let mut s = Service::new(name, region, endpoint, creds);
+    s.chain = chain;
+    let s = Arc::new(s);
     cx.aws_services.push(s.clone());
     Some(s)
 }
