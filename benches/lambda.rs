@@ -58,6 +58,36 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let svc = turnpike::aws::Service::new(
+        "lambda",
+        "us-east-1".into(),
+        turnpike::upstream::call::Endpoint {
+            addr: "127.0.0.1:9001".parse().unwrap(),
+            authority: "127.0.0.1:9001".into(),
+            tls: None,
+            path: String::new(),
+        },
+        turnpike::aws::Credentials {
+            access_key: "AKIDEXAMPLE".into(),
+            secret: "secret".into(),
+            session_token: None,
+            source: "bench".into(),
+        },
+    );
+    let event = serde_json::to_vec(&proxy_event(Payload::V2, &req, &extra)).unwrap();
+    c.bench_function("lambda/signed_invoke_request", |b| {
+        b.iter(|| {
+            black_box(
+                turnpike::aws::lambda::invoke_request(
+                    &svc,
+                    "arn:aws:lambda:us-east-1:123456789012:function:bench:live",
+                    black_box(&event),
+                    std::time::SystemTime::now(),
+                )
+                .unwrap(),
+            )
+        })
+    });
     let body = serde_json::to_string(&"x".repeat(1024)).unwrap();
     let answer = format!(
         r#"{{"statusCode":200,"headers":{{"content-type":"application/json","x-version":"7","cache-control":"no-store"}},"cookies":["a=1; Path=/","b=2"],"body":{body},"isBase64Encoded":false}}"#
