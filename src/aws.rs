@@ -1,13 +1,14 @@
 //! Calling AWS (DESIGN §9.1): the region, credentials from the standard chain or
 //! the configuration (`credentials`), endpoints (configured, `AWS_ENDPOINT_URL_*`,
-//! else AWS's own), and SigV4 signing with the maintained `aws-sigv4` crate
-//! (`sign`). The requests go over the worker's pooled connections
+//! else AWS's own), and SigV4 signing (`sign`: our own, checked against AWS's
+//! `aws-sigv4` crate in the tests). The requests go over the worker's pooled connections
 //! (`upstream::call`); nothing here does I/O except reading credential files at
 //! compile time.
 //!
 //! - `credentials`: the chain (environment, shared credentials and config files
 //!   with profiles) and static credentials; secrets never reach a log line.
-//! - `sign`: the headers that make a request a SigV4-signed one.
+//! - `sign`: SigV4: canonical requests, signing keys cached per day, the headers
+//!   that make a request a signed one.
 //! - `lambda`: the Invoke API request and how its answers read.
 
 pub mod credentials;
@@ -36,6 +37,8 @@ pub struct Service {
     /// The standard chain's profile, when the credentials came from it (they are
     /// looked up again every `REFRESH`); `None`: static, never refreshed.
     pub chain: Option<Option<String>>,
+    /// The signing key derived last (once a day, and when the credentials change).
+    pub keys: sign::KeyCache,
 }
 
 /// How often chain credentials are looked up again.
@@ -54,6 +57,7 @@ impl Service {
             endpoint,
             credentials: arc_swap::ArcSwap::from_pointee(credentials),
             chain: None,
+            keys: sign::KeyCache::default(),
         }
     }
 

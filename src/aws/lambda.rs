@@ -23,35 +23,32 @@ pub fn invoke_request(
     let mut path = format!("{}/2015-03-31/functions/", svc.endpoint.path);
     encode_segment(&mut path, function);
     path.push_str("/invocations");
-    let scheme = if svc.endpoint.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let url = format!("{scheme}://{}{path}", svc.endpoint.authority);
     let length = payload.len().to_string();
     let headers = [
         ("host", svc.endpoint.authority.as_str()),
         ("content-type", "application/json"),
-        ("content-length", length.as_str()),
         ("x-amz-invocation-type", "RequestResponse"),
     ];
     let signed = super::sign::sign(
         &svc.credentials.load(),
+        &svc.keys,
         &svc.region,
         svc.name,
         "POST",
-        &url,
+        &path,
+        "",
         &headers,
         payload,
         now,
-    )?;
+    );
     let mut out = Vec::with_capacity(512 + payload.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let length = [("content-length", length.as_str())];
     for (n, v) in headers
         .iter()
+        .chain(length.iter())
         .copied()
         .chain(signed.iter().map(|(n, v)| (*n, v.as_str())))
     {
@@ -68,13 +65,7 @@ pub fn invoke_request(
 /// Percent-encodes a path segment (everything but RFC 3986's unreserved bytes),
 /// as the AWS SDKs encode `FunctionName`.
 pub fn encode_segment(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    super::sign::uri_encode(out, s, false);
 }
 
 /// What an Invoke answer means.
