@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
             source: "bench".into(),
         },
     );
-    let event = serde_json::to_vec(&proxy_event(Payload::V2, &req, &extra)).unwrap();
+    let event = proxy_event(Payload::V2, &req, &extra);
     c.bench_function("lambda/signed_invoke_request", |b| {
         b.iter(|| {
             black_box(

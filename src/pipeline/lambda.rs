@@ -86,10 +86,7 @@ pub async fn invoke(
         authorized,
         api_key,
     };
-    let event = event::proxy_event(l.payload, &req, &extra);
-    let Ok(payload) = serde_json::to_vec(&event) else {
-        return refuse(ds, head, Error::LambdaRejected, rid);
-    };
+    let payload = event::proxy_event(l.payload, &req, &extra);
     drop(body);
 
     let started = Instant::now();

@@ -4,7 +4,7 @@
 //! route's authorizer established. Plain data in, JSON out; unit-tested below and
 //! checked against aws-lambda-powertools' models in `tests/lambda.rs`.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::auth::authorizer::{query_pairs, Payload, Request};
 
@@ -63,187 +63,465 @@ pub fn is_binary(binary_media_types: &[String], content_type: Option<&str>) -> b
         .any(|m| m == "*/*" || *m == ct || m.strip_suffix("/*").is_some_and(|t| t == ty))
 }
 
-fn body_value(x: &Extra<'_>) -> Value {
+/// A JSON writer straight into bytes: the event is written once per request, and
+/// building a `serde_json::Value` first cost four times as much (`benches/lambda.rs`).
+struct Json {
+    out: Vec<u8>,
+    /// Whether the object being written needs a comma before its next member.
+    first: bool,
+}
+
+impl Json {
+    fn new(capacity: usize) -> Json {
+        Json {
+            out: Vec::with_capacity(capacity),
+            first: true,
+        }
+    }
+
+    fn open(&mut self) {
+        self.out.push(b'{');
+        self.first = true;
+    }
+
+    fn close(&mut self) {
+        self.out.push(b'}');
+        self.first = false;
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.string(k);
+        self.out.push(b':');
+    }
+
+    fn string(&mut self, v: &str) {
+        self.out.push(b'"');
+        let bytes = v.as_bytes();
+        // most values need no escaping: copy them whole
+        if !needs_escape(bytes) {
+            self.out.extend_from_slice(bytes);
+            self.out.push(b'"');
+            return;
+        }
+        for &b in bytes {
+            match b {
+                b'"' => self.out.extend_from_slice(b"\\\""),
+                b'\\' => self.out.extend_from_slice(b"\\\\"),
+                b'\n' => self.out.extend_from_slice(b"\\n"),
+                b'\r' => self.out.extend_from_slice(b"\\r"),
+                b'\t' => self.out.extend_from_slice(b"\\t"),
+                0..=0x1f => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.out.extend_from_slice(b"\\u00");
+                    self.out.push(HEX[usize::from(b >> 4)]);
+                    self.out.push(HEX[usize::from(b & 15)]);
+                }
+                _ => self.out.push(b),
+            }
+        }
+        self.out.push(b'"');
+    }
+
+    fn str_field(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.string(v);
+    }
+
+    fn opt_field(&mut self, k: &str, v: Option<&str>) {
+        self.key(k);
+        match v {
+            Some(v) => self.string(v),
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn raw_field(&mut self, k: &str, raw: &[u8]) {
+        self.key(k);
+        self.out.extend_from_slice(raw);
+    }
+
+    fn num_field(&mut self, k: &str, n: u64) {
+        self.key(k);
+        self.out.extend_from_slice(n.to_string().as_bytes());
+    }
+
+    /// `k: {name: value, …}` of string values (`null` when there are none and
+    /// `null_if_empty`).
+    fn map_field<'v>(
+        &mut self,
+        k: &str,
+        pairs: impl Iterator<Item = (&'v str, &'v str)>,
+        null_if_empty: bool,
+    ) {
+        let mut pairs = pairs.peekable();
+        if null_if_empty && pairs.peek().is_none() {
+            self.raw_field(k, b"null");
+            return;
+        }
+        self.key(k);
+        self.open();
+        for (n, v) in pairs {
+            self.str_field(n, v);
+        }
+        self.close();
+    }
+}
+
+/// Whether JSON needs any byte of `bytes` escaped. In 16-byte blocks without an
+/// early exit, so the compiler can check a block with vector instructions.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let hit = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | hit(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| hit(b))
+}
+
+/// The body as the event carries it: base64 when binary, else text.
+fn write_body(j: &mut Json, x: &Extra<'_>, absent_is_null: bool) {
     use base64::Engine;
     if x.body.is_empty() {
-        Value::Null
+        if absent_is_null {
+            j.raw_field("body", b"null");
+        }
     } else if x.base64 {
-        Value::from(base64::engine::general_purpose::STANDARD.encode(x.body))
+        j.str_field(
+            "body",
+            &base64::engine::general_purpose::STANDARD.encode(x.body),
+        );
     } else {
-        Value::from(String::from_utf8_lossy(x.body).into_owned())
+        j.str_field("body", &String::from_utf8_lossy(x.body));
     }
 }
 
-fn null_if_empty(m: Map<String, Value>) -> Value {
-    if m.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(m)
+/// Values per name, in first-seen order (`multiValue…` and 2.0's joined maps).
+fn grouped<'v>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'v, str>, std::borrow::Cow<'v, str>)>,
+) -> Vec<(std::borrow::Cow<'v, str>, Vec<std::borrow::Cow<'v, str>>)> {
+    let mut out: Vec<(std::borrow::Cow<'v, str>, Vec<std::borrow::Cow<'v, str>>)> = Vec::new();
+    for (k, v) in pairs {
+        match out.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, list)) => list.push(v),
+            None => out.push((k, vec![v])),
+        }
     }
+    out
 }
 
-/// The proxy event of `payload` for `req`.
-pub fn proxy_event(payload: Payload, req: &Request<'_>, x: &Extra<'_>) -> Value {
+/// The proxy event of `payload` for `req`, as JSON bytes.
+pub fn proxy_event(payload: Payload, req: &Request<'_>, x: &Extra<'_>) -> Vec<u8> {
+    // room for all of it up front: growing the buffer was a fifth of the cost
+    let headers: usize = req.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+    let mut j = Json::new(2048 + 2 * headers + 2 * req.query.len() + x.body.len() * 4 / 3);
     match payload {
-        Payload::V1 => v1(req, x),
-        Payload::V2 => v2(req, x),
+        Payload::V1 => v1(&mut j, req, x),
+        Payload::V2 => v2(&mut j, req, x),
     }
+    j.out
 }
 
-fn v1(req: &Request<'_>, x: &Extra<'_>) -> Value {
-    let mut headers = Map::new();
-    let mut multi_headers: Map<String, Value> = Map::new();
-    for (n, v) in &req.headers {
-        headers.insert(n.to_string(), Value::from(*v));
-        push(&mut multi_headers, n, v);
-    }
-    let mut query = Map::new();
-    let mut multi_query: Map<String, Value> = Map::new();
-    for (k, v) in query_pairs(req.query) {
-        push(&mut multi_query, &k, &v);
-        query.insert(k, Value::from(v));
-    }
-    let user_agent = header(req, "user-agent");
-    let mut context = json!({
-        "accountId": req.account,
-        "apiId": req.api,
-        "domainName": req.host,
-        "domainPrefix": req.host.split('.').next().unwrap_or(""),
-        "extendedRequestId": req.request_id,
-        "httpMethod": req.method,
-        "identity": {
-            "accessKey": null, "accountId": null,
-            "apiKey": x.api_key.map(|k| k.0), "apiKeyId": x.api_key.map(|k| k.1),
-            "caller": null, "cognitoAuthenticationProvider": null,
-            "cognitoAuthenticationType": null, "cognitoIdentityId": null,
-            "cognitoIdentityPoolId": null, "principalOrgId": null,
-            "sourceIp": req.source_ip, "user": null, "userAgent": user_agent, "userArn": null,
-        },
-        "path": req.path,
-        "protocol": req.protocol,
-        "requestId": req.request_id,
-        "requestTime": clf(req.time_ms),
-        "requestTimeEpoch": req.time_ms,
-        "resourceId": req.route_key,
-        "resourcePath": req.resource,
-        "stage": req.stage,
-    });
+fn query_groups<'q>(
+    req: &Request<'q>,
+) -> Vec<(std::borrow::Cow<'q, str>, Vec<std::borrow::Cow<'q, str>>)> {
+    grouped(
+        query_pairs(req.query)
+            .map(|(k, v)| (std::borrow::Cow::Owned(k), std::borrow::Cow::Owned(v))),
+    )
+}
+
+fn v1(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
+    use std::borrow::Cow;
+    let headers = grouped(
+        req.headers
+            .iter()
+            .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v))),
+    );
+    let query = query_groups(req);
+    j.open();
+    j.str_field("version", "1.0");
+    j.str_field("resource", req.resource);
+    j.str_field("path", req.api_path);
+    j.str_field("httpMethod", req.method);
+    // one value per name (the last), and all of them
+    j.map_field(
+        "headers",
+        headers.iter().map(|(n, v)| (&**n, &*v[v.len() - 1])),
+        true,
+    );
+    multi(j, "multiValueHeaders", &headers);
+    j.map_field(
+        "queryStringParameters",
+        query.iter().map(|(n, v)| (&**n, &*v[v.len() - 1])),
+        true,
+    );
+    multi(j, "multiValueQueryStringParameters", &query);
+    j.key("requestContext");
+    j.open();
+    j.str_field("accountId", req.account);
+    j.str_field("apiId", req.api);
     match x.authorized {
         Authorized::None => {}
         Authorized::Jwt(claims, scopes) => {
-            context["authorizer"] = json!({
-                "claims": claims,
-                "scopes": if scopes.is_empty() { Value::Null } else { json!(scopes) },
-            });
+            j.key("authorizer");
+            j.open();
+            j.key("claims");
+            let _ = serde_json::to_writer(&mut j.out, claims);
+            j.key("scopes");
+            scopes_value(j, scopes);
+            j.close();
         }
         Authorized::Lambda(ctx) => {
             // REST: a flat map of the context values, stringified
-            let flat: Map<String, Value> = ctx
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Value::from(crate::auth::authorizer::context_text(v).into_owned()),
-                    )
-                })
-                .collect();
-            context["authorizer"] = Value::Object(flat);
+            j.key("authorizer");
+            j.open();
+            for (k, v) in ctx {
+                j.str_field(k, &crate::auth::authorizer::context_text(v));
+            }
+            j.close();
         }
     }
-    json!({
-        "version": "1.0",
-        "resource": req.resource,
-        "path": req.api_path,
-        "httpMethod": req.method,
-        "headers": null_if_empty(headers),
-        "multiValueHeaders": null_if_empty(multi_headers),
-        "queryStringParameters": null_if_empty(query),
-        "multiValueQueryStringParameters": null_if_empty(multi_query),
-        "requestContext": context,
-        "pathParameters": null_if_empty(path_params(req)),
-        "stageVariables": null_if_empty(stage_variables(req)),
-        "body": body_value(x),
-        "isBase64Encoded": x.base64 && !x.body.is_empty(),
-    })
+    j.str_field("domainName", req.host);
+    j.str_field("domainPrefix", req.host.split('.').next().unwrap_or(""));
+    j.str_field("extendedRequestId", req.request_id);
+    j.str_field("httpMethod", req.method);
+    j.key("identity");
+    j.open();
+    for k in ["accessKey", "accountId"] {
+        j.raw_field(k, b"null");
+    }
+    j.opt_field("apiKey", x.api_key.map(|k| k.0));
+    j.opt_field("apiKeyId", x.api_key.map(|k| k.1));
+    for k in [
+        "caller",
+        "cognitoAuthenticationProvider",
+        "cognitoAuthenticationType",
+        "cognitoIdentityId",
+        "cognitoIdentityPoolId",
+        "principalOrgId",
+    ] {
+        j.raw_field(k, b"null");
+    }
+    j.str_field("sourceIp", req.source_ip);
+    j.raw_field("user", b"null");
+    j.str_field("userAgent", header(req, "user-agent"));
+    j.raw_field("userArn", b"null");
+    j.close();
+    j.str_field("path", req.path);
+    j.str_field("protocol", req.protocol);
+    j.str_field("requestId", req.request_id);
+    j.str_field("requestTime", &clf(req.time_ms));
+    j.num_field("requestTimeEpoch", req.time_ms);
+    j.str_field("resourceId", req.route_key);
+    j.str_field("resourcePath", req.resource);
+    j.str_field("stage", req.stage);
+    j.close();
+    j.map_field(
+        "pathParameters",
+        req.path_params.iter().map(|(k, v)| (*k, v.as_str())),
+        true,
+    );
+    j.map_field(
+        "stageVariables",
+        req.stage_variables
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        true,
+    );
+    write_body(j, x, true);
+    j.raw_field(
+        "isBase64Encoded",
+        if x.base64 && !x.body.is_empty() {
+            b"true"
+        } else {
+            b"false"
+        },
+    );
+    j.close();
 }
 
-fn v2(req: &Request<'_>, x: &Extra<'_>) -> Value {
-    let mut headers: Map<String, Value> = Map::new();
-    let mut cookies = Vec::new();
-    for (n, v) in &req.headers {
-        let n = n.to_ascii_lowercase();
-        if n == "cookie" {
-            cookies.extend(
-                v.split(';')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(Value::from),
-            );
+fn multi(
+    j: &mut Json,
+    k: &str,
+    groups: &[(std::borrow::Cow<'_, str>, Vec<std::borrow::Cow<'_, str>>)],
+) {
+    if groups.is_empty() {
+        j.raw_field(k, b"null");
+        return;
+    }
+    j.key(k);
+    j.open();
+    for (n, values) in groups {
+        j.key(n);
+        j.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                j.out.push(b',');
+            }
+            j.string(v);
+        }
+        j.out.push(b']');
+    }
+    j.close();
+}
+
+fn scopes_value(j: &mut Json, scopes: &[String]) {
+    if scopes.is_empty() {
+        j.out.extend_from_slice(b"null");
+    } else {
+        let _ = serde_json::to_writer(&mut j.out, scopes);
+    }
+}
+
+fn v2(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
+    use std::borrow::Cow;
+    let query = query_groups(req);
+    let h = &req.headers;
+    // 2.0: repeated names joined with commas (no space)
+    let joined = |g: &[(Cow<'_, str>, Vec<Cow<'_, str>>)]| -> Vec<(String, String)> {
+        g.iter()
+            .map(|(n, v)| (n.to_string(), v.join(",")))
+            .collect()
+    };
+    j.open();
+    j.str_field("version", "2.0");
+    j.str_field("routeKey", req.route_key);
+    j.str_field("rawPath", req.path);
+    j.str_field("rawQueryString", req.query);
+    let mut cookies = h
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';').map(str::trim).filter(|c| !c.is_empty()))
+        .peekable();
+    if cookies.peek().is_some() {
+        j.key("cookies");
+        j.out.push(b'[');
+        for (i, c) in cookies.enumerate() {
+            if i > 0 {
+                j.out.push(b',');
+            }
+            j.string(c);
+        }
+        j.out.push(b']');
+    }
+    // lower-case names, a repeated one's values joined with commas (no space)
+    j.key("headers");
+    j.open();
+    for i in 0..h.len() {
+        let name = h[i].0;
+        if name.eq_ignore_ascii_case("cookie")
+            || h[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             continue;
         }
-        join(&mut headers, n, v);
+        if !j.first {
+            j.out.push(b',');
+        }
+        j.first = false;
+        let at = j.out.len();
+        j.string(name);
+        j.out[at..].make_ascii_lowercase();
+        j.out.extend_from_slice(b":\"");
+        for (k, (_, v)) in h[i..]
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .enumerate()
+        {
+            if k > 0 {
+                j.out.push(b',');
+            }
+            // the value's text inside the one joined string: without its quotes
+            let at = j.out.len();
+            j.string(v);
+            j.out.pop();
+            j.out.remove(at);
+        }
+        j.out.push(b'"');
     }
-    let mut query: Map<String, Value> = Map::new();
-    for (k, v) in query_pairs(req.query) {
-        join(&mut query, k, &v);
+    j.close();
+    if !query.is_empty() {
+        let q = joined(&query);
+        j.map_field(
+            "queryStringParameters",
+            q.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            false,
+        );
     }
-    let mut context = json!({
-        "accountId": req.account,
-        "apiId": req.api,
-        "domainName": req.host,
-        "domainPrefix": req.host.split('.').next().unwrap_or(""),
-        "http": {
-            "method": req.method,
-            "path": req.path,
-            "protocol": req.protocol,
-            "sourceIp": req.source_ip,
-            "userAgent": header(req, "user-agent"),
-        },
-        "requestId": req.request_id,
-        "routeKey": req.route_key,
-        "stage": req.stage,
-        "time": clf(req.time_ms),
-        "timeEpoch": req.time_ms,
-    });
+    j.key("requestContext");
+    j.open();
+    j.str_field("accountId", req.account);
+    j.str_field("apiId", req.api);
     match x.authorized {
         Authorized::None => {}
         Authorized::Jwt(claims, scopes) => {
-            context["authorizer"] = json!({"jwt": {
-                "claims": claims,
-                "scopes": if scopes.is_empty() { Value::Null } else { json!(scopes) },
-            }});
+            j.key("authorizer");
+            j.open();
+            j.key("jwt");
+            j.open();
+            j.key("claims");
+            let _ = serde_json::to_writer(&mut j.out, claims);
+            j.key("scopes");
+            scopes_value(j, scopes);
+            j.close();
+            j.close();
         }
-        Authorized::Lambda(ctx) => context["authorizer"] = json!({"lambda": ctx}),
+        Authorized::Lambda(ctx) => {
+            j.key("authorizer");
+            j.open();
+            j.key("lambda");
+            let _ = serde_json::to_writer(&mut j.out, ctx);
+            j.first = false;
+            j.close();
+        }
     }
-    let mut e = Map::new();
-    e.insert("version".into(), "2.0".into());
-    e.insert("routeKey".into(), req.route_key.into());
-    e.insert("rawPath".into(), req.path.into());
-    e.insert("rawQueryString".into(), req.query.into());
-    if !cookies.is_empty() {
-        e.insert("cookies".into(), Value::Array(cookies));
+    j.str_field("domainName", req.host);
+    j.str_field("domainPrefix", req.host.split('.').next().unwrap_or(""));
+    j.key("http");
+    j.open();
+    j.str_field("method", req.method);
+    j.str_field("path", req.path);
+    j.str_field("protocol", req.protocol);
+    j.str_field("sourceIp", req.source_ip);
+    j.str_field("userAgent", header(req, "user-agent"));
+    j.close();
+    j.str_field("requestId", req.request_id);
+    j.str_field("routeKey", req.route_key);
+    j.str_field("stage", req.stage);
+    j.str_field("time", &clf(req.time_ms));
+    j.num_field("timeEpoch", req.time_ms);
+    j.close();
+    write_body(j, x, false);
+    if !req.path_params.is_empty() {
+        j.map_field(
+            "pathParameters",
+            req.path_params.iter().map(|(k, v)| (*k, v.as_str())),
+            false,
+        );
     }
-    e.insert("headers".into(), Value::Object(headers));
-    if !query.is_empty() {
-        e.insert("queryStringParameters".into(), Value::Object(query));
-    }
-    e.insert("requestContext".into(), context);
-    if !x.body.is_empty() {
-        e.insert("body".into(), body_value(x));
-    }
-    let params = path_params(req);
-    if !params.is_empty() {
-        e.insert("pathParameters".into(), Value::Object(params));
-    }
-    e.insert(
-        "isBase64Encoded".into(),
-        Value::from(x.base64 && !x.body.is_empty()),
+    j.raw_field(
+        "isBase64Encoded",
+        if x.base64 && !x.body.is_empty() {
+            b"true"
+        } else {
+            b"false"
+        },
     );
-    let vars = stage_variables(req);
-    if !vars.is_empty() {
-        e.insert("stageVariables".into(), Value::Object(vars));
+    if !req.stage_variables.is_empty() {
+        j.map_field(
+            "stageVariables",
+            req.stage_variables
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            false,
+        );
     }
-    Value::Object(e)
+    j.close();
 }
 
 fn header<'r>(req: &Request<'r>, name: &str) -> &'r str {
@@ -251,42 +529,6 @@ fn header<'r>(req: &Request<'r>, name: &str) -> &'r str {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map_or("", |(_, v)| *v)
-}
-
-fn push(map: &mut Map<String, Value>, k: &str, v: &str) {
-    match map.get_mut(k) {
-        Some(Value::Array(list)) => list.push(Value::from(v)),
-        _ => {
-            map.insert(k.to_string(), Value::Array(vec![Value::from(v)]));
-        }
-    }
-}
-
-/// 2.0: repeated names joined with commas (no space).
-fn join(map: &mut Map<String, Value>, k: String, v: &str) {
-    match map.get_mut(&k) {
-        Some(Value::String(s)) => {
-            s.push(',');
-            s.push_str(v);
-        }
-        _ => {
-            map.insert(k, Value::from(v));
-        }
-    }
-}
-
-fn path_params(req: &Request<'_>) -> Map<String, Value> {
-    req.path_params
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
-        .collect()
-}
-
-fn stage_variables(req: &Request<'_>) -> Map<String, Value> {
-    req.stage_variables
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-        .collect()
 }
 
 fn clf(ms: u64) -> String {

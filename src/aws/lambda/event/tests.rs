@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 fn request<'a>(vars: &'a [(String, String)]) -> Request<'a> {
     Request {
@@ -41,7 +42,12 @@ fn extra(body: &[u8], base64: bool) -> Extra<'_> {
 
 #[test]
 fn v1_has_multi_values_and_nulls_for_absent_parts() {
-    let e = proxy_event(Payload::V1, &request(&[]), &extra(b"{\"x\":1}", false));
+    let e: Value = serde_json::from_slice(&proxy_event(
+        Payload::V1,
+        &request(&[]),
+        &extra(b"{\"x\":1}", false),
+    ))
+    .unwrap();
     assert_eq!(e["path"], "/orders/7");
     assert_eq!(e["requestContext"]["path"], "/v1/orders/7");
     assert_eq!(e["queryStringParameters"]["a"], "2", "the last value");
@@ -56,7 +62,12 @@ fn v1_has_multi_values_and_nulls_for_absent_parts() {
 #[test]
 fn v2_joins_repeats_and_splits_cookies() {
     let vars = vec![("alias".to_string(), "live".to_string())];
-    let e = proxy_event(Payload::V2, &request(&vars), &extra(b"\x00\xff", true));
+    let e: Value = serde_json::from_slice(&proxy_event(
+        Payload::V2,
+        &request(&vars),
+        &extra(b"\x00\xff", true),
+    ))
+    .unwrap();
     assert_eq!(e["headers"]["x-thing"], "one,two");
     assert_eq!(e["cookies"], json!(["s=1", "t=2"]));
     assert_eq!(e["queryStringParameters"]["a"], "1,2");
@@ -71,12 +82,12 @@ fn lambda_authorizer_context_is_flat_in_v1_and_nested_in_v2() {
     let ctx: Map<String, Value> = serde_json::from_str(r#"{"principalId":"u","n":3}"#).unwrap();
     let mut x = extra(b"", false);
     x.authorized = Authorized::Lambda(&ctx);
-    let e = proxy_event(Payload::V1, &request(&[]), &x);
+    let e: Value = serde_json::from_slice(&proxy_event(Payload::V1, &request(&[]), &x)).unwrap();
     assert_eq!(
         e["requestContext"]["authorizer"],
         json!({"principalId": "u", "n": "3"})
     );
-    let e = proxy_event(Payload::V2, &request(&[]), &x);
+    let e: Value = serde_json::from_slice(&proxy_event(Payload::V2, &request(&[]), &x)).unwrap();
     assert_eq!(e["requestContext"]["authorizer"]["lambda"]["n"], 3);
 }
 
