@@ -9,8 +9,11 @@
 //!   with profiles) and static credentials; secrets never reach a log line.
 //! - `sign`: SigV4: canonical requests, signing keys cached per day, the headers
 //!   that make a request a signed one.
-//! - `lambda`: the Invoke API request and how its answers read.
+//! - `lambda`: the Invoke API request and how its answers read; the proxy events.
+//! - `actions`: HTTP API style service actions (SQS, EventBridge, Kinesis, Step
+//!   Functions) and the bodies they send.
 
+pub mod actions;
 pub mod credentials;
 pub mod lambda;
 pub mod sign;

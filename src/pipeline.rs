@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod authorizer;
+pub mod aws;
 pub mod body;
 pub mod cache;
 pub mod facts;
@@ -261,6 +262,20 @@ pub async fn handle(
     // integrate → respond
     match integration {
         Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
+        Integration::Aws(a) => {
+            Box::pin(aws::call_action(
+                ds,
+                head,
+                plan,
+                route,
+                &params,
+                a,
+                rid,
+                w,
+                route.timeout,
+            ))
+            .await
+        }
         Integration::Lambda(l) => {
             Box::pin(lambda::invoke(ds, head, plan, route, &params, l, rid, w)).await
         }

@@ -334,6 +334,35 @@ pub enum Integration {
     Mock(Mock),
     HttpProxy(Proxy),
     Lambda(LambdaProxy),
+    Aws(AwsAction),
+}
+
+/// An `aws` integration: a named service action (DESIGN §9.3).
+#[derive(Debug)]
+pub struct AwsAction {
+    pub action: &'static crate::aws::actions::Action,
+    /// Each parameter and where its value comes from.
+    pub params: Vec<(&'static str, Param)>,
+    pub service: Arc<crate::aws::Service>,
+}
+
+/// Where a mapped parameter's value comes from (HTTP API parameter mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// A fixed value (stage variables already in it).
+    Literal(String),
+    /// `$request.body`, or `$request.body.a.b` (a member of a JSON body).
+    Body(Vec<String>),
+    /// `$request.header.NAME` (lower-case).
+    Header(String),
+    /// `$request.querystring.NAME`.
+    Query(String),
+    /// `$request.path.NAME`: the route parameter's index.
+    Path(usize),
+    /// `$context.requestId`.
+    RequestId,
+    /// `$context.identity.sourceIp`.
+    SourceIp,
 }
 
 /// A `lambda` integration (AWS_PROXY, DESIGN §9.2).
@@ -583,6 +612,7 @@ impl Plan {
             let integ = match &r.integration {
                 Integration::Mock(m) => format!("mock {}", m.status),
                 Integration::Lambda(l) => format!("lambda {}", l.function),
+                Integration::Aws(a) => format!("aws {}", a.action.name),
                 Integration::HttpProxy(p) => {
                     let target = match p.target {
                         Target::Upstream(u) => self.upstreams[u as usize].name.clone(),

@@ -292,6 +292,12 @@ pub enum Integration {
     HttpProxy {
         uri: String,
     },
+    /// An AWS service action with parameters from the request (DESIGN §9.3).
+    Aws {
+        action: String,
+        #[serde(default)]
+        parameters: BTreeMap<String, String>,
+    },
     /// AWS_PROXY: the Lambda Invoke API with the proxy event (DESIGN §9.2).
     Lambda {
         function: String,

@@ -16,6 +16,18 @@ pub(super) fn service(
     name: &'static str,
     pos: &Pos,
 ) -> Option<Arc<Service>> {
+    service_as(cx, cfg, name, name, pos)
+}
+
+/// The service whose `[aws].endpoints` key is `key` and whose SigV4 signing name
+/// (and default host prefix) is `name` (`eventbridge` signs as `events`).
+pub(super) fn service_as(
+    cx: &mut Ctx,
+    cfg: &Config,
+    key: &'static str,
+    name: &'static str,
+    pos: &Pos,
+) -> Option<Arc<Service>> {
     if let Some(s) = cx.aws_services.iter().find(|s| s.name == name) {
         return Some(s.clone());
     }
@@ -52,8 +64,8 @@ pub(super) fn service(
             return None;
         }
     };
-    let configured = aws.and_then(|a| a.value.endpoints.get(name).map(|u| (a, u)));
-    let env_url = env(&format!("AWS_ENDPOINT_URL_{}", name.to_ascii_uppercase()))
+    let configured = aws.and_then(|a| a.value.endpoints.get(key).map(|u| (a, u)));
+    let env_url = env(&format!("AWS_ENDPOINT_URL_{}", key.to_ascii_uppercase()))
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .filter(|u| !u.is_empty());
     let (url, url_pos) = match (configured, env_url) {

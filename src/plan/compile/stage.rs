@@ -252,6 +252,48 @@ fn integration(
     let broken = &cfg.broken;
     let span = r.value.integration.span();
     match r.value.integration.get_ref() {
+        model::Integration::Aws { action, parameters } => {
+            let Some(a) = crate::aws::actions::find(action) else {
+                let names: Vec<&str> = crate::aws::actions::ACTIONS
+                    .iter()
+                    .map(|a| a.name)
+                    .collect();
+                cx.err(
+                    at(r, span),
+                    format!("aws action `{action}` is not one turnpike knows"),
+                    Some(&format!("actions: {}", names.join(", "))),
+                );
+                return None;
+            };
+            let given: Vec<&str> = parameters.keys().map(String::as_str).collect();
+            if let Err(msg) = a.check(&given) {
+                cx.err(at(r, span), msg, None);
+                return None;
+            }
+            let mut params = Vec::new();
+            for (name, value) in parameters {
+                let Some(&(pname, _, _)) = a.params.iter().find(|(p, _, _)| p == name) else {
+                    continue; // Region: the endpoint's region is [aws]'s
+                };
+                match param_source(value, vars, params_names(r)) {
+                    Ok(p) => params.push((pname, p)),
+                    Err(msg) => {
+                        cx.err(
+                            at(r, span.clone()),
+                            format!("parameter `{name}`: {msg}"),
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+            let service = super::aws::service_as(cx, cfg, a.endpoint, a.signing, &at(r, span))?;
+            Some(Integration::Aws(crate::plan::AwsAction {
+                action: a,
+                params,
+                service,
+            }))
+        }
         model::Integration::Lambda { function, payload } => {
             let payload = match payload.as_str() {
                 "1.0" => crate::auth::authorizer::Payload::V1,
@@ -417,6 +459,63 @@ fn integration(
     }
 }
 
+/// The route's parameter names, from its key.
+fn params_names(r: &Entry<model::Route>) -> Vec<String> {
+    route_key::parse(&r.name)
+        .map(|k| k.param_names())
+        .unwrap_or_default()
+}
+
+/// Where a parameter mapping value comes from.
+fn param_source(
+    value: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+    path_params: Vec<String>,
+) -> Result<crate::plan::Param, String> {
+    use crate::plan::Param;
+    let v = value.trim();
+    if v == "$request.body" {
+        return Ok(Param::Body(Vec::new()));
+    }
+    if let Some(path) = v.strip_prefix("$request.body.") {
+        let parts: Vec<String> = path.split('.').map(str::to_string).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(format!("`{v}` is not a body member path"));
+        }
+        return Ok(Param::Body(parts));
+    }
+    if let Some(h) = v.strip_prefix("$request.header.").filter(|h| !h.is_empty()) {
+        return Ok(Param::Header(h.to_ascii_lowercase()));
+    }
+    if let Some(q) = v
+        .strip_prefix("$request.querystring.")
+        .filter(|q| !q.is_empty())
+    {
+        return Ok(Param::Query(q.to_string()));
+    }
+    if let Some(p) = v.strip_prefix("$request.path.") {
+        return match path_params.iter().position(|n| n == p) {
+            Some(i) => Ok(Param::Path(i)),
+            None => Err(format!("the route has no path parameter `{p}`")),
+        };
+    }
+    match v {
+        "$context.requestId" => return Ok(Param::RequestId),
+        "$context.identity.sourceIp" => return Ok(Param::SourceIp),
+        _ => {}
+    }
+    if let Some(name) = v.strip_prefix("$stageVariables.") {
+        return vars
+            .get(name)
+            .map(|x| Param::Literal(x.clone()))
+            .ok_or_else(|| format!("the stage has no variable `{name}`"));
+    }
+    if v.starts_with('$') && !v.starts_with("${") {
+        return Err(format!("`{v}` is not a mapping value turnpike knows ($request.body[.path], $request.header.X, $request.querystring.X, $request.path.X, $context.requestId, $context.identity.sourceIp, $stageVariables.X)"));
+    }
+    expand_stage_variables(value, vars).map(Param::Literal)
+}
+
 /// Checks the routes of an API that no stage serves, so their errors still show.
 /// Stage variables cannot be checked without a stage; everything else is.
 pub(super) fn validate_unmounted(
@@ -439,6 +538,9 @@ pub(super) fn validate_unmounted(
         let uses_vars = match r.value.integration.get_ref() {
             model::Integration::HttpProxy { uri } => uri.contains("${"),
             model::Integration::Lambda { function, .. } => function.contains("${"),
+            model::Integration::Aws { parameters, .. } => {
+                parameters.values().any(|v| v.contains("stageVariables"))
+            }
             model::Integration::Mock { .. } => false,
         };
         if !uses_vars {
