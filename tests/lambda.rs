@@ -73,6 +73,25 @@ impl Drop for Host {
     }
 }
 
+/// Writes `dir/jwks.json` (one RSA key) and returns an RS256 token for issuer
+/// `https://issuer.example`, audience `app`, scope `orders/read`.
+fn jwt(dir: &std::path::Path) -> String {
+    let out = common::python::run(
+        &["pyjwt==2.10.1", "cryptography"],
+        r#"
+import json, sys, time, jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+j = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())); j.update({"kid": "k1", "use": "sig"})
+open(sys.argv[1] + "/jwks.json", "w").write(json.dumps({"keys": [j]}))
+print(jwt.encode({"iss": "https://issuer.example", "aud": "app", "sub": "alice", "scope": "orders/read",
+                  "exp": int(time.time()) + 600}, k, algorithm="RS256", headers={"kid": "k1"}))
+"#,
+        &[dir.to_str().unwrap()],
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn gateway(host: &Host, secret: &str) -> Gateway {
     Gateway::start(&gateway_config(
         host,
@@ -459,4 +478,63 @@ fn chain_credentials_from_the_environment_and_a_rotated_profile_file() {
         "the rotated file is picked up without a restart or reload"
     );
     assert!(gw.log().contains("credentials changed"), "{}", gw.log());
+}
+
+#[test]
+fn a_jwts_claims_reach_the_event() {
+    let host = Host::start();
+    let dir = TempDir::new("lambda-jwt");
+    let token = jwt(&dir.0);
+    let cfg = gateway_config(
+        &host,
+        r#"credentials = { access_key = "AKIDTURNPIKETEST", secret = "turnpike-test-secret" }"#,
+    );
+    // JWT routes beside the others; jwks.json is beside the configuration file
+    let cfg = format!(
+        r#"{cfg}
+[apis.fn.authorizers.users]
+type = "jwt"
+issuer = "https://issuer.example"
+audience = ["app"]
+jwks = "jwks.json"
+
+[apis.fn.routes."GET /jwt2"]
+auth = "users"
+scopes = ["orders/read"]
+integration = {{ type = "lambda", function = "echo", payload = "2.0" }}
+
+[apis.fn.routes."GET /jwt1"]
+auth = "users"
+integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
+"#
+    );
+    let path = dir.write("t.toml", &cfg);
+    let gw = Gateway::start_with(dir, path, &["run", "-c"]);
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let r = send(
+        &gw,
+        &format!("GET /jwt2 HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let e = r.text();
+    assert!(
+        e.contains(r#""authorizer": {"jwt": {"claims": {"#) && e.contains(r#""sub": "alice""#),
+        "{e}"
+    );
+    assert!(e.contains(r#""scopes": ["orders/read"]"#), "{e}");
+    let r = send(
+        &gw,
+        &format!("GET /jwt1 HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.text().contains(r#""authorizer": {"claims": {"#),
+        "{}",
+        r.text()
+    );
+    let (_, invalid, _) = host.log("echo");
+    assert_eq!(
+        invalid, "",
+        "events with JWT claims validate against powertools' models"
+    );
 }
