@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
             secret: "secret".into(),
             session_token: None,
             source: "bench".into(),
+            expires: None,
         },
     );
     let event = proxy_event(Payload::V2, &req, &extra);

@@ -44,6 +44,9 @@ pub struct Service {
     pub keys: sign::KeyCache,
 }
 
+/// Temporary credentials are fetched again this long before they expire.
+pub const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How often chain credentials are looked up again.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -79,6 +82,12 @@ impl Service {
                 let Some(svc) = weak.upgrade() else {
                     return;
                 };
+                // temporary credentials: fetched again only in their last minutes
+                if let Some(expires) = svc.credentials.load().expires {
+                    if std::time::SystemTime::now() + REFRESH_BEFORE_EXPIRY < expires {
+                        continue;
+                    }
+                }
                 let env = |k: &str| std::env::var(k).ok();
                 if let Ok(fresh) = credentials::chain(&env, profile.as_deref()) {
                     if **svc.credentials.load() != fresh {

@@ -538,3 +538,104 @@ integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
         "events with JWT claims validate against powertools' models"
     );
 }
+
+/// A container credentials endpoint (what ECS and EKS pod identity serve): the
+/// first answer has the wrong secret and expires within the refresh window, later
+/// ones the right secret. Requests without the authorization token are refused.
+struct CredsEndpoint {
+    child: Child,
+    port: u16,
+}
+
+impl CredsEndpoint {
+    fn start() -> CredsEndpoint {
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-c",
+                r#"
+import datetime, http.server, json
+served = [0]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.headers.get("Authorization") != "container-token":
+            self.send_response(401); self.send_header("Content-Length", "0"); self.end_headers(); return
+        served[0] += 1
+        secret = "an-old-secret" if served[0] == 1 else "turnpike-test-secret"
+        exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=60 if served[0] == 1 else 3600)
+        body = json.dumps({"AccessKeyId": "AKIDTURNPIKETEST", "SecretAccessKey": secret, "Token": "session-" + str(served[0]),
+                           "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        CredsEndpoint {
+            port: line.trim().parse().expect("port"),
+            child,
+        }
+    }
+}
+
+impl Drop for CredsEndpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn container_credentials_are_refreshed_before_they_expire() {
+    let host = Host::start();
+    let creds = CredsEndpoint::start();
+    let dir = TempDir::new("lambda-container");
+    let path = dir.write(
+        "t.toml",
+        &gateway_config(&host, r#"credentials = "default""#),
+    );
+    let home = dir.0.display().to_string();
+    let url = format!("http://127.0.0.1:{}/v2/credentials/abc", creds.port);
+    let gw = Gateway::start_env(
+        dir,
+        path,
+        &["run", "-c"],
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("HOME", &home),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token"),
+        ],
+    );
+    // the first credentials (wrong secret) expire within the refresh window
+    assert_eq!(get(gw.addr, "/bare").status, 500);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = get(gw.addr, "/bare").status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        status, 200,
+        "fresh container credentials before the old ones expired"
+    );
+    assert!(
+        gw.log()
+            .contains("credentials changed (the container endpoint"),
+        "{}",
+        gw.log()
+    );
+}

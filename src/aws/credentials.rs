@@ -1,11 +1,15 @@
-//! AWS credentials: static ones from the configuration, or the standard chain's
-//! first two links, read at compile time (and so again at every reload):
+//! AWS credentials: static ones from the configuration, or the standard chain, read
+//! at compile time and again by the service's refresher thread (`aws::Service`):
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the shared
 //! credentials file and the shared config file for the profile (`AWS_PROFILE`, else
-//! `default`). Container and instance-metadata credentials are not read yet (they
-//! expire and need refreshing off the request path).
+//! `default`), then the container endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
+//! `_RELATIVE_URI`, with `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`), then the
+//! instance metadata service (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT`, off with
+//! `AWS_EC2_METADATA_DISABLED=true`). Temporary credentials carry their expiry; the
+//! refresher fetches new ones in the last 5 minutes before it.
 //!
-//! Unit-tested below with files in a temporary directory.
+//! Unit-tested below with files in a temporary directory; the container endpoint
+//! end to end in `tests/lambda.rs`.
 
 use std::path::PathBuf;
 
@@ -17,6 +21,8 @@ pub struct Credentials {
     pub session_token: Option<String>,
     /// Where they came from, for messages.
     pub source: String,
+    /// When temporary credentials (container, instance metadata) expire.
+    pub expires: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -43,6 +49,7 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
             secret,
             session_token: nonempty("AWS_SESSION_TOKEN"),
             source: "the environment".into(),
+            expires: None,
         });
     }
     let profile = profile
@@ -73,10 +80,166 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
             return Ok(c);
         }
     }
+    let full = nonempty("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
+        nonempty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .map(|r| format!("http://169.254.170.2{r}"))
+    });
+    if let Some(url) = full {
+        let token = match nonempty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+            Some(f) => std::fs::read_to_string(&f)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {f}: {e}"))?,
+            None => nonempty("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+        };
+        let headers: Vec<(&str, &str)> = token
+            .iter()
+            .map(|t| ("authorization", t.as_str()))
+            .collect();
+        let body = http("GET", &url, &headers)
+            .map_err(|e| format!("container credentials from {url}: {e}"))?;
+        return temporary(&body, &format!("the container endpoint {url}"));
+    }
+    if !nonempty("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        let base = nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .unwrap_or_else(|| "http://169.254.169.254".into());
+        let base = base.trim_end_matches('/');
+        if let Ok(token) = http(
+            "PUT",
+            &format!("{base}/latest/api/token"),
+            &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
+        ) {
+            let token = String::from_utf8_lossy(&token).trim().to_string();
+            let h = [("x-aws-ec2-metadata-token", token.as_str())];
+            let role = http(
+                "GET",
+                &format!("{base}/latest/meta-data/iam/security-credentials/"),
+                &h,
+            )
+            .map_err(|e| format!("instance metadata: {e}"))?;
+            let role = String::from_utf8_lossy(&role)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let body = http(
+                "GET",
+                &format!("{base}/latest/meta-data/iam/security-credentials/{role}"),
+                &h,
+            )
+            .map_err(|e| format!("instance metadata: {e}"))?;
+            return temporary(&body, &format!("the instance role `{role}`"));
+        }
+    }
     Err(format!(
-        "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set and profile `{profile}` has none in {}",
+        "no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set, profile `{profile}` has none in {}, and there is no container or instance metadata endpoint",
         if looked.is_empty() { "(no HOME to find ~/.aws in)".to_string() } else { looked.join(" or ") }
     ))
+}
+
+/// Temporary credentials as the container and instance-metadata endpoints give them.
+fn temporary(body: &[u8], source: &str) -> Result<Credentials, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("{source}: not JSON: {e}"))?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let (Some(access_key), Some(secret)) = (field("AccessKeyId"), field("SecretAccessKey")) else {
+        return Err(format!("{source}: no AccessKeyId/SecretAccessKey"));
+    };
+    Ok(Credentials {
+        access_key,
+        secret,
+        session_token: field("Token"),
+        source: source.to_string(),
+        expires: field("Expiration").as_deref().and_then(parse_rfc3339),
+    })
+}
+
+/// `2026-12-01T19:00:00Z` (what AWS's endpoints send) → a time.
+fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
+    // days from civil (Howard Hinnant's algorithm)
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+}
+
+/// A small blocking HTTP/1.1 request to a link-local or loopback credentials
+/// endpoint (`http://` only), 1 s to connect and 2 s in all; the body of a 2xx.
+fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// endpoints are read")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    })
+    .map_err(|e| e.to_string())?
+    .next()
+    .ok_or("no address")?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (n, v) in headers {
+        if v.contains(['\r', '\n']) {
+            return Err("a header value with a line break".into());
+        }
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if Instant::now() > deadline || raw.len() > 64 << 10 {
+            return Err("the endpoint took too long or said too much".into());
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no response head")?;
+    let status = std::str::from_utf8(&raw[..end])
+        .ok()
+        .and_then(|h| h.split(' ').nth(1))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or("no status")?;
+    if !(200..300).contains(&status) {
+        return Err(format!("answered {status}"));
+    }
+    // bodies here are small and sent with Content-Length or until close
+    Ok(raw[end + 4..].to_vec())
 }
 
 /// The keys of `[section]` in an INI-style AWS file; `Ok(None)` when the file or
@@ -105,6 +268,7 @@ fn from_file(
             secret,
             session_token: get("aws_session_token"),
             source: format!("profile `{profile}` of {}", path.display()),
+            expires: None,
         })),
         _ => Ok(None),
     }
@@ -176,11 +340,28 @@ mod tests {
         ]);
         let c = chain(&env, None).unwrap();
         assert_eq!(c.access_key, "AKIDENV");
+        assert!(c.expires.is_none());
         assert_eq!(c.session_token.as_deref(), Some("tok"));
         assert!(
             !format!("{c:?}").contains("s3cret"),
             "Debug never shows the secret"
         );
+    }
+
+    #[test]
+    fn expiry_times_parse() {
+        let t = parse_rfc3339("2026-12-01T19:00:00Z").unwrap();
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1_796_151_600
+        );
+        assert!(parse_rfc3339("tomorrow").is_none());
+        let c = temporary(br#"{"AccessKeyId":"ASIA","SecretAccessKey":"s","Token":"t","Expiration":"2026-12-01T19:00:00Z"}"#, "x").unwrap();
+        assert_eq!(
+            (c.session_token.as_deref(), c.expires),
+            (Some("t"), Some(t))
+        );
+        assert!(temporary(b"{}", "x").is_err());
     }
 
     #[test]
@@ -198,7 +379,7 @@ mod tests {
         )
         .unwrap();
         let home = dir.display().to_string();
-        let env = env_of(&[("HOME", &home)]);
+        let env = env_of(&[("HOME", &home), ("AWS_EC2_METADATA_DISABLED", "true")]);
         assert_eq!(chain(&env, None).unwrap().access_key, "AKIDDEFAULT");
         assert_eq!(chain(&env, Some("ops")).unwrap().access_key, "AKIDOPS");
         assert_eq!(chain(&env, Some("cfgonly")).unwrap().access_key, "AKIDCFG");
@@ -206,7 +387,11 @@ mod tests {
             config_region(&env, Some("cfgonly")).as_deref(),
             Some("eu-west-1")
         );
-        let env = env_of(&[("HOME", &home), ("AWS_PROFILE", "ops")]);
+        let env = env_of(&[
+            ("HOME", &home),
+            ("AWS_PROFILE", "ops"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]);
         assert_eq!(chain(&env, None).unwrap().access_key, "AKIDOPS");
         let err = chain(&env, Some("missing")).unwrap_err();
         assert!(err.contains("profile `missing`"), "{err}");

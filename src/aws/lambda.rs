@@ -132,6 +132,7 @@ mod tests {
                 secret: "secret".into(),
                 session_token: None,
                 source: "test".into(),
+                expires: None,
             },
         )
     }

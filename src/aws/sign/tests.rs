@@ -7,6 +7,7 @@ fn creds(token: Option<&str>) -> Credentials {
         secret: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
         session_token: token.map(str::to_string),
         source: "test".into(),
+        expires: None,
     }
 }
 

@@ -123,6 +123,7 @@ fn credentials_of(
                         secret,
                         session_token: s.session_token.clone(),
                         source: "[aws] credentials".into(),
+                        expires: None,
                     })
                 }
             }
