@@ -41,5 +41,65 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn sigv4(c: &mut Criterion) {
+    use std::time::{Duration, UNIX_EPOCH};
+    use turnpike::auth::sigv4::{from_header, verify, Request};
+    use turnpike::aws::sign::{self, KeyCache};
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let creds = turnpike::aws::Credentials {
+        access_key: "AKIDEXAMPLE".into(),
+        secret: secret.into(),
+        session_token: None,
+        source: "bench".into(),
+        expires: None,
+    };
+    let at = UNIX_EPOCH + Duration::from_secs(1_764_604_800);
+    let base = [
+        ("host", "api.example.com"),
+        ("content-type", "application/json"),
+        ("user-agent", "Boto3/1.44"),
+    ];
+    let signed = sign::sign(
+        &creds,
+        &KeyCache::default(),
+        "us-east-1",
+        "execute-api",
+        "GET",
+        "/prod/orders/7",
+        "expand=items",
+        &base,
+        b"",
+        at,
+    );
+    let mut headers: Vec<(String, String)> = base
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    headers.extend(signed.iter().map(|(n, v)| (n.to_string(), v.clone())));
+    let lookup = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let auth = lookup("authorization").unwrap();
+    let hash = sign::sha256_hex(b"");
+    let req = Request {
+        method: "GET",
+        path: "/prod/orders/7",
+        query: "expand=items",
+        header: &lookup,
+        payload_hash: &hash,
+    };
+    let cached = KeyCache::default();
+    c.bench_function("sigv4/verify_cached_key", |b| {
+        b.iter(|| {
+            let p = from_header(black_box(&auth)).unwrap();
+            verify(&p, &req, secret, &cached, "us-east-1", at).unwrap()
+        })
+    });
+    c.bench_function("sigv4/verify_cold_key", |b| {
+        b.iter(|| {
+            let p = from_header(black_box(&auth)).unwrap();
+            verify(&p, &req, secret, &KeyCache::default(), "us-east-1", at).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench, sigv4);
 criterion_main!(benches);

@@ -12,6 +12,7 @@
 //!   events sent, the answers read, the decision per method ARN, with
 //! - `policy`: IAM policy documents evaluated for `execute-api` ARNs, and
 //! - `decisions`: the node's cache of authorizer answers, with coalescing.
+//! - `sigv4`: SigV4 signatures presented by callers, verified (for `auth = "iam"`).
 
 pub mod authorizer;
 pub mod cors;
@@ -19,4 +20,5 @@ pub mod decisions;
 pub mod jwks;
 pub mod jwt;
 pub mod policy;
+pub mod sigv4;
 pub mod tokens;

@@ -194,3 +194,41 @@ pub fn authorizer_answer(data: &[u8]) {
         let _ = a.decide("arn:aws:execute-api:us-east-1:000000000000:shop/prod/GET/orders/7");
     }
 }
+
+/// A SigV4 signature as a client presents it (first byte 0: an `Authorization`
+/// value; else a query string), parsed and, when it parses, verified against a
+/// fixed request and secret: a client's input must never panic or verify by chance.
+pub fn sigv4(data: &[u8]) {
+    use crate::auth::sigv4::{from_header, from_query, verify, Request};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let presented = if mode == 0 {
+        from_header(text)
+    } else {
+        match from_query(text) {
+            Some(p) => p,
+            None => return,
+        }
+    };
+    if let Ok(p) = presented {
+        let lookup = |n: &str| match n {
+            "host" => Some("api.example.com".to_string()),
+            "x-amz-date" => Some("20251201T160000Z".to_string()),
+            _ => None,
+        };
+        let req = Request {
+            method: "GET",
+            path: "/prod/x",
+            query: if mode == 0 { "" } else { text },
+            header: &lookup,
+            payload_hash: "UNSIGNED-PAYLOAD",
+        };
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_604_800);
+        let keys = crate::aws::sign::KeyCache::default();
+        let _ = verify(&p, &req, "fuzz-secret", &keys, "us-east-1", now);
+    }
+}

@@ -50,6 +50,11 @@ fn jwt_seeds() {
 }
 
 #[test]
+fn sigv4_seeds() {
+    replay("sigv4", turnpike::fuzz::sigv4);
+}
+
+#[test]
 fn authorizer_answer_seeds() {
     replay("authorizer_answer", turnpike::fuzz::authorizer_answer);
 }

@@ -31,6 +31,34 @@ struct Derived {
 #[derive(Debug, Default)]
 pub struct KeyCache(arc_swap::ArcSwapOption<Derived>);
 
+impl KeyCache {
+    /// The signing key for this day, region and service: the cached one when it
+    /// was derived for the same day and credentials (one cache serves one region
+    /// and service), else derived now and cached.
+    pub fn key(
+        &self,
+        access_key: &str,
+        secret: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+    ) -> [u8; 32] {
+        match self.0.load_full() {
+            Some(d) if d.date == date && d.access_key == access_key && d.secret == secret => d.key,
+            _ => {
+                let key = signing_key(secret, date, region, service);
+                self.0.store(Some(Arc::new(Derived {
+                    date: date.to_string(),
+                    access_key: access_key.to_string(),
+                    secret: secret.to_string(),
+                    key,
+                })));
+                key
+            }
+        }
+    }
+}
+
 /// `yyyymmddThhmmssZ` and `yyyymmdd` of `t`.
 pub fn amz_date(t: SystemTime) -> (String, String) {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -178,23 +206,7 @@ pub fn sign(
         "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
         sha256_hex(canonical.as_bytes())
     );
-    let key = match cache.0.load_full() {
-        Some(d)
-            if d.date == date && d.access_key == creds.access_key && d.secret == creds.secret =>
-        {
-            d.key
-        }
-        _ => {
-            let key = signing_key(&creds.secret, &date, region, service);
-            cache.0.store(Some(Arc::new(Derived {
-                date: date.clone(),
-                access_key: creds.access_key.clone(),
-                secret: creds.secret.clone(),
-                key,
-            })));
-            key
-        }
-    };
+    let key = cache.key(&creds.access_key, &creds.secret, &date, region, service);
     let signature = hex(&hmac(&key, to_sign.as_bytes()));
     let mut out = vec![
         (
