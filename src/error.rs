@@ -39,6 +39,9 @@ pub enum Error {
     /// The request authorizer failed, timed out or gave an invalid answer: 500
     /// (AWS: `{"message": null}`, `AuthorizerConfigurationException`).
     AuthorizerFailure,
+    /// An IAM route refused the signature or the signer's policy denied: 403 with
+    /// AWS's dynamic message (`Rec::iam_refusal`).
+    IamRefused,
     /// A Lambda function failed (`X-Amz-Function-Error`) or answered in a shape the
     /// proxy integration cannot map: 502.
     LambdaFailure,
@@ -87,7 +90,10 @@ impl Error {
             Error::BodyTooLarge => 413,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
-            Error::Forbidden | Error::InsufficientScope | Error::AccessDenied { .. } => 403,
+            Error::Forbidden
+            | Error::InsufficientScope
+            | Error::AccessDenied { .. }
+            | Error::IamRefused => 403,
             Error::Unauthorized(_) | Error::Unauthenticated => 401,
             Error::AuthorizerFailure | Error::LambdaRejected => 500,
             Error::LambdaFailure => 502,
@@ -126,6 +132,7 @@ impl Error {
                 "Internal server error"
             }
             Error::RequestTooLong => "Request Too Long",
+            Error::IamRefused => "Forbidden",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
             Error::UpstreamConnect
@@ -189,6 +196,7 @@ impl Error {
             | Error::Unauthenticated
             | Error::AccessDenied { .. }
             | Error::AuthorizerFailure
+            | Error::IamRefused
             | Error::LambdaRejected
             | Error::RequestTooLong
             | Error::InsufficientScope

@@ -12,6 +12,7 @@ pub mod aws;
 pub mod body;
 pub mod cache;
 pub mod facts;
+pub mod iam;
 pub mod lambda;
 pub mod proxy;
 pub mod respond;
@@ -98,6 +99,11 @@ pub struct Rec {
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// The answer of the route's request authorizer (principal, context, usage key).
     pub authorizer: Option<std::sync::Arc<crate::auth::authorizer::Answer>>,
+    /// The SigV4 signer of an IAM route (index into `Plan::iam_users`).
+    pub iam_user: Option<u32>,
+    /// An IAM refusal's body and `x-amzn-ErrorType` (its message names dates, keys
+    /// and ARNs).
+    pub iam_refusal: Option<Box<(String, &'static str)>>,
     /// Why the route's authorizer refused the request (empty: it did not).
     pub auth_error: &'static str,
     /// The authorizer's decision (`observe::metrics::AUTH_DECISIONS` index).

@@ -90,6 +90,8 @@ pub struct Plan {
     pub authorizers: Vec<JwtAuthorizer>,
     /// Every API's request and token authorizers (`RouteAuth::Request` indexes this).
     pub request_authorizers: Vec<RequestAuthorizer>,
+    /// `[iam.users]`, sorted by access key (looked up by binary search).
+    pub iam_users: Vec<IamUser>,
     /// The AWS services the plan calls (their credentials refreshed off the request path).
     pub aws_services: Vec<Arc<crate::aws::Service>>,
     /// `[access_log]`: where lines go (`-` = stdout) and their compiled format.
@@ -272,6 +274,20 @@ pub enum RouteAuth {
     Jwt(u32),
     /// A request or token authorizer: its index in `Plan::request_authorizers`.
     Request(u32),
+    /// SigV4-signed requests of `[iam.users]` whose policy allows the method ARN.
+    Iam,
+}
+
+/// A caller of `auth = "iam"` routes (`[iam.users.NAME]`).
+#[derive(Debug)]
+pub struct IamUser {
+    pub access_key: String,
+    pub secret: String,
+    /// `arn:aws:iam::{account}:user/{name}`.
+    pub arn: String,
+    pub policy: Option<crate::auth::policy::Policy>,
+    /// The signing key derived for the day (verification).
+    pub keys: crate::aws::sign::KeyCache,
 }
 
 /// A request or token (Lambda) authorizer of an API (DESIGN §8.3).
@@ -502,6 +518,7 @@ impl Plan {
             let authorizer = match r.auth {
                 RouteAuth::Jwt(i) => Some(self.authorizers[i as usize].name.clone()),
                 RouteAuth::Request(i) => Some(self.request_authorizers[i as usize].name.clone()),
+                RouteAuth::Iam => Some("iam".to_string()),
                 RouteAuth::None => None,
             };
             if let Ok(mut a) = series.authorizer.lock() {

@@ -30,8 +30,8 @@ pub struct Presented<'a> {
     pub date: &'a str,
     pub region: &'a str,
     pub service: &'a str,
-    /// `host;x-amz-date`, as given.
-    pub signed_headers: &'a str,
+    /// `host;x-amz-date` (a presigned query's `%3B`s decoded).
+    pub signed_headers: std::borrow::Cow<'a, str>,
     pub signature: &'a str,
     /// Presigned: the request time and lifetime come from the query.
     pub presigned: Option<(String, u64)>,
@@ -169,6 +169,11 @@ fn scoped<'a>(
             "the credential date or the signature is malformed".into(),
         ));
     }
+    let signed_headers = if signed_headers.contains('%') {
+        std::borrow::Cow::Owned(signed_headers.replace("%3B", ";").replace("%3b", ";"))
+    } else {
+        std::borrow::Cow::Borrowed(signed_headers)
+    };
     Ok(Presented {
         access_key,
         date,

@@ -58,6 +58,7 @@ pub struct Config {
     /// `api_key_source` of APIs that set it (`"header"` or `"authorizer"`).
     pub api_key_source: Vec<(String, Entry<String>)>,
     pub aws: Option<Entry<model::Aws>>,
+    pub iam: Option<Entry<model::Iam>>,
     /// `binary_media_types` of APIs that set them.
     pub binary_media_types: Vec<(String, Entry<Vec<String>>)>,
     pub stages: Vec<Entry<model::Stage>>,
@@ -140,6 +141,7 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
             "gateway" => single(&mut cfg.gateway, errors, "gateway", at, value),
             "access_log" => single(&mut cfg.access_log, errors, "access_log", at, value),
             "aws" => single(&mut cfg.aws, errors, "aws", at, value),
+            "iam" => single(&mut cfg.iam, errors, "iam", at, value),
             "upstreams" => entries(&mut cfg.upstreams, &mut cfg.broken, errors, file, value),
             "stages" => entries(&mut cfg.stages, &mut cfg.broken, errors, file, value),
             "usage_plans" => entries(&mut cfg.usage_plans, &mut cfg.broken, errors, file, value),
@@ -148,7 +150,7 @@ fn read_into(cfg: &mut Config, errors: &mut Errors, path: PathBuf, text: String,
             other => errors.push(
                 at,
                 format!("unknown key `{other}`"),
-                Some("top-level tables are include, gateway, access_log, aws, upstreams, apis, stages, usage_plans, api_keys"),
+                Some("top-level tables are include, gateway, access_log, aws, iam, upstreams, apis, stages, usage_plans, api_keys"),
             ),
         }
     }

@@ -414,3 +414,24 @@ pub struct ApiKey {
     pub key_sha256: Option<Spanned<String>>,
     pub plan: Spanned<String>,
 }
+
+/// `[iam]` (DESIGN §8.4): the callers `auth = "iam"` routes accept.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Iam {
+    #[serde(default)]
+    pub users: BTreeMap<String, IamUser>,
+}
+
+/// `[iam.users.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamUser {
+    pub access_key: String,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+    /// An identity policy (JSON); without one the user may call nothing.
+    pub policy: Option<String>,
+    pub policy_file: Option<String>,
+}

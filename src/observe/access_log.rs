@@ -34,6 +34,10 @@ enum Var {
     SourceIp,
     UserAgent,
     ApiKeyId,
+    /// `$context.identity.userArn` / `.caller`: the SigV4 signer's ARN (IAM routes).
+    UserArn,
+    /// `$context.identity.accessKey`.
+    AccessKey,
     ClientCertSubject,
     HttpMethod,
     Path,
@@ -67,6 +71,9 @@ const VARS: &[(&str, Var)] = &[
     ("$context.identity.sourceIp", Var::SourceIp),
     ("$context.identity.userAgent", Var::UserAgent),
     ("$context.identity.apiKeyId", Var::ApiKeyId),
+    ("$context.identity.userArn", Var::UserArn),
+    ("$context.identity.caller", Var::UserArn),
+    ("$context.identity.accessKey", Var::AccessKey),
     (
         "$context.identity.clientCert.subjectDN",
         Var::ClientCertSubject,
@@ -199,6 +206,9 @@ pub struct Record<'a> {
     pub integration_status: Option<u16>,
     pub error_message: &'static str,
     pub api_key_id: &'a str,
+    /// The SigV4 signer of an IAM route: its ARN and access key (empty: none).
+    pub user_arn: &'a str,
+    pub access_key: &'a str,
     /// `$context.identity.clientCert.subjectDN` (empty: no client certificate).
     pub client_subject: &'a str,
     /// `$context.cacheStatus` (empty: the route is not cached).
@@ -244,6 +254,22 @@ fn render_var(v: &Var, r: &Record<'_>, out: &mut Vec<u8>) {
                 b"-"
             } else {
                 r.client_subject.as_bytes()
+            },
+        ),
+        Var::UserArn => escape(
+            out,
+            if r.user_arn.is_empty() {
+                b"-"
+            } else {
+                r.user_arn.as_bytes()
+            },
+        ),
+        Var::AccessKey => escape(
+            out,
+            if r.access_key.is_empty() {
+                b"-"
+            } else {
+                r.access_key.as_bytes()
             },
         ),
         Var::ApiKeyId => escape(
@@ -532,6 +558,8 @@ mod tests {
             integration_status: None,
             error_message: "",
             api_key_id: "alice",
+            user_arn: "",
+            access_key: "",
             client_subject: "",
             cache_status: "",
             canary: None,

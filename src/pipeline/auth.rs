@@ -30,6 +30,7 @@ pub async fn authorize(
 ) -> Result<(), Error> {
     let i = match route.auth {
         RouteAuth::None => return Ok(()),
+        RouteAuth::Iam => return Box::pin(super::iam::authorize(ds, head, plan, route)).await,
         RouteAuth::Request(i) => {
             let a = &plan.request_authorizers[i as usize];
             return Box::pin(super::authorizer::authorize(

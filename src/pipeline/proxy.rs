@@ -116,7 +116,7 @@ async fn forward_with(
             forward: &plan.request_authorizers[i as usize].forward,
             claims: ds.rec.authorizer.as_ref().map(|a| &*a.context),
         },
-        crate::plan::RouteAuth::None => Claims::default(),
+        crate::plan::RouteAuth::None | crate::plan::RouteAuth::Iam => Claims::default(),
     };
     let head_len = write_request_head(
         req,

@@ -110,6 +110,20 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
         let cheap = !head.expect_continue || !ds.rbuf.is_empty();
         keep = cheap && drain_body(ds, head, SKIP_AT_MOST).await.is_ok();
     }
+    if let (Error::IamRefused, Some(r)) = (err, ds.rec.iam_refusal.take()) {
+        let (body, kind) = *r;
+        let mut h = ds.head(403);
+        h.field(b"content-type", b"application/json");
+        h.field(b"x-request-id", rid);
+        h.field(b"x-amzn-errortype", kind.as_bytes());
+        let (out, _) = h.end(BodyFraming::Length(body.len() as u64), !keep);
+        if !head.is_head() {
+            out.extend_from_slice(body.as_bytes());
+        }
+        ds.rec.gateway_answer(err, head.is_head());
+        ds.rec.bytes = if head.is_head() { 0 } else { body.len() as u64 };
+        return Outcome { keep_alive: keep };
+    }
     write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
     ds.rec.gateway_answer(err, head.is_head());
     Outcome { keep_alive: keep }

@@ -90,6 +90,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
             .map_or_else(|| "us-east-1".to_string(), |r| r.get_ref().clone());
     }
     let (authorizers, request_authorizers) = auth::authorizers(&mut cx, &cfg);
+    let iam_users = auth::iam_users(&mut cx, &cfg, &gateway.account);
     let mut stages = Vec::new();
     let mut routes = Vec::new();
     let mut router = Router::default();
@@ -144,6 +145,7 @@ pub fn compile(mut cfg: Config, available_cores: usize) -> Result<Plan, Errors> 
         authorizers,
         request_authorizers,
         aws_services: std::mem::take(&mut cx.aws_services),
+        iam_users,
         access_log,
         router,
         routes,

@@ -278,6 +278,8 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
         rec.canary = None;
         rec.claims = None;
         rec.authorizer = None;
+        rec.iam_user = None;
+        rec.iam_refusal = None;
         rec.auth_error = "";
         rec.auth = None;
         let mut ds = Downstream {
@@ -354,6 +356,8 @@ fn log_refused(format: &Format, log: &WorkerLog, err: Error, rid: &[u8], peer_ip
         integration_status: None,
         error_message: err.message(),
         api_key_id: "",
+        user_arn: "",
+        access_key: "",
         client_subject: "",
         cache_status: "",
         canary: None,
@@ -400,6 +404,10 @@ fn log_line(
         integration_status: rec.integration_status,
         error_message: rec.error,
         api_key_id: rec.key.map_or("", |k| &plan.key_info[k as usize].name),
+        user_arn: rec.iam_user.map_or("", |u| &plan.iam_users[u as usize].arn),
+        access_key: rec
+            .iam_user
+            .map_or("", |u| &plan.iam_users[u as usize].access_key),
         client_subject: rec.client.as_deref().unwrap_or(""),
         cache_status: rec.cache.map_or("", |c| c.as_str()),
         canary: rec.canary,

@@ -389,14 +389,7 @@ pub(super) fn route(
     let span = pos.clone().unwrap_or(0..0);
     let auth = match name {
         "none" => RouteAuth::None,
-        "iam" => {
-            return fail(
-                cx,
-                span,
-                "auth = \"iam\" (SigV4) is not built yet".into(),
-                Some("use a JWT authorizer, or \"none\""),
-            );
-        }
+        "iam" => RouteAuth::Iam,
         n => match cx
             .authorizer_names
             .iter()
@@ -579,4 +572,95 @@ pub(super) fn key_source(cx: &mut Ctx, cfg: &Config, api: &str, report: bool) ->
             false
         }
     }
+}
+
+/// `[iam.users]` → the plan's IAM users, sorted by access key.
+pub(super) fn iam_users(cx: &mut Ctx, cfg: &Config, account: &str) -> Vec<crate::plan::IamUser> {
+    let Some(e) = &cfg.iam else {
+        return Vec::new();
+    };
+    let mut out: Vec<crate::plan::IamUser> = Vec::new();
+    for (name, u) in &e.value.users {
+        let secret = match (&u.secret, &u.secret_env, &u.secret_file) {
+            (Some(s), None, None) => Ok(s.clone()),
+            (None, Some(var), None) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+            }
+            (None, None, Some(f)) => {
+                let path = super::dir_of(&cfg.sources, e).join(f);
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            }
+            _ => Err("give exactly one of secret, secret_env, secret_file".into()),
+        };
+        let secret = match secret {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                cx.err(
+                    e.at.clone(),
+                    format!("iam user `{name}`: the secret is empty"),
+                    None,
+                );
+                continue;
+            }
+            Err(msg) => {
+                cx.err(e.at.clone(), format!("iam user `{name}`: {msg}"), None);
+                continue;
+            }
+        };
+        let text = match (&u.policy, &u.policy_file) {
+            (Some(p), None) => Some(Ok(p.clone())),
+            (None, Some(f)) => {
+                let path = super::dir_of(&cfg.sources, e).join(f);
+                Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|err| format!("cannot read {}: {err}", path.display())),
+                )
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => Some(Err("give policy or policy_file, not both".into())),
+        };
+        let policy = match text {
+            None => None,
+            Some(Ok(t)) => match serde_json::from_str(&t)
+                .map_err(|err| format!("not JSON: {err}"))
+                .and_then(|v| crate::auth::policy::Policy::parse(&v))
+            {
+                Ok(p) => Some(p),
+                Err(msg) => {
+                    cx.err(
+                        e.at.clone(),
+                        format!("iam user `{name}`: policy: {msg}"),
+                        None,
+                    );
+                    continue;
+                }
+            },
+            Some(Err(msg)) => {
+                cx.err(e.at.clone(), format!("iam user `{name}`: {msg}"), None);
+                continue;
+            }
+        };
+        if out.iter().any(|x| x.access_key == u.access_key) {
+            cx.err(
+                e.at.clone(),
+                format!(
+                    "iam user `{name}`: access key {} is another user's too",
+                    u.access_key
+                ),
+                None,
+            );
+            continue;
+        }
+        out.push(crate::plan::IamUser {
+            access_key: u.access_key.clone(),
+            secret,
+            arn: format!("arn:aws:iam::{account}:user/{name}"),
+            policy,
+            keys: Default::default(),
+        });
+    }
+    out.sort_by(|a, b| a.access_key.cmp(&b.access_key));
+    out
 }
