@@ -639,3 +639,59 @@ fn container_credentials_are_refreshed_before_they_expire() {
         gw.log()
     );
 }
+
+#[test]
+fn an_iam_signers_identity_reaches_the_event() {
+    let host = Host::start();
+    let cfg = format!(
+        r#"{}
+[iam.users.alice]
+access_key = "AKIDALICE"
+secret = "alice-secret"
+policy = '{{"Statement":[{{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"*"}}]}}'
+
+[apis.fn.routes."GET /iam2"]
+auth = "iam"
+integration = {{ type = "lambda", function = "echo", payload = "2.0" }}
+
+[apis.fn.routes."GET /iam1"]
+auth = "iam"
+integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
+"#,
+        gateway_config(
+            &host,
+            r#"credentials = { access_key = "AKIDTURNPIKETEST", secret = "turnpike-test-secret" }"#
+        )
+    );
+    let gw = Gateway::start(&cfg);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sigv4_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", gw.addr))
+        .arg(r#"[{"method": "GET", "path": "/iam2"}, {"method": "GET", "path": "/iam1"}]"#)
+        .env(
+            "PYTHONPATH",
+            common::python::deps(&["moto[server]==5.2.5", "boto3==1.44.8"]),
+        )
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(r#"\"iam\": {\"accessKey\": \"AKIDALICE\""#),
+        "2.0: {text}"
+    );
+    assert!(
+        text.contains(r#"\"userArn\": \"arn:aws:iam::000000000000:user/alice\""#),
+        "{text}"
+    );
+    let (_, invalid, _) = host.log("echo");
+    assert_eq!(
+        invalid, "",
+        "events with an IAM identity validate against powertools' models"
+    );
+}

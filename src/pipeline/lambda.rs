@@ -69,6 +69,17 @@ pub async fn invoke(
     let authorized = match (route.auth, &ds.rec.claims, &ds.rec.authorizer) {
         (RouteAuth::Jwt(_), Some(claims), _) => Authorized::Jwt(claims, &route.scopes),
         (RouteAuth::Request(_), _, Some(a)) => Authorized::Lambda(&a.context),
+        (RouteAuth::Iam, _, _) => match ds.rec.iam_user {
+            Some(u) => {
+                let user = &plan.iam_users[u as usize];
+                Authorized::Iam {
+                    user_arn: &user.arn,
+                    access_key: &user.access_key,
+                    account: &plan.gateway.account,
+                }
+            }
+            None => Authorized::None,
+        },
         _ => Authorized::None,
     };
     let api_key = ds.rec.key.map(|k| {

@@ -16,6 +16,12 @@ pub enum Authorized<'a> {
     Jwt(&'a Map<String, Value>, &'a [String]),
     /// A request authorizer's context (with `principalId`).
     Lambda(&'a Map<String, Value>),
+    /// A SigV4 signer of an IAM route: its ARN, access key and account.
+    Iam {
+        user_arn: &'a str,
+        access_key: &'a str,
+        account: &'a str,
+    },
 }
 
 /// The rest of what an event says about a request.
@@ -277,6 +283,7 @@ fn v1(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
             scopes_value(j, scopes);
             j.close();
         }
+        Authorized::Iam { .. } => {}
         Authorized::Lambda(ctx) => {
             // REST: a flat map of the context values, stringified
             j.key("authorizer");
@@ -291,15 +298,22 @@ fn v1(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
     j.str_field("domainPrefix", req.host.split('.').next().unwrap_or(""));
     j.str_field("extendedRequestId", req.request_id);
     j.str_field("httpMethod", req.method);
+    let iam = match x.authorized {
+        Authorized::Iam {
+            user_arn,
+            access_key,
+            account,
+        } => Some((user_arn, access_key, account)),
+        _ => None,
+    };
     j.key("identity");
     j.open();
-    for k in ["accessKey", "accountId"] {
-        j.raw_field(k, b"null");
-    }
+    j.opt_field("accessKey", iam.map(|i| i.1));
+    j.opt_field("accountId", iam.map(|i| i.2));
     j.opt_field("apiKey", x.api_key.map(|k| k.0));
     j.opt_field("apiKeyId", x.api_key.map(|k| k.1));
+    j.opt_field("caller", iam.map(|i| i.0));
     for k in [
-        "caller",
         "cognitoAuthenticationProvider",
         "cognitoAuthenticationType",
         "cognitoIdentityId",
@@ -309,9 +323,9 @@ fn v1(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
         j.raw_field(k, b"null");
     }
     j.str_field("sourceIp", req.source_ip);
-    j.raw_field("user", b"null");
+    j.opt_field("user", iam.map(|i| i.0));
     j.str_field("userAgent", header(req, "user-agent"));
-    j.raw_field("userArn", b"null");
+    j.opt_field("userArn", iam.map(|i| i.0));
     j.close();
     j.str_field("path", req.path);
     j.str_field("protocol", req.protocol);
@@ -468,6 +482,25 @@ fn v2(j: &mut Json, req: &Request<'_>, x: &Extra<'_>) {
             let _ = serde_json::to_writer(&mut j.out, claims);
             j.key("scopes");
             scopes_value(j, scopes);
+            j.close();
+            j.close();
+        }
+        Authorized::Iam {
+            user_arn,
+            access_key,
+            account,
+        } => {
+            j.key("authorizer");
+            j.open();
+            j.key("iam");
+            j.open();
+            j.str_field("accessKey", access_key);
+            j.str_field("accountId", account);
+            j.str_field("callerId", user_arn);
+            j.raw_field("cognitoIdentity", b"null");
+            j.raw_field("principalOrgId", b"null");
+            j.str_field("userArn", user_arn);
+            j.str_field("userId", user_arn);
             j.close();
             j.close();
         }
