@@ -8,42 +8,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 /// The authorizer process; lives until dropped.
 struct Authorizer {
-    child: Child,
+    _server: common::python::Server,
     addr: SocketAddr,
 }
 
 impl Authorizer {
     fn start() -> Authorizer {
-        let deps = common::python::deps(&["moto[server]==5.2.5", "boto3==1.44.8"]);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/authorizer.py");
-        let mut child = Command::new("python3")
-            .args(["-u", script])
-            .env("PYTHONPATH", &deps)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("authorizer said {line:?}"));
+        let server =
+            common::python::Server::start(&["moto[server]==5.2.5", "boto3==1.44.8"], &[script]);
         Authorizer {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
+            addr: server.addr,
+            _server: server,
         }
     }
 
@@ -58,13 +41,6 @@ impl Authorizer {
 
     fn last_event(&self, token: &str) -> String {
         get(self.addr, &format!("/last?token={token}")).text()
-    }
-}
-
-impl Drop for Authorizer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::browser::Chromium;
@@ -17,45 +15,26 @@ use common::*;
 
 /// A static file server for the pages, on its own port (its own origin).
 struct Pages {
-    child: Child,
-    port: u16,
+    server: common::python::Server,
 }
 
 impl Pages {
     fn serve(dir: &std::path::Path) -> Pages {
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-c",
-                r#"
+        let script = r#"
 import functools, http.server, sys
 h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
 h.func.log_message = lambda *a: None
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
 print(s.server_address[1], flush=True)
 s.serve_forever()
-"#,
-            ])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+"#;
         Pages {
-            port: line.trim().parse().expect("page server port"),
-            child,
+            server: common::python::Server::start(&[], &["-c", script, dir.to_str().unwrap()]),
         }
     }
-}
 
-impl Drop for Pages {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn port(&self) -> u16 {
+        self.server.addr.port()
     }
 }
 
@@ -102,7 +81,7 @@ integration = {{ type = "mock", status = 200, body = "hello" }}
 [stages.prod]
 api = "web"
 "#,
-            allowed.port
+            allowed.port()
         ),
         None,
     ));
@@ -115,7 +94,7 @@ api = "web"
         ))
     };
 
-    let got = load(allowed.port, "custom.html");
+    let got = load(allowed.port(), "custom.html");
     assert!(
         got.starts_with("ok:hello:rid="),
         "allowed origin, credentials, custom header: {got}"
@@ -125,13 +104,13 @@ api = "web"
         "the exposed x-request-id is readable: {got}"
     );
 
-    let got = load(other.port, "custom.html");
+    let got = load(other.port(), "custom.html");
     assert!(
         got.starts_with("refused:"),
         "an origin the policy does not list: {got}"
     );
 
-    let got = load(allowed.port, "other-header.html");
+    let got = load(allowed.port(), "other-header.html");
     assert!(
         got.starts_with("refused:"),
         "a header the policy does not allow: {got}"

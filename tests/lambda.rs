@@ -10,9 +10,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,33 +19,17 @@ use common::*;
 const PKGS: &[&str] = &["aws-lambda-powertools[parser]==3.37.0", "botocore==1.44.8"];
 
 struct Host {
-    child: Child,
+    _server: common::python::Server,
     addr: SocketAddr,
 }
 
 impl Host {
     fn start() -> Host {
-        let deps = common::python::deps(PKGS);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda_host.py");
-        let mut child = Command::new("python3")
-            .args(["-u", script])
-            .env("PYTHONPATH", &deps)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("lambda host said {line:?}"));
+        let server = common::python::Server::start(PKGS, &[script]);
         Host {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
+            addr: server.addr,
+            _server: server,
         }
     }
 
@@ -63,13 +46,6 @@ impl Host {
             .unwrap_or("")
             .to_string();
         (calls, invalid, text)
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -543,17 +519,17 @@ integration = {{ type = "lambda", function = "echo", payload = "1.0" }}
 /// first answer has the wrong secret and expires within the refresh window, later
 /// ones the right secret. Requests without the authorization token are refused.
 struct CredsEndpoint {
-    child: Child,
-    port: u16,
+    server: common::python::Server,
 }
 
 impl CredsEndpoint {
     fn start() -> CredsEndpoint {
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-c",
-                r#"
+        CredsEndpoint {
+            server: common::python::Server::start(
+                &[],
+                &[
+                    "-c",
+                    r#"
 import datetime, http.server, json
 served = [0]
 class H(http.server.BaseHTTPRequestHandler):
@@ -571,26 +547,9 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        CredsEndpoint {
-            port: line.trim().parse().expect("port"),
-            child,
+                ],
+            ),
         }
-    }
-}
-
-impl Drop for CredsEndpoint {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -604,7 +563,7 @@ fn container_credentials_are_refreshed_before_they_expire() {
         &gateway_config(&host, r#"credentials = "default""#),
     );
     let home = dir.0.display().to_string();
-    let url = format!("http://127.0.0.1:{}/v2/credentials/abc", creds.port);
+    let url = format!("http://{}/v2/credentials/abc", creds.server.addr);
     let gw = Gateway::start_env(
         dir,
         path,

@@ -195,26 +195,16 @@ pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        n(0..4)?,
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let secs = crate::observe::log::epoch_seconds(
+        i64::from(n(0..4)?),
         n(4..6)?,
         n(6..8)?,
         n(9..11)?,
         n(11..13)?,
         n(13..15)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se)
-        .ok()
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    )?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// What the verification needs of the request.

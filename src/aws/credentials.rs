@@ -160,26 +160,16 @@ fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        n(0..4)?,
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let secs = crate::observe::log::epoch_seconds(
+        i64::from(n(0..4)?),
         n(5..7)?,
         n(8..10)?,
         n(11..13)?,
         n(14..16)?,
         n(17..19)?,
-    );
-    // days from civil (Howard Hinnant's algorithm)
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+    )?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// A small blocking HTTP/1.1 request to a link-local or loopback credentials

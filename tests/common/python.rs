@@ -71,3 +71,47 @@ pub fn run(packages: &[&str], script: &str, args: &[&str]) -> Output {
     );
     out
 }
+
+/// A Python server for a test: `python3 -u ARGS…` with `packages` importable,
+/// which prints the port it listens on as its first line. Killed when dropped
+/// (its stdin is a pipe, so servers that stop at end of input stop too).
+pub struct Server {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Server {
+    pub fn start(packages: &[&str], args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut cmd = Command::new("python3");
+        cmd.arg("-u").args(args);
+        if !packages.is_empty() {
+            cmd.env("PYTHONPATH", deps(packages));
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server's first line");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("python server {args:?} said {line:?}"));
+        Server {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
