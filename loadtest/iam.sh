@@ -60,13 +60,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TP/iam/100b")
 RES=$WORK/res.tsv
 for round in $(seq "$ROUNDS"); do
     for scen in open iam; do
-        t0=$(cpu_ticks "$TPPID")
-        out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" "${H[@]}" "http://127.0.0.1:$TP/$scen/100b")
-        t1=$(cpu_ticks "$TPPID")
-        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-        reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-        non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$scen" "$rps" "$reqs" "$((t1 - t0))" "$non2xx" | tee -a "$RES"
+        m=$(lt_wrk "$TPPID" -t1 -c"$CONNS" -d"${DURATION}s" "${H[@]}" "http://127.0.0.1:$TP/$scen/100b")
+        printf '%s\t%s\t%s\n' "$round" "$scen" "$m" | tee -a "$RES"
     done
 done
 python3 - "$RES" "$HZ" "rounds=$ROUNDS duration=${DURATION}s conns=$CONNS" <<'PY'

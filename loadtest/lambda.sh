@@ -67,13 +67,8 @@ for round in $(seq "$ROUNDS"); do
     for scen in turnpike:lambda turnpike:proxy nginx:proxy; do
         p=${scen%%:*} route=${scen#*:}
         if [ "$p" = turnpike ]; then port=$TP pid=$TPPID; else port=$NG pid=$NGPID; fi
-        t0=$(cpu_ticks "$pid")
-        out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/$route")
-        t1=$(cpu_ticks "$pid")
-        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-        reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-        non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$route" "$p" "$rps" "$reqs" "$((t1 - t0))" "$non2xx" | tee -a "$RES"
+        m=$(lt_wrk "$pid" -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/$route")
+        printf '%s\t%s\t%s\t%s\n' "$round" "$route" "$p" "$m" | tee -a "$RES"
     done
 done
 python3 - "$RES" "$HZ" "rounds=$ROUNDS duration=${DURATION}s conns=$CONNS" <<'PY'

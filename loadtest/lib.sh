@@ -62,3 +62,17 @@ open(f"{d}/jwks.json", "w").write(json.dumps({"keys": [j]}))
 print(jwt.encode({"iss": "https://issuer.example", "aud": "bench", "sub": "u", "exp": int(time.time()) + 7200}, k, algorithm="RS256", headers={"kid": "k1"}))
 PY
 }
+
+# lt_wrk PID WRK-ARGS…: runs wrk on $LOAD_CPU against a proxy whose process is PID
+# and prints "req/s<TAB>requests<TAB>proxy CPU ticks<TAB>non-2xx" for the run.
+lt_wrk() {
+    local pid=$1; shift
+    local t0 t1 out rps reqs bad
+    t0=$(cpu_ticks "$pid")
+    out=$(taskset -c "$LOAD_CPU" wrk "$@")
+    t1=$(cpu_ticks "$pid")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    printf '%s\t%s\t%s\t%s\n' "$rps" "$reqs" "$((t1 - t0))" "${bad:-0}"
+}
