@@ -338,7 +338,9 @@ fn jwt_tokens_are_checked_as_aws_does() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let text = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("a@example.com") || Instant::now() > deadline {
+        let complete =
+            text.contains("a@example.com") && text.contains(r#""error":"the token has expired""#);
+        if complete || Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(50));
