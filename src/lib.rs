@@ -26,6 +26,7 @@
 //! - [`upstream`]: connections to upstream targets, per-worker keep-alive pools, and
 //!   the gateway's own calls (`upstream::call`: authorizers, AWS).
 //! - [`aws`]: credentials, endpoints and SigV4 signing for calls to AWS (Lambda).
+//! - [`transform`]: mapping templates (VTL), JSONPath, `$util`.
 //! - [`observe`]: request ids and the gateway's own log lines.
 //! - [`control`]: reload, graceful drain, the admin listener.
 //! - [`error`]: which side failed and whether a retry is safe, mapped to a response.
@@ -43,5 +44,6 @@ pub mod observe;
 pub mod pipeline;
 pub mod plan;
 pub mod proto;
+pub mod transform;
 pub mod upstream;
 pub mod worker;

@@ -1,0 +1,9 @@
+//! Transformations (DESIGN §10): Velocity mapping templates (`vtl`) over the
+//! values they work on (`value`), the JSONPath they read bodies with
+//! (`jsonpath`), and `$util`'s functions (`util`). Everything here decides on plain
+//! data and is unit-tested without a runtime; the pipeline calls it.
+
+pub mod jsonpath;
+pub mod util;
+pub mod value;
+pub mod vtl;
