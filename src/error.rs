@@ -50,6 +50,14 @@ pub enum Error {
     LambdaRejected,
     /// A request body over Lambda's 6 MB payload limit: 413.
     RequestTooLong,
+    /// A non-proxy integration has no request template for the body's media type
+    /// and its passthrough behaviour refuses it: 415.
+    UnsupportedMediaType,
+    /// A mapping template failed (its byte or step limit): 500.
+    TemplateFailure,
+    /// No integration response matches and none is the default (AWS: an
+    /// API configuration error): 500.
+    NoResponseMapping,
     /// A throttle's bucket is empty: seconds until a token, the rate and burst.
     TooManyRequests {
         retry_after: u32,
@@ -98,6 +106,8 @@ impl Error {
             Error::AuthorizerFailure | Error::LambdaRejected => 500,
             Error::LambdaFailure => 502,
             Error::RequestTooLong => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::TemplateFailure | Error::NoResponseMapping => 500,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect
             | Error::UpstreamReset
@@ -132,6 +142,8 @@ impl Error {
                 "Internal server error"
             }
             Error::RequestTooLong => "Request Too Long",
+            Error::UnsupportedMediaType => "Unsupported Media Type",
+            Error::TemplateFailure | Error::NoResponseMapping => "Internal server error",
             Error::IamRefused => "Forbidden",
             Error::TooManyRequests { .. } => "Too Many Requests",
             Error::LimitExceeded { .. } => "Limit Exceeded",
@@ -164,7 +176,10 @@ impl Error {
                 b"AccessDeniedException",
             )),
             Error::AuthorizerFailure => Some((b"{\"message\":null}", b"AuthorizerConfigurationException")),
-            Error::LambdaFailure | Error::LambdaRejected => Some((
+            Error::LambdaFailure
+            | Error::LambdaRejected
+            | Error::TemplateFailure
+            | Error::NoResponseMapping => Some((
                 b"{\"message\": \"Internal server error\"}",
                 b"InternalServerErrorException",
             )),
@@ -199,6 +214,9 @@ impl Error {
             | Error::IamRefused
             | Error::LambdaRejected
             | Error::RequestTooLong
+            | Error::UnsupportedMediaType
+            | Error::TemplateFailure
+            | Error::NoResponseMapping
             | Error::InsufficientScope
             | Error::TooManyRequests { .. }
             | Error::LimitExceeded { .. }

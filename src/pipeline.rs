@@ -14,6 +14,7 @@ pub mod cache;
 pub mod facts;
 pub mod iam;
 pub mod lambda;
+pub mod mapped;
 pub mod proxy;
 pub mod respond;
 pub mod throttle;
@@ -267,7 +268,21 @@ pub async fn handle(
 
     // integrate → respond
     match integration {
-        Integration::Mock(mock) => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
+        Integration::Mock(mock) => match &mock.mapping {
+            None => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
+            Some(m) => {
+                let m = mapped::Mapped::Mock(mock, m);
+                Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await
+            }
+        },
+        Integration::Http(h) => {
+            let m = mapped::Mapped::Http(h);
+            Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await
+        }
+        Integration::LambdaMapped(l) => {
+            let m = mapped::Mapped::Lambda(l);
+            Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await
+        }
         Integration::Aws(a) => {
             Box::pin(aws::call_action(
                 ds,

@@ -351,6 +351,30 @@ pub enum Integration {
     HttpProxy(Proxy),
     Lambda(LambdaProxy),
     Aws(AwsAction),
+    /// A non-proxy HTTP integration (DESIGN §10).
+    Http(Box<HttpMapped>),
+    /// A custom (non-proxy) Lambda integration (DESIGN §10).
+    LambdaMapped(Box<LambdaMapped>),
+}
+
+/// `type = "http"`: the request mapped by templates and parameters, sent by the
+/// gateway itself, the answer mapped by integration responses.
+#[derive(Debug)]
+pub struct HttpMapped {
+    pub endpoint: crate::upstream::call::Endpoint,
+    /// The URL's path after the endpoint, with `{name}` placeholders.
+    pub path: String,
+    /// The method sent (`None`: the request's).
+    pub method: Option<String>,
+    pub mapping: crate::transform::mapping::Mapping,
+}
+
+/// `type = "lambda", proxy = false`.
+#[derive(Debug)]
+pub struct LambdaMapped {
+    pub function: String,
+    pub service: Arc<crate::aws::Service>,
+    pub mapping: crate::transform::mapping::Mapping,
 }
 
 /// An `aws` integration: a named service action (DESIGN §9.3).
@@ -393,6 +417,9 @@ pub struct LambdaProxy {
 #[derive(Debug)]
 pub struct Mock {
     pub status: u16,
+    /// AWS's MOCK with templates: the request template's `statusCode` selects an
+    /// integration response (`None`: the fixed answer below).
+    pub mapping: Option<Box<crate::transform::mapping::Mapping>>,
     /// Header lines, each `name: value\r\n`, validated at compile time.
     pub headers: Bytes,
     pub has_content_type: bool,
@@ -630,6 +657,17 @@ impl Plan {
                 Integration::Mock(m) => format!("mock {}", m.status),
                 Integration::Lambda(l) => format!("lambda {}", l.function),
                 Integration::Aws(a) => format!("aws {}", a.action.name),
+                Integration::Http(h) => format!(
+                    "http {}{}{}",
+                    if h.endpoint.tls.is_some() {
+                        "https://"
+                    } else {
+                        "http://"
+                    },
+                    h.endpoint.authority,
+                    h.path
+                ),
+                Integration::LambdaMapped(l) => format!("lambda {} (custom)", l.function),
                 Integration::HttpProxy(p) => {
                     let target = match p.target {
                         Target::Upstream(u) => self.upstreams[u as usize].name.clone(),

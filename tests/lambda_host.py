@@ -16,6 +16,12 @@ the functions below by name:
   throttled  429 TooManyRequestsException on the 1st, 3rd, … call, echo on the others
   overloaded 429 always
   authz      a request authorizer's simple answer: allowed, context {tenant, level}
+  calc       a custom (non-proxy) integration's function, AWS's calculator tutorial:
+             {"a", "b", "op"} → {"a", "b", "op", "c"}; a bad operator or operand is a
+             function error "400 Invalid Operator" / "400 Invalid Operand"
+  jsonerror  a function error whose errorMessage is JSON text
+             ({"errorType": "NotFound", "httpStatus": 404, "message": "no pet 7"})
+Events of calc and jsonerror are not proxy events and are not validated as such.
 
 GET /log?fn=NAME answers {"calls": n, "invalid": [validation errors], "last": event}.
 Prints its port; serves until stdin closes.
@@ -65,6 +71,22 @@ def run(name, qualifier, event):
     v2 = event.get("version") == "2.0"
     if name == "authz":
         return 200, {"isAuthorized": True, "context": {"tenant": "acme", "level": 3}}, []
+    if name == "calc":
+        fail = lambda m: (200, {"errorMessage": m, "errorType": "Error"}, [("X-Amz-Function-Error", "Unhandled")])
+        a, b, op = event.get("a"), event.get("b"), event.get("op")
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            return fail("400 Invalid Operand")
+        ops = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+               "/": lambda: a / b if b else None}
+        if op not in ops:
+            return fail("400 Invalid Operator")
+        c = ops[op]()
+        if c is None:
+            return fail("400 Invalid Operand")
+        return 200, {"a": a, "b": b, "op": op, "c": c}, []
+    if name == "jsonerror":
+        return 200, {"errorMessage": json.dumps({"errorType": "NotFound", "httpStatus": 404, "message": "no pet 7"}),
+                     "errorType": "Error"}, [("X-Amz-Function-Error", "Unhandled")]
     if name == "bare":
         return 200, {"message": "hi"}, []
     if name == "binary":
@@ -135,7 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         event = json.loads(body)
         model = APIGatewayProxyEventV2Model if event.get("version") == "2.0" else APIGatewayProxyEventModel
         problem = None
-        if name != "authz":
+        if name not in ("authz", "calc", "jsonerror"):
             try:
                 model.model_validate(event)
             except Exception as e:  # a validation error: recorded for the test to show

@@ -298,11 +298,34 @@ pub enum Integration {
         #[serde(default)]
         parameters: BTreeMap<String, String>,
     },
-    /// AWS_PROXY: the Lambda Invoke API with the proxy event (DESIGN §9.2).
+    /// AWS's non-proxy HTTP integration: the request through templates and
+    /// parameter mappings, the answer through integration responses (DESIGN §10).
+    Http {
+        uri: String,
+        /// The method sent (default: the request's).
+        method: Option<String>,
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        passthrough: Option<String>,
+        #[serde(default)]
+        request_parameters: BTreeMap<String, String>,
+        #[serde(default)]
+        responses: Vec<IntegrationResponse>,
+    },
+    /// AWS_PROXY: the Lambda Invoke API with the proxy event (DESIGN §9.2); with
+    /// `proxy = false`, AWS's custom Lambda integration (the payload from a
+    /// request template, the answer through integration responses).
     Lambda {
         function: String,
         #[serde(default = "default_lambda_payload")]
         payload: String,
+        #[serde(default = "default_true")]
+        proxy: bool,
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        passthrough: Option<String>,
+        #[serde(default)]
+        responses: Vec<IntegrationResponse>,
     },
     Mock {
         #[serde(default = "default_status")]
@@ -311,7 +334,31 @@ pub enum Integration {
         body: String,
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// AWS's MOCK: the template's `statusCode` selects the response.
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        passthrough: Option<String>,
+        #[serde(default)]
+        responses: Vec<IntegrationResponse>,
     },
+}
+
+/// An integration response (DESIGN §10): selected by `pattern` (a regex matched
+/// against the whole integration status, or a Lambda error's `errorMessage`; none:
+/// the default), with the status, headers and templates the client gets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationResponse {
+    pub pattern: Option<String>,
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_lambda_payload() -> String {

@@ -111,7 +111,7 @@ pub async fn call_action(
     let payload = match a.action.body(&values) {
         Ok(p) => p,
         // a parameter the request did not give (or gave in the wrong form): AWS's 400
-        Err(_) => return respond::error(ds, head, Error::BadRequest, rid).await,
+        Err(_) => return respond::error_after_body(ds, head, Error::BadRequest, rid),
     };
     drop(body);
 
@@ -162,9 +162,9 @@ pub async fn call_action(
     let reply = match reply {
         Ok(r) => r,
         Err(Error::UpstreamTimeout | Error::UpstreamConnectTimeout) => {
-            return respond::error(ds, head, Error::UpstreamTimeout, rid).await
+            return respond::error_after_body(ds, head, Error::UpstreamTimeout, rid)
         }
-        Err(_) => return respond::error(ds, head, Error::LambdaRejected, rid).await,
+        Err(_) => return respond::error_after_body(ds, head, Error::LambdaRejected, rid),
     };
     ds.rec.integration_status = Some(reply.status);
     if reply.status >= 400 {
@@ -193,7 +193,7 @@ pub async fn call_action(
                 svc.name
             );
             ds.rec.error = "the AWS service refused the gateway's credentials";
-            return respond::error(ds, head, Error::LambdaRejected, rid).await;
+            return respond::error_after_body(ds, head, Error::LambdaRejected, rid);
         }
     }
     let keep = head.keep_alive && !ds.draining;

@@ -26,7 +26,7 @@ use super::body::{BodyError, BodyReader};
 use super::{respond, Downstream, Outcome, WorkerCtx};
 
 /// Lambda's synchronous payload limit, each way.
-const MAX_PAYLOAD: u64 = 6 * 1024 * 1024;
+pub(super) const MAX_PAYLOAD: u64 = 6 * 1024 * 1024;
 /// How long a throttled call waits before its one retry.
 const THROTTLE_RETRY: Duration = Duration::from_millis(100);
 
@@ -101,35 +101,18 @@ pub async fn invoke(
     drop(body);
 
     let started = Instant::now();
-    let deadline = started + route.timeout;
-    let mut retried = false;
-    let answer = loop {
-        let Ok(request) =
-            lambda::invoke_request(&l.service, &l.function, &payload, SystemTime::now())
-        else {
-            break Err(Error::LambdaRejected);
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Err(Error::UpstreamTimeout);
-        }
-        let reply = match call::call(
-            &w.pools,
-            &l.service.endpoint,
-            &request,
-            left,
-            MAX_PAYLOAD as usize + 4096,
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(Error::UpstreamTimeout | Error::UpstreamConnectTimeout) => {
-                break Err(Error::UpstreamTimeout)
-            }
-            Err(_) => break Err(Error::LambdaRejected),
-        };
-        ds.rec.integration_status = Some(reply.status);
-        match lambda::outcome(&reply) {
+    let answer = match call_function(
+        w,
+        &l.service,
+        &l.function,
+        &payload,
+        started + route.timeout,
+        ds.rec,
+    )
+    .await
+    {
+        Err(e) => Err(e),
+        Ok(reply) => match lambda::outcome(&reply) {
             lambda::Outcome::Result(bytes) => {
                 let binary = &stage.binary_media_types;
                 let accept = head
@@ -140,21 +123,17 @@ pub async fn invoke(
                     Payload::V2 => true,
                     Payload::V1 => event::is_binary(binary, ct) || event::is_binary(binary, accept),
                 };
-                break response::parse(l.payload, bytes, decode).map_err(|_| Error::LambdaFailure);
+                response::parse(l.payload, bytes, decode).map_err(|_| Error::LambdaFailure)
             }
-            lambda::Outcome::FunctionError(_) => break Err(Error::LambdaFailure),
-            lambda::Outcome::Throttled if !retried => {
-                retried = true;
-                monoio::time::sleep(THROTTLE_RETRY).await;
-            }
-            lambda::Outcome::Throttled => break Err(Error::Unavailable),
-            lambda::Outcome::Refused(..) => break Err(Error::LambdaRejected),
-        }
+            lambda::Outcome::FunctionError(_) => Err(Error::LambdaFailure),
+            lambda::Outcome::Throttled => Err(Error::Unavailable),
+            lambda::Outcome::Refused(..) => Err(Error::LambdaRejected),
+        },
     };
     ds.rec.integration_latency = Some(started.elapsed());
     let r = match answer {
         Ok(r) => r,
-        Err(e) => return respond::error(ds, head, e, rid).await,
+        Err(e) => return respond::error_after_body(ds, head, e, rid),
     };
     let keep = head.keep_alive && !ds.draining;
     let has_body = r.status >= 200 && r.status != 204 && r.status != 304;
@@ -175,6 +154,52 @@ pub async fn invoke(
     ds.rec.status = r.status;
     ds.rec.bytes = if has_body { r.body.len() as u64 } else { 0 };
     Outcome { keep_alive: keep }
+}
+
+/// Invokes `function` with `payload`, by `deadline`: Lambda's reply once it is
+/// not a throttle (a throttled call is retried once, after a pause). Errors: no
+/// answer in time → 504; Lambda unreachable or the request unsignable → 500.
+pub(super) async fn call_function(
+    w: &WorkerCtx,
+    service: &crate::aws::Service,
+    function: &str,
+    payload: &[u8],
+    deadline: Instant,
+    rec: &mut super::Rec,
+) -> Result<call::Reply, Error> {
+    let mut retried = false;
+    loop {
+        let Ok(request) = lambda::invoke_request(service, function, payload, SystemTime::now())
+        else {
+            return Err(Error::LambdaRejected);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::UpstreamTimeout);
+        }
+        let reply = match call::call(
+            &w.pools,
+            &service.endpoint,
+            &request,
+            left,
+            MAX_PAYLOAD as usize + 4096,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(Error::UpstreamTimeout | Error::UpstreamConnectTimeout) => {
+                return Err(Error::UpstreamTimeout)
+            }
+            Err(_) => return Err(Error::LambdaRejected),
+        };
+        rec.integration_status = Some(reply.status);
+        if reply.status == 429 && !retried {
+            retried = true;
+            monoio::time::sleep(THROTTLE_RETRY).await;
+            continue;
+        }
+        return Ok(reply);
+    }
 }
 
 /// A refusal before the call: the body may be unread, so the connection closes.

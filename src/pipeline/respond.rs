@@ -129,6 +129,21 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
     Outcome { keep_alive: keep }
 }
 
+/// Answers `err` for a request whose whole body has been read already (buffered
+/// for a template, an event or a signature): nothing is left to skip, so the
+/// connection stays open unless the error itself closes it.
+pub fn error_after_body(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    err: Error,
+    rid: &[u8],
+) -> Outcome {
+    let keep = head.keep_alive && !ds.draining && !err.closes_connection();
+    write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
+    ds.rec.gateway_answer(err, head.is_head());
+    Outcome { keep_alive: keep }
+}
+
 /// Answers a CORS preflight (`OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`) for a path of an API with a CORS policy: 204 with
 /// the policy's answer, or without CORS headers when it does not allow the request

@@ -212,6 +212,7 @@ mod endpoint;
 mod gateway;
 mod limits;
 mod stage;
+mod transform;
 mod upstream;
 
 use gateway::{gateway, tls_listeners};

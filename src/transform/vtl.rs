@@ -35,6 +35,8 @@ pub struct Template {
 /// A compile error, at a line and column of the template (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// The byte offset in the template.
+    pub offset: usize,
     pub line: u32,
     pub column: u32,
     pub message: String,

@@ -294,7 +294,40 @@ fn integration(
                 service,
             }))
         }
-        model::Integration::Lambda { function, payload } => {
+        model::Integration::Lambda {
+            function,
+            payload,
+            proxy,
+            request_templates,
+            passthrough,
+            responses,
+        } => {
+            if !*proxy || !request_templates.is_empty() || !responses.is_empty() {
+                if *proxy {
+                    cx.err(
+                        at(r, span),
+                        "request_templates and responses belong to a custom Lambda integration",
+                        Some("add proxy = false"),
+                    );
+                    return None;
+                }
+                let function = lambda_function(cx, r, &span, function, vars)?;
+                let spec = super::transform::Spec {
+                    request_templates,
+                    passthrough: passthrough.as_deref(),
+                    request_parameters: None,
+                    responses,
+                };
+                let mapping = super::transform::mapping(cx, cfg, r, span.clone(), &spec)?;
+                let service = super::aws::service(cx, cfg, "lambda", &at(r, span))?;
+                return Some(Integration::LambdaMapped(Box::new(
+                    crate::plan::LambdaMapped {
+                        function,
+                        service,
+                        mapping,
+                    },
+                )));
+            }
             let payload = match payload.as_str() {
                 "1.0" => crate::auth::authorizer::Payload::V1,
                 "2.0" => crate::auth::authorizer::Payload::V2,
@@ -307,21 +340,7 @@ fn integration(
                     return None;
                 }
             };
-            let function = match expand_stage_variables(function, vars) {
-                Ok(f) if !f.is_empty() => f,
-                Ok(_) => {
-                    cx.err(
-                        at(r, span),
-                        "a lambda integration needs a function name or ARN",
-                        None,
-                    );
-                    return None;
-                }
-                Err(msg) => {
-                    cx.err(at(r, span), format!("lambda function: {msg}"), None);
-                    return None;
-                }
-            };
+            let function = lambda_function(cx, r, &span, function, vars)?;
             let service = super::aws::service(cx, cfg, "lambda", &at(r, span))?;
             Some(Integration::Lambda(crate::plan::LambdaProxy {
                 function,
@@ -333,7 +352,27 @@ fn integration(
             status,
             body,
             headers,
+            request_templates,
+            passthrough,
+            responses,
         } => {
+            let mapping = if request_templates.is_empty() && responses.is_empty() {
+                None
+            } else {
+                let spec = super::transform::Spec {
+                    request_templates,
+                    passthrough: passthrough.as_deref(),
+                    request_parameters: None,
+                    responses,
+                };
+                Some(Box::new(super::transform::mapping(
+                    cx,
+                    cfg,
+                    r,
+                    span.clone(),
+                    &spec,
+                )?))
+            };
             if !(100..=599).contains(status) {
                 cx.err(
                     at(r, span),
@@ -375,10 +414,62 @@ fn integration(
             }
             Some(Integration::Mock(Mock {
                 status: *status,
+                mapping,
                 headers: Bytes::from(head),
                 has_content_type,
                 body: Bytes::from(body.clone().into_bytes()),
             }))
+        }
+        model::Integration::Http {
+            uri,
+            method,
+            request_templates,
+            passthrough,
+            request_parameters,
+            responses,
+        } => {
+            let expanded = match expand_stage_variables(uri, vars) {
+                Ok(u) => u,
+                Err(msg) => {
+                    cx.err(at(r, span.clone()), msg, None);
+                    return None;
+                }
+            };
+            let (base, path) = split_url(&expanded);
+            let endpoint = match super::endpoint::endpoint(base, || cx.system_tls()) {
+                Ok(e) => e,
+                Err(msg) => {
+                    cx.err(
+                        at(r, span.clone()),
+                        msg,
+                        Some("a non-proxy http integration calls an http:// or https:// URL with a host:port (named upstreams are for http_proxy)"),
+                    );
+                    return None;
+                }
+            };
+            if let Some(m) = method {
+                if crate::plan::Method::from_bytes(m.as_bytes()).is_none() {
+                    cx.err(
+                        at(r, span.clone()),
+                        format!("method `{m}` is not an HTTP method turnpike routes"),
+                        None,
+                    );
+                    return None;
+                }
+            }
+            let spec = super::transform::Spec {
+                request_templates,
+                passthrough: passthrough.as_deref(),
+                request_parameters: Some(request_parameters),
+                responses,
+            };
+            let mapping = super::transform::mapping(cx, cfg, r, span.clone(), &spec)?;
+            Some(Integration::Http(Box::new(crate::plan::HttpMapped {
+                endpoint,
+                path: path.to_string(),
+                method: method.clone(),
+                mapping,
+            })))
         }
         model::Integration::HttpProxy { uri } => {
             let expanded = match expand_stage_variables(uri, vars) {
@@ -541,6 +632,7 @@ pub(super) fn validate_unmounted(
             model::Integration::Aws { parameters, .. } => {
                 parameters.values().any(|v| v.contains("stageVariables"))
             }
+            model::Integration::Http { uri, .. } => uri.contains("${"),
             model::Integration::Mock { .. } => false,
         };
         if !uses_vars {
@@ -553,5 +645,39 @@ pub(super) fn validate_unmounted(
                 cfg,
             );
         }
+    }
+}
+
+/// A Lambda integration's function, stage variables expanded.
+fn lambda_function(
+    cx: &mut Ctx,
+    r: &Entry<model::Route>,
+    span: &std::ops::Range<usize>,
+    function: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    match expand_stage_variables(function, vars) {
+        Ok(f) if !f.is_empty() => Some(f),
+        Ok(_) => {
+            cx.err(
+                at(r, span.clone()),
+                "a lambda integration needs a function name or ARN",
+                None,
+            );
+            None
+        }
+        Err(msg) => {
+            cx.err(at(r, span.clone()), format!("lambda function: {msg}"), None);
+            None
+        }
+    }
+}
+
+/// `scheme://authority` and the path after it (with its `{name}` placeholders).
+fn split_url(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => url.split_at(after_scheme + i),
+        None => (url, ""),
     }
 }

@@ -67,6 +67,7 @@ impl<'s> Parser<'s> {
         let line = before.matches('\n').count() as u32 + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
         Error {
+            offset: at,
             line,
             column,
             message: message.into(),
