@@ -53,6 +53,11 @@ pub enum Error {
     /// A non-proxy integration has no request template for the body's media type
     /// and its passthrough behaviour refuses it: 415.
     UnsupportedMediaType,
+    /// The body does not satisfy the route's model: 400 `Invalid request body`.
+    BadRequestBody,
+    /// A required parameter is missing or blank: 400 with the names
+    /// (`Rec::validation`).
+    BadRequestParameters,
     /// A mapping template failed (its byte or step limit): 500.
     TemplateFailure,
     /// No integration response matches and none is the default (AWS: an
@@ -107,6 +112,7 @@ impl Error {
             Error::LambdaFailure => 502,
             Error::RequestTooLong => 413,
             Error::UnsupportedMediaType => 415,
+            Error::BadRequestBody | Error::BadRequestParameters => 400,
             Error::TemplateFailure | Error::NoResponseMapping => 500,
             Error::TooManyRequests { .. } | Error::LimitExceeded { .. } => 429,
             Error::UpstreamConnect
@@ -143,6 +149,8 @@ impl Error {
             }
             Error::RequestTooLong => "Request Too Long",
             Error::UnsupportedMediaType => "Unsupported Media Type",
+            Error::BadRequestBody => "Invalid request body",
+            Error::BadRequestParameters => "Missing required request parameters",
             Error::TemplateFailure | Error::NoResponseMapping => "Internal server error",
             Error::IamRefused => "Forbidden",
             Error::TooManyRequests { .. } => "Too Many Requests",
@@ -215,6 +223,8 @@ impl Error {
             | Error::LambdaRejected
             | Error::RequestTooLong
             | Error::UnsupportedMediaType
+            | Error::BadRequestBody
+            | Error::BadRequestParameters
             | Error::TemplateFailure
             | Error::NoResponseMapping
             | Error::InsufficientScope

@@ -18,6 +18,7 @@ pub mod mapped;
 pub mod proxy;
 pub mod respond;
 pub mod throttle;
+pub mod validate;
 
 use crate::error::Error;
 use crate::limit::{KeyId, Locals};
@@ -109,6 +110,8 @@ pub struct Rec {
     pub auth_error: &'static str,
     /// The authorizer's decision (`observe::metrics::AUTH_DECISIONS` index).
     pub auth: Option<u8>,
+    /// A validation refusal: its message and the validator's reasons.
+    pub validation: Option<Box<(String, String)>>,
 }
 
 impl Rec {
@@ -134,6 +137,8 @@ pub struct Scratch {
     pub cors: Vec<u8>,
     /// The request's API has a CORS policy: the upstream's CORS fields are dropped.
     pub cors_on: bool,
+    /// The request's API customises gateway responses (`transform::responses`).
+    pub responses: Option<std::sync::Arc<crate::plan::StageResponses>>,
 }
 
 /// What a worker lends every request: its pools, balancers and id generator.
@@ -189,6 +194,9 @@ pub async fn handle(
         ds.scratch.cors.clear();
         ds.scratch.cors_on = false;
     }
+    if ds.scratch.responses.is_some() {
+        ds.scratch.responses = None;
+    }
 
     // route
     let mut host_buf = [0u8; 256];
@@ -209,6 +217,9 @@ pub async fn handle(
     };
     let route = plan.route(route_id);
     ds.rec.route = Some(route_id);
+    if let Some(g) = &plan.stages[route.stage as usize].gateway_responses {
+        ds.scratch.responses = Some(g.clone());
+    }
     if let Some(c) = &plan.stages[route.stage as usize].cors {
         ds.scratch.cors_on = true;
         if let Some(origin) = head.header(b"origin") {
@@ -238,6 +249,13 @@ pub async fn handle(
     if let Err(e) = throttle::quota(plan, key, &w.locals) {
         ds.rec.quota_exceeded = true;
         return respond::error(ds, head, e, rid).await;
+    }
+
+    // validation of the required parameters (the body's waits for the body)
+    if let Some(v) = &route.validate {
+        if let Err(e) = validate::params(ds, head, route, v, &params) {
+            return respond::error(ds, head, e, rid).await;
+        }
     }
 
     // canary: per request, uniformly at random (as AWS does)

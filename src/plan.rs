@@ -187,6 +187,25 @@ pub struct Stage {
     pub key_from_authorizer: bool,
     /// The API's `binary_media_types` (lower-case; `type/*` and `*/*` allowed).
     pub binary_media_types: Vec<String>,
+    /// The API's customised gateway responses (`None`: the built-in answers).
+    pub gateway_responses: Option<Arc<StageResponses>>,
+}
+
+/// An API's gateway responses, with what their templates may name of the stage.
+#[derive(Debug)]
+pub struct StageResponses {
+    pub responses: crate::transform::responses::GatewayResponses,
+    pub stage: String,
+    pub api: String,
+    pub variables: Vec<(String, String)>,
+}
+
+/// A route's request validation (DESIGN §10).
+#[derive(Debug)]
+pub struct Validation {
+    /// The model a JSON body must satisfy.
+    pub body: Option<Arc<crate::transform::models::Model>>,
+    pub params: Vec<crate::transform::models::Required>,
 }
 
 /// A stage's cache settings and the cache itself (bound by `bind_caches`).
@@ -264,6 +283,8 @@ pub struct Route {
     pub cache: Option<RouteCache>,
     /// The integration with the stage's canary variables (stages with a canary).
     pub canary: Option<Integration>,
+    /// Request validation (`None`: none asked for).
+    pub validate: Option<Box<Validation>>,
 }
 
 /// A route's authorization.

@@ -61,6 +61,10 @@ pub struct Config {
     pub iam: Option<Entry<model::Iam>>,
     /// `binary_media_types` of APIs that set them.
     pub binary_media_types: Vec<(String, Entry<Vec<String>>)>,
+    /// `[apis.A.models.NAME]`, with the API's name.
+    pub models: Vec<(String, Entry<model::Model>)>,
+    /// `[apis.A.gateway_responses.TYPE]`, with the API's name.
+    pub gateway_responses: Vec<(String, Entry<model::GatewayResponse>)>,
     pub stages: Vec<Entry<model::Stage>>,
     pub usage_plans: Vec<Entry<model::UsagePlan>>,
     pub api_keys: Vec<Entry<model::ApiKey>>,
@@ -333,6 +337,20 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     }
                     continue;
                 }
+                "models" => {
+                    let mut found = Vec::new();
+                    entries::<model::Model>(&mut found, &mut cfg.broken, errors, file, v);
+                    cfg.models
+                        .extend(found.into_iter().map(|m| (api.clone(), m)));
+                    continue;
+                }
+                "gateway_responses" => {
+                    let mut found = Vec::new();
+                    entries::<model::GatewayResponse>(&mut found, &mut cfg.broken, errors, file, v);
+                    cfg.gateway_responses
+                        .extend(found.into_iter().map(|m| (api.clone(), m)));
+                    continue;
+                }
                 "cors" => {
                     match de::<model::Cors>(v) {
                         Ok(c) => cfg.cors.push((
@@ -387,7 +405,7 @@ fn apis(cfg: &mut Config, errors: &mut Errors, file: usize, value: &Spanned<DeVa
                     errors.push(
                         kpos,
                         format!("unknown key `{other}` in api `{api}`"),
-                        Some("an API holds `routes`, `authorizers`, `default_auth`, `api_key_source`, `binary_media_types` and `cors`"),
+                        Some("an API holds `routes`, `authorizers`, `models`, `gateway_responses`, `default_auth`, `api_key_source`, `binary_media_types` and `cors`"),
                     );
                     continue;
                 }

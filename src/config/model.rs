@@ -170,6 +170,42 @@ pub struct Route {
     /// JWT scopes of which the token must grant one (`scope` / `scp`).
     #[serde(default)]
     pub scopes: Vec<Spanned<String>>,
+    /// Request validation: a body model and required parameters.
+    pub validate: Option<Validate>,
+}
+
+/// `[apis.A.models.NAME]`: a JSON Schema (draft 4) for request bodies (DESIGN §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub schema: Option<Spanned<String>>,
+    /// A file holding the schema, relative to this file.
+    pub schema_file: Option<Spanned<String>>,
+}
+
+/// `[apis.A.gateway_responses.TYPE]`: how the gateway's own answers of one AWS
+/// gateway-response type look on this API (DESIGN §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayResponse {
+    pub status: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `$context.*` / `$stageVariables.*` substitutions (not VTL, as AWS's).
+    pub template: Option<String>,
+    /// The `Content-Type` of the template's output (default `application/json`).
+    pub content_type: Option<String>,
+}
+
+/// A route's request validation (DESIGN §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validate {
+    /// The model a JSON body must satisfy.
+    pub body: Option<Spanned<String>>,
+    /// Required parameters: `header.NAME`, `query.NAME` (or `querystring.NAME`), `path.NAME`.
+    #[serde(default)]
+    pub params: Vec<Spanned<String>>,
 }
 
 /// `[apis.A.cors]` (DESIGN §8.5, AWS's HTTP API `corsConfiguration`).

@@ -38,7 +38,7 @@ pub async fn call_action(
     ds: &mut Downstream<'_>,
     head: &RequestHead,
     plan: &Plan,
-    _route: &Route,
+    route: &Route,
     params: &Params,
     a: &AwsAction,
     rid: &[u8],
@@ -58,6 +58,11 @@ pub async fn call_action(
             }
             Err(BodyError::Gone) => return Outcome { keep_alive: false },
             Err(BodyError::Malformed) => return refuse(ds, head, Error::BadRequest, rid),
+        }
+    }
+    if let Some(v) = &route.validate {
+        if let Err(e) = super::validate::body(ds, head, v, &body) {
+            return respond::error_after_body(ds, head, e, rid);
         }
     }
     let json: Option<serde_json::Value> = if a
@@ -213,7 +218,6 @@ pub async fn call_action(
 }
 
 fn refuse(ds: &mut Downstream<'_>, head: &RequestHead, e: Error, rid: &[u8]) -> Outcome {
-    respond::write_error(ds.head(e.status()), head.is_head(), e, rid, true);
-    ds.rec.gateway_answer(e, head.is_head());
+    super::respond::send_error(ds, head, e, rid, true);
     Outcome { keep_alive: false }
 }

@@ -24,7 +24,7 @@ use crate::plan::{Invalidation, Plan, Route, RouteCache, StageCache, Unauthorize
 use crate::proto::h1::{BodyFraming, RequestHead};
 use crate::proto::head::ResponseHead;
 
-use super::respond::{drain_body, write_error};
+use super::respond::drain_body;
 use super::{Downstream, Outcome};
 
 /// What the proxy needs to know about the cache for a request it forwards.
@@ -231,8 +231,7 @@ async fn serve(
     match drain_body(ds, head, plan.gateway.max_body).await {
         Ok(()) => {}
         Err(Some(err)) => {
-            write_error(ds.head(err.status()), head.is_head(), err, rid, true);
-            ds.rec.gateway_answer(err, head.is_head());
+            super::respond::send_error(ds, head, err, rid, true);
             return Step::Answered(Outcome { keep_alive: false });
         }
         Err(None) => return Step::Answered(Outcome { keep_alive: false }),

@@ -56,6 +56,11 @@ pub async fn invoke(
             Err(BodyError::TooLarge) => return refuse(ds, head, Error::BodyTooLarge, rid),
         }
     }
+    if let Some(v) = &route.validate {
+        if let Err(e) = super::validate::body(ds, head, v, &body) {
+            return respond::error_after_body(ds, head, e, rid);
+        }
+    }
     let stage = &plan.stages[route.stage as usize];
     let facts = super::facts::Facts::new(ds, head, plan, route);
     let req = facts.request(head, plan, route, params);
@@ -204,7 +209,6 @@ pub(super) async fn call_function(
 
 /// A refusal before the call: the body may be unread, so the connection closes.
 fn refuse(ds: &mut Downstream<'_>, head: &RequestHead, e: Error, rid: &[u8]) -> Outcome {
-    respond::write_error(ds.head(e.status()), head.is_head(), e, rid, true);
-    ds.rec.gateway_answer(e, head.is_head());
+    super::respond::send_error(ds, head, e, rid, true);
     Outcome { keep_alive: false }
 }

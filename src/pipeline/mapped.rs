@@ -85,9 +85,13 @@ pub async fn serve(
             Err(BodyError::Malformed) => Some(Error::BadRequest),
         };
         if let Some(e) = refuse {
-            respond::write_error(ds.head(e.status()), head.is_head(), e, rid, true);
-            ds.rec.gateway_answer(e, head.is_head());
+            super::respond::send_error(ds, head, e, rid, true);
             return Outcome { keep_alive: false };
+        }
+    }
+    if let Some(v) = &route.validate {
+        if let Err(e) = super::validate::body(ds, head, v, &body) {
+            return respond::error_after_body(ds, head, e, rid);
         }
     }
     match Box::pin(run(ds, head, plan, route, params, integ, &body, rid, w)).await {

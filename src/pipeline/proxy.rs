@@ -22,7 +22,6 @@ pub use attempts::LITERAL_IDLE;
 mod fill;
 mod response;
 use super::cache::Forward;
-use super::respond::write_error;
 use super::{Downstream, Outcome, WorkerCtx};
 use response::{stream_response, write_response_head, Cut, Out};
 
@@ -151,6 +150,19 @@ async fn forward_with(
     if let Err(e) = buffered {
         return fail(ds, head, e.into(), rid, false);
     }
+    // a route with a body model buffers up to max_body (plan::compile): the whole
+    // body is after the head
+    if let Some(v) = route.validate.as_deref().filter(|v| v.body.is_some()) {
+        let whole = body.is_done() || head.body == BodyFraming::Empty;
+        let checked = if whole {
+            super::validate::body(ds, head, v, &req[head_len..])
+        } else {
+            Err(Error::BodyTooLarge)
+        };
+        if let Err(e) = checked {
+            return fail(ds, head, Fail::Respond(e), rid, whole);
+        }
+    }
     // A request whose whole body is in `req` can be sent again.
     let replayable = body.is_done() && is_idempotent(head.method());
     if let Target::Upstream(u) = p.target {
@@ -243,8 +255,7 @@ async fn forward_with(
                 h2.drop_head();
             }
             let e = Error::UpstreamMalformed;
-            write_error(ds.head(e.status()), head.is_head(), e, rid, !keep);
-            ds.rec.gateway_answer(e, head.is_head());
+            super::respond::send_error(ds, head, e, rid, !keep);
             Outcome { keep_alive: keep }
         }
         Err(Cut::Sent) => {
@@ -271,8 +282,7 @@ fn fail(
                 && !ds.draining
                 && !e.closes_connection()
                 && (head.body == BodyFraming::Empty || body_read);
-            write_error(ds.head(e.status()), head.is_head(), e, rid, !keep);
-            ds.rec.gateway_answer(e, head.is_head());
+            super::respond::send_error(ds, head, e, rid, !keep);
             Outcome { keep_alive: keep }
         }
         Fail::Close => {

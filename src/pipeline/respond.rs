@@ -110,23 +110,219 @@ pub async fn error(ds: &mut Downstream<'_>, head: &RequestHead, err: Error, rid:
         let cheap = !head.expect_continue || !ds.rbuf.is_empty();
         keep = cheap && drain_body(ds, head, SKIP_AT_MOST).await.is_ok();
     }
-    if let (Error::IamRefused, Some(r)) = (err, ds.rec.iam_refusal.take()) {
-        let (body, kind) = *r;
-        let mut h = ds.head(403);
-        h.field(b"content-type", b"application/json");
-        h.field(b"x-request-id", rid);
-        h.field(b"x-amzn-errortype", kind.as_bytes());
-        let (out, _) = h.end(BodyFraming::Length(body.len() as u64), !keep);
-        if !head.is_head() {
-            out.extend_from_slice(body.as_bytes());
-        }
-        ds.rec.gateway_answer(err, head.is_head());
-        ds.rec.bytes = if head.is_head() { 0 } else { body.len() as u64 };
-        return Outcome { keep_alive: keep };
-    }
-    write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
-    ds.rec.gateway_answer(err, head.is_head());
+    send_error(ds, head, err, rid, !keep);
     Outcome { keep_alive: keep }
+}
+
+/// Writes the gateway's own answer `err` and records it: the API's gateway
+/// response for its type when it customises one (`transform::responses`), else
+/// the built-in answer (AWS's dynamic bodies for IAM and validation refusals).
+pub fn send_error(
+    ds: &mut Downstream<'_>,
+    head: &RequestHead,
+    err: Error,
+    rid: &[u8],
+    close: bool,
+) {
+    let is_head = head.is_head();
+    let iam = if err == Error::IamRefused {
+        ds.rec.iam_refusal.take()
+    } else {
+        None
+    };
+    // a dynamic body of its own: (body, x-amzn-errortype)
+    let own: Option<(String, &'static str)> = match (err, iam) {
+        (Error::IamRefused, Some(r)) => Some(*r),
+        (Error::BadRequestParameters, _) => ds.rec.validation.as_ref().map(|v| {
+            let mut b = String::from("{\"message\":");
+            crate::transform::value::json_string(&v.0, &mut b);
+            b.push('}');
+            (b, "BadRequestException")
+        }),
+        _ => None,
+    };
+    let custom = ds.scratch.responses.clone();
+    let chosen = custom.as_deref().and_then(|g| {
+        let kind = own.as_ref().map(|(_, k)| *k);
+        let t = crate::transform::responses::Type::of(err, kind);
+        g.responses.find(t, err.status()).map(|c| (g, c, t))
+    });
+    ds.rec.gateway_answer(err, is_head);
+    let Some((g, c, t)) = chosen else {
+        match own {
+            Some((body, kind)) => {
+                let mut h = ds.head(err.status());
+                h.field(b"content-type", b"application/json");
+                h.field(b"x-request-id", rid);
+                h.field(b"x-amzn-errortype", kind.as_bytes());
+                let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
+                if !is_head {
+                    out.extend_from_slice(body.as_bytes());
+                }
+                ds.rec.bytes = if is_head { 0 } else { body.len() as u64 };
+            }
+            None => write_error(ds.head(err.status()), is_head, err, rid, close),
+        }
+        return;
+    };
+    // the customised answer
+    let message = match &own {
+        Some((body, _)) => serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .or_else(|| v.get("Message"))
+                    .and_then(|m| m.as_str().map(str::to_string))
+            })
+            .unwrap_or_else(|| err.message().to_string()),
+        None => err.message().to_string(),
+    };
+    let value =
+        |p: &crate::transform::responses::Piece| gateway_variable(p, ds, head, g, t, err, &message);
+    let headers: Vec<(String, String)> = c
+        .headers
+        .iter()
+        .map(|(n, p)| {
+            let v = match p {
+                crate::transform::responses::Piece::Text(t) => t.clone(),
+                p => value(p),
+            };
+            (n.clone(), v)
+        })
+        .collect();
+    let body = c.template.as_ref().map(|t| t.render(value));
+    let status = c.status.unwrap_or(err.status());
+    let mut h = ds.head(status);
+    for (n, v) in &headers {
+        if v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            h.field(n.as_bytes(), v.as_bytes());
+        }
+    }
+    let body_len = match body {
+        Some(body) => {
+            if !headers.iter().any(|(n, _)| n == "content-type") {
+                h.field(b"content-type", c.content_type.as_bytes());
+            }
+            h.field(b"x-request-id", rid);
+            if let Some((_, kind)) = &own {
+                h.field(b"x-amzn-errortype", kind.as_bytes());
+            }
+            let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
+            if !is_head {
+                out.extend_from_slice(body.as_bytes());
+            }
+            body.len()
+        }
+        None => match own {
+            Some((body, kind)) => {
+                h.field(b"content-type", b"application/json");
+                h.field(b"x-request-id", rid);
+                h.field(b"x-amzn-errortype", kind.as_bytes());
+                let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
+                if !is_head {
+                    out.extend_from_slice(body.as_bytes());
+                }
+                body.len()
+            }
+            None => {
+                write_error(h, is_head, err, rid, close);
+                err.body_len()
+            }
+        },
+    };
+    ds.rec.status = status;
+    ds.rec.bytes = if is_head { 0 } else { body_len as u64 };
+}
+
+/// A gateway-response template's variable.
+fn gateway_variable(
+    p: &crate::transform::responses::Piece,
+    ds: &Downstream<'_>,
+    head: &RequestHead,
+    g: &crate::plan::StageResponses,
+    t: crate::transform::responses::Type,
+    err: Error,
+    message: &str,
+) -> String {
+    use crate::transform::responses::Piece;
+    let header = |n: &str| {
+        head.headers()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    match p {
+        Piece::Text(t) => t.clone(),
+        Piece::StageVariable(n) => g
+            .variables
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+        Piece::Header(n) => header(n),
+        Piece::Query(n) => head
+            .query()
+            .and_then(|q| std::str::from_utf8(q).ok())
+            .and_then(|q| crate::auth::authorizer::query_pairs(q).find(|(k, _)| k == n))
+            .map(|(_, v)| v)
+            .unwrap_or_default(),
+        Piece::Path(_) => String::new(),
+        Piece::Context(n) => match n.as_str() {
+            "error.message" => message.to_string(),
+            "error.messageString" => {
+                let mut s = String::new();
+                crate::transform::value::json_string(message, &mut s);
+                s
+            }
+            "error.responseType" => t.name().to_string(),
+            // escaped for a JSON string, as AWS's is (`[\"qty\" is a required property]`)
+            "error.validationErrorString" => {
+                let mut s = String::new();
+                if let Some(v) = &ds.rec.validation {
+                    crate::transform::value::json_string(&v.1, &mut s);
+                }
+                s.get(1..s.len().saturating_sub(1))
+                    .unwrap_or("")
+                    .to_string()
+            }
+            "requestId" | "extendedRequestId" => {
+                String::from_utf8_lossy(&ds.rec.request_id).into_owned()
+            }
+            "stage" => g.stage.clone(),
+            "apiId" => g.api.clone(),
+            "httpMethod" => String::from_utf8_lossy(head.method()).into_owned(),
+            "path" => head.path().to_string(),
+            "domainName" => String::from_utf8_lossy(head.host()).into_owned(),
+            "identity.sourceIp" => ds.peer_ip.to_string(),
+            "identity.userAgent" => header("user-agent"),
+            "status" => err.status().to_string(),
+            "authorizer.principalId" => ds
+                .rec
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.principal.clone())
+                .unwrap_or_default(),
+            other => {
+                if let Some(c) = other.strip_prefix("authorizer.claims.") {
+                    ds.rec
+                        .claims
+                        .as_ref()
+                        .and_then(|m| m.get(c))
+                        .map(|v| crate::auth::authorizer::context_text(v).into_owned())
+                        .unwrap_or_default()
+                } else if let Some(k) = other.strip_prefix("authorizer.") {
+                    ds.rec
+                        .authorizer
+                        .as_ref()
+                        .and_then(|a| a.context.get(k))
+                        .map(|v| crate::auth::authorizer::context_text(v).into_owned())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            }
+        },
+    }
 }
 
 /// Answers `err` for a request whose whole body has been read already (buffered
@@ -199,8 +395,7 @@ pub async fn mock(
     match drain_body(ds, head, max_body).await {
         Ok(()) => {}
         Err(Some(e)) => {
-            write_error(ds.head(e.status()), head.is_head(), e, rid, true);
-            ds.rec.gateway_answer(e, head.is_head());
+            send_error(ds, head, e, rid, true);
             return Outcome { keep_alive: false };
         }
         Err(None) => return Outcome { keep_alive: false },

@@ -149,6 +149,7 @@ pub(super) fn compile_stage(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         key_from_authorizer: false,
+        gateway_responses: None,
         binary_media_types: cfg
             .binary_media_types
             .iter()
@@ -160,6 +161,8 @@ pub(super) fn compile_stage(
     stages[stage_id as usize].key_from_authorizer =
         super::auth::key_source(cx, cfg, api, first_stage);
     stages[stage_id as usize].cors = super::auth::cors(cx, cfg, api, first_stage);
+    stages[stage_id as usize].gateway_responses =
+        super::transform::gateway_responses(cx, cfg, api, &stages[stage_id as usize], first_stage);
     for (route_api, r) in cfg.routes.iter().filter(|(a, _)| a == api) {
         let _ = route_api;
         let key = match route_key::parse(&r.name) {
@@ -184,10 +187,19 @@ pub(super) fn compile_stage(
             },
             None => None,
         };
-        let (timeout, request_buffering) = route_settings(cx, r, gateway);
+        let (timeout, mut request_buffering) = route_settings(cx, r, gateway);
         let Some((auth, scopes)) = super::auth::route(cx, cfg, api, r, first_stage) else {
             continue;
         };
+        let Some(validate) =
+            super::transform::validation(cx, cfg, api, r, &param_names, first_stage)
+        else {
+            continue;
+        };
+        if validate.as_ref().is_some_and(|v| v.body.is_some()) {
+            // a body is validated whole before it goes anywhere
+            request_buffering = gateway.max_body;
+        }
         let id = routes.len() as u32;
         let mut conflict = None;
         for h in &hosts {
@@ -237,6 +249,7 @@ pub(super) fn compile_stage(
             series: None,
             cache: route_cache,
             canary: canary_integration,
+            validate,
         });
     }
 }

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use std::sync::Arc;
+
 use super::{at, Ctx};
 use crate::config::{model, Config, Entry, Pos};
 use crate::transform::mapping::{
@@ -237,4 +239,178 @@ fn is_token(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The API's `[apis.A.gateway_responses.TYPE]` for one of its stages (`report`:
+/// this is the API's first stage, whose compile reports the errors).
+pub(super) fn gateway_responses(
+    cx: &mut Ctx,
+    cfg: &Config,
+    api: &str,
+    stage: &crate::plan::Stage,
+    report: bool,
+) -> Option<Arc<crate::plan::StageResponses>> {
+    use crate::transform::responses::{header_value, Custom, GatewayResponses, Subst, Type};
+    let mut responses = GatewayResponses::default();
+    for (_, e) in cfg.gateway_responses.iter().filter(|(a, _)| a == api) {
+        let Some(t) = Type::parse(&e.name) else {
+            if report {
+                let names: Vec<&str> = crate::transform::responses::TYPES
+                    .iter()
+                    .map(|(_, n)| *n)
+                    .collect();
+                cx.err(
+                    e.at.clone(),
+                    format!("`{}` is not a gateway response type", e.name),
+                    Some(&names.join(", ")),
+                );
+            }
+            continue;
+        };
+        let g = &e.value;
+        let status = match &g.status {
+            Some(s) if !(100..=599).contains(s.get_ref()) => {
+                if report {
+                    cx.err(
+                        at(e, s.span()),
+                        format!("status {} is not an HTTP status", s.get_ref()),
+                        None,
+                    );
+                }
+                continue;
+            }
+            s => s.as_ref().map(|s| *s.get_ref()),
+        };
+        let mut headers = Vec::new();
+        for (name, value) in &g.headers {
+            let lower = name.to_ascii_lowercase();
+            if !is_token(name)
+                || matches!(
+                    lower.as_str(),
+                    "content-length" | "transfer-encoding" | "connection"
+                )
+            {
+                if report {
+                    cx.err(e.at.clone(), format!("header `{name}` cannot be set"), None);
+                }
+                continue;
+            }
+            headers.push((lower, header_value(value)));
+        }
+        responses.set(
+            t,
+            Custom {
+                status,
+                headers,
+                template: g.template.as_deref().map(Subst::parse),
+                content_type: g
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into()),
+            },
+        );
+    }
+    if responses.is_empty() {
+        return None;
+    }
+    Some(Arc::new(crate::plan::StageResponses {
+        responses,
+        stage: stage.name.clone(),
+        api: stage.api.clone(),
+        variables: stage.variables.clone(),
+    }))
+}
+
+/// A route's `validate`: its model (compiled) and required parameters. `None`: an
+/// error (reported when `report`).
+pub(super) fn validation(
+    cx: &mut Ctx,
+    cfg: &Config,
+    api: &str,
+    r: &Entry<model::Route>,
+    param_names: &[String],
+    report: bool,
+) -> Option<Option<Box<crate::plan::Validation>>> {
+    use crate::transform::models::{Model, Required};
+    let Some(v) = &r.value.validate else {
+        return Some(None);
+    };
+    let mut ok = true;
+    let body = match &v.body {
+        None => None,
+        Some(name) => {
+            let found = cfg
+                .models
+                .iter()
+                .find(|(a, m)| a == api && m.name == *name.get_ref());
+            match found {
+                None => {
+                    if report {
+                        cx.err(
+                            at(r, name.span()),
+                            format!("api `{api}` has no model `{}`", name.get_ref()),
+                            Some("define it as [apis.NAME.models.MODEL] with a `schema`"),
+                        );
+                    }
+                    ok = false;
+                    None
+                }
+                Some((_, m)) => match model_text(cfg, m) {
+                    Err(msg) => {
+                        if report {
+                            cx.err(m.at.clone(), format!("model `{}`: {msg}", m.name), None);
+                        }
+                        ok = false;
+                        None
+                    }
+                    Ok(text) => match Model::compile(&m.name, &text) {
+                        Ok(model) => Some(Arc::new(model)),
+                        Err(msg) => {
+                            if report {
+                                cx.err(m.at.clone(), format!("model `{}`: {msg}", m.name), None);
+                            }
+                            ok = false;
+                            None
+                        }
+                    },
+                },
+            }
+        }
+    };
+    let mut params = Vec::new();
+    for p in &v.params {
+        match Required::parse(p.get_ref()) {
+            Ok(Required::Path(n)) if !param_names.contains(&n) => {
+                if report {
+                    cx.err(
+                        at(r, p.span()),
+                        format!("the route has no path parameter `{n}`"),
+                        None,
+                    );
+                }
+                ok = false;
+            }
+            Ok(req) => params.push(req),
+            Err(msg) => {
+                if report {
+                    cx.err(at(r, p.span()), msg, None);
+                }
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| Some(Box::new(crate::plan::Validation { body, params })))
+}
+
+/// A model's schema: inline, or read from `schema_file` beside its file.
+fn model_text(cfg: &Config, m: &Entry<model::Model>) -> Result<String, String> {
+    match (&m.value.schema, &m.value.schema_file) {
+        (Some(s), None) => Ok(s.get_ref().clone()),
+        (None, Some(f)) => {
+            let path = super::dir_of(&cfg.sources, m).join(f.get_ref());
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        }
+        _ => Err("give one of `schema` and `schema_file`".into()),
+    }
 }
