@@ -232,3 +232,67 @@ pub fn sigv4(data: &[u8]) {
         let _ = verify(&p, &req, "fuzz-secret", &keys, "us-east-1", now);
     }
 }
+
+/// A mapping template and a request body (split at the first NUL byte): compiled,
+/// and when it compiles, evaluated against the body with a few parameters and a
+/// `$context`. Neither may panic, hang or run past the engine's limits.
+pub fn vtl(data: &[u8]) {
+    use crate::transform::value::Value;
+    use crate::transform::vtl::{Inputs, Template};
+    let (t, body) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b""[..]),
+    };
+    let Ok(text) = std::str::from_utf8(t) else {
+        return;
+    };
+    let Ok(template) = Template::compile(text) else {
+        return;
+    };
+    let mut ctx = indexmap::IndexMap::new();
+    ctx.insert(std::rc::Rc::from("requestId"), Value::str("r-1"));
+    let inputs = Inputs {
+        body,
+        path: vec![("id", "7".into())],
+        query: vec![("q".into(), "a b".into())],
+        headers: vec![("Content-Type", "application/json")],
+        context: Value::new_map(ctx),
+        stage_variables: Value::new_map(indexmap::IndexMap::new()),
+    };
+    if let Ok(out) = template.eval(&inputs) {
+        assert!(out.body.len() <= crate::transform::vtl::eval::MAX_OUTPUT);
+    }
+}
+
+/// A JSONPath and a JSON document (split at the first NUL byte).
+pub fn jsonpath(data: &[u8]) {
+    let (p, doc) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b"{}"[..]),
+    };
+    let Ok(p) = std::str::from_utf8(p) else {
+        return;
+    };
+    if let (Ok(path), Some(doc)) = (
+        crate::transform::jsonpath::Path::compile(p),
+        crate::transform::value::Value::from_json(doc),
+    ) {
+        let mut out = String::new();
+        path.eval(&doc).write_json(&mut out);
+    }
+}
+
+/// A JSON Schema model and a request body (split at the first NUL byte):
+/// compiled as `[apis.A.models]` are, and the body checked against it.
+pub fn model(data: &[u8]) {
+    let (s, body) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b"{}"[..]),
+    };
+    let Ok(schema) = std::str::from_utf8(s) else {
+        return;
+    };
+    if let Ok(m) = crate::transform::models::Model::compile("fuzz", schema) {
+        let _ = m.check(body);
+    }
+}

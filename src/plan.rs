@@ -456,6 +456,8 @@ pub struct Proxy {
     pub host: String,
     /// TLS to a literal `https://host:port` (upstreams carry their own).
     pub tls: Option<crate::upstream::TlsPeer>,
+    /// HTTP API parameter mapping (`None`: the request goes as it came).
+    pub mapping: Option<Box<crate::transform::params::ParamMapping>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -88,3 +88,18 @@ fn jwt_corpus_reaches_a_verified_token() {
     assert!(verified >= 1, "no seed token verifies");
     assert!(sets >= 1, "no seed key set parses");
 }
+
+#[test]
+fn vtl_seeds() {
+    replay("vtl", turnpike::fuzz::vtl);
+}
+
+#[test]
+fn jsonpath_seeds() {
+    replay("jsonpath", turnpike::fuzz::jsonpath);
+}
+
+#[test]
+fn model_seeds() {
+    replay("model", turnpike::fuzz::model);
+}

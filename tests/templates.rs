@@ -552,3 +552,84 @@ api = "a"
     assert!(err.contains("passthrough \"sometimes\""), "{err}");
     assert!(err.contains("response 1: the regex \"(unclosed\""), "{err}");
 }
+
+#[test]
+fn http_api_parameter_mapping_rewrites_proxied_requests() {
+    let up = xml_upstream();
+    let cfg = config(
+        &format!(
+            r#"
+[apis.h.authorizers.key]
+type = "request"
+identity = ["$request.header.X-Token"]
+function = {{ type = "http", uri = "http://{up}/never" }}
+
+[apis.h.routes."GET /users/{{id}}"]
+integration = {{ type = "http_proxy", uri = "http://{up}/", parameter_mapping = {{ "overwrite:path" = "/v2/people/${{request.path.id}}", "append:header.x-request" = "$context.requestId", "overwrite:header.x-user" = "user-$request.path.id", "remove:header.cookie" = "''", "overwrite:querystring.page" = "$request.header.x-page", "append:querystring.v" = "2", "remove:querystring.debug" = "''", "overwrite:header.x-env" = "$stageVariables.env" }} }}
+
+[apis.h.routes."GET /plain"]
+integration = {{ type = "http_proxy", uri = "http://{up}/plain" }}
+
+[stages.prod]
+api = "h"
+variables = {{ env = "staging" }}
+"#,
+            up = up.addr
+        ),
+        None,
+    );
+    let gw = Gateway::start(&cfg);
+    let r = send(
+        &gw,
+        "GET",
+        "/users/42?page=1&debug=1&keep=x",
+        &[("Cookie", "s=1"), ("X-Page", "9"), ("X-Request", "client")],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = json(&r);
+    assert_eq!(v["path"], "/v2/people/42");
+    // (the mapping applies in key order: append:… before overwrite:…)
+    assert_eq!(
+        v["query"],
+        serde_json::json!([["keep", "x"], ["v", "2"], ["page", "9"]])
+    );
+    assert!(v["headers"].get("cookie").is_none(), "{v}");
+    assert_eq!(v["headers"]["x-user"], "user-42");
+    assert_eq!(v["headers"]["x-env"], "staging");
+    assert_eq!(
+        v["headers"]["x-request"],
+        format!("client,{}", r.header("x-request-id").unwrap())
+    );
+    // a route without a mapping forwards what it got
+    let r = send(&gw, "GET", "/plain?debug=1", &[("Cookie", "s=1")], "");
+    let v = json(&r);
+    assert_eq!(v["path"], "/plain");
+    assert_eq!(v["headers"]["cookie"], "s=1");
+    assert_eq!(v["query"], serde_json::json!([["debug", "1"]]));
+
+    // a reserved header or an unknown variable is a check error
+    let dir = TempDir::new("mapping-check");
+    let bad = r#"
+[gateway]
+listen = ["127.0.0.1:0"]
+[apis.h.routes."GET /x"]
+integration = { type = "http_proxy", uri = "http://127.0.0.1:9/", parameter_mapping = { "overwrite:header.authorization" = "x" } }
+[apis.h.routes."GET /y"]
+integration = { type = "http_proxy", uri = "http://127.0.0.1:9/", parameter_mapping = { "overwrite:header.x" = "$request.path.nope" } }
+[stages.prod]
+api = "h"
+"#;
+    let path = dir.write("t.toml", bad);
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("header `authorization` is reserved"), "{err}");
+    assert!(
+        err.contains("the route has no path parameter `nope`"),
+        "{err}"
+    );
+}

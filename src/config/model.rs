@@ -327,6 +327,9 @@ pub enum Integration {
     // an integration point at the integration itself.
     HttpProxy {
         uri: String,
+        /// HTTP API parameter mapping: `overwrite:header.x` = "$context.requestId" …
+        #[serde(default)]
+        parameter_mapping: BTreeMap<String, String>,
     },
     /// An AWS service action with parameters from the request (DESIGN §9.3).
     Aws {

@@ -117,10 +117,28 @@ async fn forward_with(
         },
         crate::plan::RouteAuth::None | crate::plan::RouteAuth::Iam => Claims::default(),
     };
+    // HTTP API parameter mapping: only routes that have one pay for it
+    let changes = p.mapping.as_deref().map(|m| {
+        let facts = MappingFacts {
+            head,
+            plan,
+            route,
+            params,
+            rid,
+            peer_ip: ds.peer_ip,
+            rec: ds.rec,
+        };
+        let query = head
+            .query()
+            .and_then(|q| std::str::from_utf8(q).ok())
+            .unwrap_or("");
+        m.render(&facts, query)
+    });
     let head_len = write_request_head(
         req,
         h2,
         &claims,
+        changes.as_ref(),
         head,
         framing,
         plan,
@@ -324,6 +342,7 @@ fn write_request_head(
     out: &mut Vec<u8>,
     h2: bool,
     claims: &Claims<'_>,
+    changes: Option<&crate::transform::params::Changes>,
     head: &RequestHead,
     framing: BodyFraming,
     plan: &Plan,
@@ -339,9 +358,15 @@ fn write_request_head(
     let path = head.path();
     let mut r = RequestOut::start(out, h2, head.method());
     r.target(|out| {
-        match &p.path {
-            Some(t) => t.render(out, |i| params.get(path, i)),
-            None => {
+        match (&p.path, changes.and_then(|c| c.path.as_deref())) {
+            (_, Some(mapped)) => {
+                if !mapped.starts_with('/') {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(mapped.as_bytes());
+            }
+            (Some(t), None) => t.render(out, |i| params.get(path, i)),
+            (None, None) => {
                 let base = &plan.stages[route.stage as usize].base_path;
                 let rest = path.get(base.len()..).unwrap_or("");
                 if !rest.starts_with('/') {
@@ -350,9 +375,18 @@ fn write_request_head(
                 out.extend_from_slice(rest.as_bytes());
             }
         }
-        if let Some(q) = head.query() {
-            out.push(b'?');
-            out.extend_from_slice(q);
+        match changes.and_then(|c| c.query.as_deref()) {
+            Some("") => {}
+            Some(q) => {
+                out.push(b'?');
+                out.extend_from_slice(q.as_bytes());
+            }
+            None => {
+                if let Some(q) = head.query() {
+                    out.push(b'?');
+                    out.extend_from_slice(q);
+                }
+            }
         }
     });
     r.field(b"host", p.host.as_bytes());
@@ -384,7 +418,15 @@ fn write_request_head(
             xff = Some(value);
             continue;
         }
+        if changes.is_some_and(|c| c.drops(name)) {
+            continue;
+        }
         r.field(name, value);
+    }
+    if let Some(c) = changes {
+        for (n, v) in &c.add {
+            r.field(n.as_bytes(), v.as_bytes());
+        }
     }
     r.field_with(b"x-forwarded-for", |v| {
         if let Some(prev) = xff {
@@ -422,4 +464,99 @@ fn write_request_head(
         next_traceparent(head.header(b"traceparent"), ids, v)
     });
     r.end(framing)
+}
+
+/// What a parameter mapping's variables read of a proxied request.
+struct MappingFacts<'a> {
+    head: &'a RequestHead,
+    plan: &'a Plan,
+    route: &'a Route,
+    params: &'a Params,
+    rid: &'a [u8],
+    peer_ip: &'a str,
+    rec: &'a super::Rec,
+}
+
+impl crate::transform::params::Facts for MappingFacts<'_> {
+    fn header(&self, lower: &str) -> Option<String> {
+        // repeated headers join with commas, as AWS's mapping reads them
+        let all: Vec<&[u8]> = self
+            .head
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(lower.as_bytes()))
+            .map(|(_, v)| v)
+            .collect();
+        (!all.is_empty()).then(|| String::from_utf8_lossy(&all.join(&b","[..])).into_owned())
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        let q = self
+            .head
+            .query()
+            .and_then(|q| std::str::from_utf8(q).ok())?;
+        let all: Vec<String> = crate::auth::authorizer::query_pairs(q)
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect();
+        (!all.is_empty()).then(|| all.join(","))
+    }
+
+    fn path_param(&self, i: usize) -> String {
+        self.params.get(self.head.path(), i).to_string()
+    }
+
+    fn path(&self) -> String {
+        let base = &self.plan.stages[self.route.stage as usize].base_path;
+        let p = self.head.path();
+        p.strip_prefix(base.as_str())
+            .filter(|r| r.starts_with('/'))
+            .unwrap_or(p)
+            .to_string()
+    }
+
+    fn context(&self, name: &str) -> Option<String> {
+        let text = |v: &serde_json::Value| crate::auth::authorizer::context_text(v).into_owned();
+        let stage = &self.plan.stages[self.route.stage as usize];
+        match name {
+            "requestId" | "extendedRequestId" => {
+                Some(String::from_utf8_lossy(self.rid).into_owned())
+            }
+            "identity.sourceIp" => Some(self.peer_ip.to_string()),
+            "identity.userAgent" => self.header("user-agent"),
+            "stage" => Some(stage.name.clone()),
+            "apiId" => Some(stage.api.clone()),
+            "httpMethod" => Some(String::from_utf8_lossy(self.head.method()).into_owned()),
+            "routeKey" => Some(self.route.key.to_string()),
+            "domainName" => Some(String::from_utf8_lossy(self.head.host()).into_owned()),
+            "authorizer.principalId" => self
+                .rec
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.principal.clone())
+                .or_else(|| {
+                    self.rec
+                        .claims
+                        .as_ref()
+                        .and_then(|c| c.get("sub"))
+                        .map(text)
+                }),
+            "identity.apiKeyId" => self
+                .rec
+                .key
+                .map(|k| self.plan.key_info[k as usize].name.clone()),
+            other => {
+                if let Some(c) = other.strip_prefix("authorizer.claims.") {
+                    self.rec.claims.as_ref().and_then(|m| m.get(c)).map(text)
+                } else if let Some(k) = other.strip_prefix("authorizer.") {
+                    self.rec
+                        .authorizer
+                        .as_ref()
+                        .and_then(|a| a.context.get(k))
+                        .map(text)
+                } else {
+                    None
+                }
+            }
+        }
+    }
 }

@@ -484,7 +484,37 @@ fn integration(
                 mapping,
             })))
         }
-        model::Integration::HttpProxy { uri } => {
+        model::Integration::HttpProxy {
+            uri,
+            parameter_mapping,
+        } => {
+            let mapping = if parameter_mapping.is_empty() {
+                None
+            } else {
+                use crate::transform::params::{parse_key, parse_value, Op, ParamMapping};
+                let mut ops = Vec::new();
+                for (k, v) in parameter_mapping {
+                    let parsed = parse_key(k).and_then(|(action, place)| {
+                        Ok(Op {
+                            action,
+                            place,
+                            value: parse_value(v, params, vars)?,
+                        })
+                    });
+                    match parsed {
+                        Ok(op) => ops.push(op),
+                        Err(msg) => {
+                            cx.err(
+                                at(r, span.clone()),
+                                format!("parameter_mapping: {msg}"),
+                                None,
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(Box::new(ParamMapping { ops }))
+            };
             let expanded = match expand_stage_variables(uri, vars) {
                 Ok(u) => u,
                 Err(msg) => {
@@ -558,6 +588,7 @@ fn integration(
                 path: parsed.path,
                 host: parsed.authority,
                 tls,
+                mapping,
             }))
         }
     }
@@ -640,7 +671,15 @@ pub(super) fn validate_unmounted(
         route_settings(cx, r, gateway);
         super::auth::route(cx, cfg, api, r, true);
         let uses_vars = match r.value.integration.get_ref() {
-            model::Integration::HttpProxy { uri } => uri.contains("${"),
+            model::Integration::HttpProxy {
+                uri,
+                parameter_mapping,
+            } => {
+                uri.contains("${")
+                    || parameter_mapping
+                        .values()
+                        .any(|v| v.contains("stageVariables"))
+            }
             model::Integration::Lambda { function, .. } => function.contains("${"),
             model::Integration::Aws { parameters, .. } => {
                 parameters.values().any(|v| v.contains("stageVariables"))
