@@ -264,6 +264,33 @@ status = 404
 "application/json" = '''#set($e = $util.parseJson($input.path('$.errorMessage')))
 {{"type": "$e.errorType", "message": "$e.message"}}'''
 
+# contentHandling: a PNG upload as base64 text for a JSON service, and base64 text
+# from a template sent as the image's bytes
+[apis.shop]
+binary_media_types = ["image/png"]
+
+[apis.shop.routes."POST /upload".integration]
+type = "http"
+uri = "http://{up}/echo"
+content_handling = "CONVERT_TO_TEXT"
+passthrough = "never"
+request_templates = {{ "image/png" = '{{"png": "$input.body", "size": $input.body.length()}}' }}
+
+[apis.shop.routes."GET /logo".integration]
+type = "mock"
+request_templates = {{ "application/json" = '{{"statusCode": 200}}' }}
+[[apis.shop.routes."GET /logo".integration.responses]]
+status = 200
+content_handling = "CONVERT_TO_BINARY"
+templates = {{ "image/png" = 'iVBORw0KGgo=' }}
+
+[apis.shop.routes."GET /badlogo".integration]
+type = "mock"
+request_templates = {{ "application/json" = '{{"statusCode": 200}}' }}
+[[apis.shop.routes."GET /badlogo".integration.responses]]
+content_handling = "CONVERT_TO_BINARY"
+templates = {{ "text/plain" = 'this is not base64!' }}
+
 [stages.prod]
 api = "shop"
 variables = {{ env = "production" }}
@@ -463,6 +490,39 @@ fn http_integrations_are_mapped_as_aws_documents() {
     assert_eq!(
         send(&gw, "GET", "/mock?scope=internal", &[], "").status,
         200
+    );
+}
+
+#[test]
+fn content_handling_converts_between_binary_and_text() {
+    let up = xml_upstream();
+    let lambda = lambda_host();
+    let gw = Gateway::start(&shop_config(up.addr, lambda.addr));
+    // a binary upload (its bytes are not UTF-8) reaches the template as base64
+    let png: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00];
+    let mut raw = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        png.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(png);
+    let r = request(gw.addr, &raw).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent: serde_json::Value = serde_json::from_str(json(&r)["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"png": "iVBORw0KGgr/AA==", "size": 16})
+    );
+    // base64 text from a template leaves as the bytes it encodes
+    let r = send(&gw, "GET", "/logo", &[("Accept", "image/png")], "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(r.body, vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]);
+    // text that is not base64 cannot be converted: AWS's configuration error
+    let r = send(&gw, "GET", "/badlogo", &[], "");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, r#"{"message": "Internal server error"}"#)
     );
 }
 

@@ -350,6 +350,8 @@ pub enum Integration {
         request_parameters: BTreeMap<String, String>,
         #[serde(default)]
         responses: Vec<IntegrationResponse>,
+        /// `CONVERT_TO_TEXT` / `CONVERT_TO_BINARY` of the request body.
+        content_handling: Option<String>,
     },
     /// AWS_PROXY: the Lambda Invoke API with the proxy event (DESIGN §9.2); with
     /// `proxy = false`, AWS's custom Lambda integration (the payload from a
@@ -365,6 +367,7 @@ pub enum Integration {
         passthrough: Option<String>,
         #[serde(default)]
         responses: Vec<IntegrationResponse>,
+        content_handling: Option<String>,
     },
     Mock {
         #[serde(default = "default_status")]
@@ -394,6 +397,8 @@ pub struct IntegrationResponse {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub templates: BTreeMap<String, String>,
+    /// `CONVERT_TO_TEXT` / `CONVERT_TO_BINARY` of the answer.
+    pub content_handling: Option<String>,
 }
 
 fn default_true() -> bool {

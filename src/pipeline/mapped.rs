@@ -20,7 +20,9 @@ use crate::plan::router::Params;
 use crate::plan::{HttpMapped, LambdaMapped, Mock, Plan, Route};
 use crate::proto::h1::{BodyFraming, RequestHead};
 use crate::transform::jsonpath::Path;
-use crate::transform::mapping::{HeaderSource, Mapping, RequestChoice, Response, Source, Target};
+use crate::transform::mapping::{
+    ContentHandling, HeaderSource, Mapping, RequestChoice, Response, Source, Target,
+};
 use crate::transform::value::Value;
 use crate::transform::vtl::Inputs;
 
@@ -129,6 +131,16 @@ async fn run(
         }
         Value::new_map(m)
     };
+    // contentHandling: base64 between a binary body and text, before any template
+    let content_type = head.header(b"content-type");
+    let binary = crate::aws::lambda::event::is_binary(
+        &stage.binary_media_types,
+        content_type.and_then(|v| std::str::from_utf8(v).ok()),
+    );
+    let converted = ContentHandling::convert(mapping.content_handling, body, binary)
+        .ok_or(Error::TemplateFailure)?;
+    let still_binary = binary && mapping.content_handling != Some(ContentHandling::ConvertToText);
+    let body: &[u8] = converted.as_deref().unwrap_or(body);
     let mut inputs = Inputs {
         body,
         path: req
@@ -145,17 +157,20 @@ async fn run(
         stage_variables: stage_variables.clone(),
     };
 
-    // the request template
-    let content_type = head.header(b"content-type");
-    let (sent, sent_type): (Cow<'_, [u8]>, Option<&str>) =
-        match mapping.request_template(content_type) {
-            RequestChoice::Template(media, t) => {
-                let out = t.eval(&inputs).map_err(|_| Error::TemplateFailure)?;
-                (Cow::Owned(out.body.into_bytes()), Some(media))
-            }
-            RequestChoice::Passthrough => (Cow::Borrowed(body), None),
-            RequestChoice::Unsupported => return Err(Error::UnsupportedMediaType),
-        };
+    // the request template (a binary body is never one's input: it passes through)
+    let choice = if still_binary {
+        RequestChoice::Passthrough
+    } else {
+        mapping.request_template(content_type)
+    };
+    let (sent, sent_type): (Cow<'_, [u8]>, Option<&str>) = match choice {
+        RequestChoice::Template(media, t) => {
+            let out = t.eval(&inputs).map_err(|_| Error::TemplateFailure)?;
+            (Cow::Owned(out.body.into_bytes()), Some(media))
+        }
+        RequestChoice::Passthrough => (Cow::Borrowed(body), None),
+        RequestChoice::Unsupported => return Err(Error::UnsupportedMediaType),
+    };
 
     // the integration
     let started = Instant::now();
@@ -261,6 +276,24 @@ async fn run(
                 .or(Some(Cow::Borrowed(&b"application/json"[..])));
             (Cow::Borrowed(answer.body.as_slice()), ct)
         }
+    };
+    // the response's contentHandling, on what the template (or passthrough) made
+    let out_binary = crate::aws::lambda::event::is_binary(
+        &stage.binary_media_types,
+        out_type
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok()),
+    );
+    // (a template's output is text; a passed-through answer is binary when its
+    // type is one of the API's binary media types)
+    let out_body = match ContentHandling::convert(
+        response.and_then(|r| r.content_handling),
+        &out_body,
+        template.is_none() && out_binary,
+    ) {
+        None => return Err(Error::TemplateFailure),
+        Some(Some(converted)) => Cow::Owned(converted),
+        Some(None) => out_body,
     };
     let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(r) = response {

@@ -21,6 +21,53 @@ pub struct Mapping {
     pub request_parameters: Vec<(Target, Source)>,
     /// A template or a parameter reads `$context`.
     pub uses_context: bool,
+    /// What happens to a request body's encoding (AWS's `contentHandling`).
+    pub content_handling: Option<ContentHandling>,
+}
+
+/// AWS's `contentHandling`: base64 between text and binary payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentHandling {
+    /// A binary payload becomes its base64 text.
+    ConvertToText,
+    /// A text payload is base64 and becomes the bytes it encodes.
+    ConvertToBinary,
+}
+
+impl ContentHandling {
+    pub fn parse(s: &str) -> Result<ContentHandling, String> {
+        match s {
+            "CONVERT_TO_TEXT" => Ok(ContentHandling::ConvertToText),
+            "CONVERT_TO_BINARY" => Ok(ContentHandling::ConvertToBinary),
+            _ => Err(format!(
+                "content_handling \"{s}\" is neither \"CONVERT_TO_TEXT\" nor \"CONVERT_TO_BINARY\""
+            )),
+        }
+    }
+
+    /// Converts `payload` (`binary`: its media type is one of the API's binary
+    /// media types). `None`: text that is not base64 (AWS: a configuration
+    /// error, 500). `Some(None)`: nothing to convert.
+    pub fn convert(this: Option<Self>, payload: &[u8], binary: bool) -> Option<Option<Vec<u8>>> {
+        use base64::Engine as _;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        match this {
+            Some(ContentHandling::ConvertToText)
+                if binary || std::str::from_utf8(payload).is_err() =>
+            {
+                Some(Some(b64.encode(payload).into_bytes()))
+            }
+            Some(ContentHandling::ConvertToBinary) if !binary => {
+                let text: Vec<u8> = payload
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                b64.decode(text).ok().map(Some)
+            }
+            _ => Some(None),
+        }
+    }
 }
 
 /// AWS's `passthroughBehavior`.
@@ -64,6 +111,7 @@ pub struct Response {
     pub headers: Vec<(String, HeaderSource)>,
     /// (lower-case media type, template).
     pub templates: Vec<(String, Template)>,
+    pub content_handling: Option<ContentHandling>,
 }
 
 /// Where a mapped request parameter goes.
@@ -299,6 +347,7 @@ mod tests {
             responses: Vec::new(),
             request_parameters: Vec::new(),
             uses_context: false,
+            content_handling: None,
         }
     }
 
@@ -388,6 +437,26 @@ mod tests {
             resp.template(Some(b"text/csv")).unwrap().0,
             "application/json"
         );
+    }
+
+    #[test]
+    fn content_handling_follows_awss_table() {
+        use ContentHandling::*;
+        let c = |h, p: &[u8], bin| ContentHandling::convert(h, p, bin);
+        assert_eq!(
+            c(Some(ConvertToText), &[0xff, 0], true),
+            Some(Some(b"/wA=".to_vec()))
+        );
+        assert_eq!(c(Some(ConvertToText), b"text", false), Some(None));
+        assert_eq!(
+            c(Some(ConvertToBinary), b"aGk=\n", false),
+            Some(Some(b"hi".to_vec()))
+        );
+        assert_eq!(c(Some(ConvertToBinary), b"not base64!", false), None);
+        assert_eq!(c(Some(ConvertToBinary), &[1, 2], true), Some(None));
+        assert_eq!(c(None, &[0xff], true), Some(None));
+        assert!(ContentHandling::parse("CONVERT_TO_TEXT").is_ok());
+        assert!(ContentHandling::parse("convert").is_err());
     }
 
     #[test]

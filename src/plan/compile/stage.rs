@@ -314,6 +314,7 @@ fn integration(
             request_templates,
             passthrough,
             responses,
+            content_handling,
         } => {
             if !*proxy || !request_templates.is_empty() || !responses.is_empty() {
                 if *proxy {
@@ -330,6 +331,7 @@ fn integration(
                     passthrough: passthrough.as_deref(),
                     request_parameters: None,
                     responses,
+                    content_handling: content_handling.as_deref(),
                 };
                 let mapping = super::transform::mapping(cx, cfg, r, span.clone(), &spec)?;
                 let service = super::aws::service(cx, cfg, "lambda", &at(r, span))?;
@@ -377,6 +379,7 @@ fn integration(
                     passthrough: passthrough.as_deref(),
                     request_parameters: None,
                     responses,
+                    content_handling: None,
                 };
                 Some(Box::new(super::transform::mapping(
                     cx,
@@ -440,6 +443,7 @@ fn integration(
             passthrough,
             request_parameters,
             responses,
+            content_handling,
         } => {
             let expanded = match expand_stage_variables(uri, vars) {
                 Ok(u) => u,
@@ -475,6 +479,7 @@ fn integration(
                 passthrough: passthrough.as_deref(),
                 request_parameters: Some(request_parameters),
                 responses,
+                content_handling: content_handling.as_deref(),
             };
             let mapping = super::transform::mapping(cx, cfg, r, span.clone(), &spec)?;
             Some(Integration::Http(Box::new(crate::plan::HttpMapped {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::{at, Ctx};
 use crate::config::{model, Config, Entry, Pos};
 use crate::transform::mapping::{
-    self, HeaderSource, Mapping, Passthrough, Response, Source, Target,
+    self, ContentHandling, HeaderSource, Mapping, Passthrough, Response, Source, Target,
 };
 use crate::transform::vtl::Template;
 
@@ -22,6 +22,7 @@ pub(super) struct Spec<'c> {
     pub passthrough: Option<&'c str>,
     pub request_parameters: Option<&'c BTreeMap<String, String>>,
     pub responses: &'c [model::IntegrationResponse],
+    pub content_handling: Option<&'c str>,
 }
 
 pub(super) fn mapping(
@@ -99,6 +100,15 @@ pub(super) fn mapping(
                 }
             }
         }
+        let content_handling = match resp.content_handling.as_deref().map(ContentHandling::parse) {
+            None => None,
+            Some(Ok(h)) => Some(h),
+            Some(Err(msg)) => {
+                cx.err(at(r, span.clone()), format!("response {n}: {msg}"), None);
+                ok = false;
+                None
+            }
+        };
         let what = format!("response {n}");
         let templates = templates(
             cx,
@@ -115,6 +125,7 @@ pub(super) fn mapping(
             status: resp.status,
             headers,
             templates,
+            content_handling,
         });
     }
     if responses.iter().filter(|r| r.pattern.is_none()).count() > 1 {
@@ -153,12 +164,22 @@ pub(super) fn mapping(
             }
         },
     };
+    let content_handling = match spec.content_handling.map(ContentHandling::parse) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(msg)) => {
+            cx.err(at(r, span.clone()), msg, None);
+            ok = false;
+            None
+        }
+    };
     ok.then_some(Mapping {
         request_templates,
         passthrough,
         responses,
         request_parameters,
         uses_context,
+        content_handling,
     })
 }
 
