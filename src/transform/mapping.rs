@@ -408,6 +408,7 @@ mod tests {
                     Template::compile("json").unwrap(),
                 ),
             ],
+            content_handling: None,
         };
         let mut m = mapping(&[], Passthrough::WhenNoMatch);
         m.responses = vec![
