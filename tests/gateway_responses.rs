@@ -1,6 +1,6 @@
 //! Gateway responses and request validation end to end (DESIGN §10, issue 18):
 //! each customised type produced by a real failure (a throttle, a bad key, a
-//! missing token, a body too large, an upstream too slow, a missing parameter, a
+//! missing token, an unsigned request to an IAM route, a body too large, an upstream too slow, a missing parameter, a
 //! body against its model), over HTTP/1.1 and HTTP/2 (curl), the class fallbacks,
 //! and an API that customises nothing keeping the built-in answers.
 
@@ -31,6 +31,10 @@ status = 401
 headers = {{ "WWW-Authenticate" = "'Bearer realm=shop'" }}
 template = '<error>$context.error.message</error>'
 content_type = "application/xml"
+
+[apis.shop.gateway_responses.MISSING_AUTHENTICATION_TOKEN]
+status = 401
+template = '{{"error": "sign your requests", "was": $context.error.messageString}}'
 
 [apis.shop.gateway_responses.REQUEST_TOO_LARGE]
 template = '{{"error": "too big", "status": "$context.status"}}'
@@ -69,6 +73,14 @@ type = "jwt"
 issuer = "https://issuer.example"
 audience = ["shop"]
 jwks = "jwks.json"
+
+[iam.users.alice]
+access_key = "AKIDALICE"
+secret = "alice-secret"
+
+[apis.shop.routes."GET /signed"]
+integration = {{ type = "mock", body = "signed" }}
+auth = "iam"
 
 [apis.shop.routes."GET /cheap"]
 integration = {{ type = "mock", body = "ok" }}
@@ -186,6 +198,18 @@ fn customised_gateway_responses_answer_real_failures() {
     assert_eq!(r.header("content-type"), Some("application/xml"));
     assert_eq!(r.header("www-authenticate"), Some("Bearer realm=shop"));
     assert_eq!(r.text(), "<error>Unauthorized</error>");
+
+    // MISSING_AUTHENTICATION_TOKEN: an IAM route without a signature
+    let r = send(&gw, "GET", "/signed", &[], "");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.text(),
+        r#"{"error": "sign your requests", "was": "Missing Authentication Token"}"#
+    );
+    assert_eq!(
+        r.header("x-amzn-errortype"),
+        Some("MissingAuthenticationTokenException")
+    );
 
     // REQUEST_TOO_LARGE: over max_body
     let big = "x".repeat(2048);
