@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod credentials;
 pub mod lambda;
+pub mod rest;
 pub mod sign;
 
 use std::sync::Arc;

@@ -297,6 +297,10 @@ pub async fn handle(
             let m = mapped::Mapped::Http(h);
             Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await
         }
+        Integration::AwsMapped(a) => {
+            let m = mapped::Mapped::Aws(a);
+            Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await
+        }
         Integration::LambdaMapped(l) => {
             let m = mapped::Mapped::Lambda(l);
             Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await

@@ -376,6 +376,21 @@ pub enum Integration {
     Http(Box<HttpMapped>),
     /// A custom (non-proxy) Lambda integration (DESIGN §10).
     LambdaMapped(Box<LambdaMapped>),
+    /// An AWS service by its integration URI, REST style (DESIGN §9.3, §10).
+    AwsMapped(Box<AwsMapped>),
+}
+
+/// `type = "aws", uri = "arn:aws:apigateway:…"`.
+#[derive(Debug)]
+pub struct AwsMapped {
+    pub service: Arc<crate::aws::Service>,
+    pub protocol: crate::aws::rest::Protocol,
+    pub method: String,
+    /// `action/NAME`: the action and the URI's `&k=v` parameters.
+    pub action: Option<(String, Vec<(String, String)>)>,
+    /// `path/…` (with `{name}` placeholders); empty for actions.
+    pub path: String,
+    pub mapping: crate::transform::mapping::Mapping,
 }
 
 /// `type = "http"`: the request mapped by templates and parameters, sent by the
@@ -691,6 +706,10 @@ impl Plan {
                     h.path
                 ),
                 Integration::LambdaMapped(l) => format!("lambda {} (custom)", l.function),
+                Integration::AwsMapped(a) => match &a.action {
+                    Some((name, _)) => format!("aws {}:action/{name}", a.service.name),
+                    None => format!("aws {}:path{}", a.service.name, a.path),
+                },
                 Integration::HttpProxy(p) => {
                     let target = match p.target {
                         Target::Upstream(u) => self.upstreams[u as usize].name.clone(),

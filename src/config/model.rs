@@ -332,10 +332,23 @@ pub enum Integration {
         parameter_mapping: BTreeMap<String, String>,
     },
     /// An AWS service action with parameters from the request (DESIGN §9.3).
+    ///
+    /// REST style: AWS's integration URI (`arn:aws:apigateway:REGION:SERVICE:action/NAME`
+    /// or `…:path/PATH`) with a request template and integration responses.
     Aws {
-        action: String,
+        action: Option<String>,
         #[serde(default)]
         parameters: BTreeMap<String, String>,
+        uri: Option<String>,
+        method: Option<String>,
+        #[serde(default)]
+        request_templates: BTreeMap<String, String>,
+        passthrough: Option<String>,
+        #[serde(default)]
+        request_parameters: BTreeMap<String, String>,
+        #[serde(default)]
+        responses: Vec<IntegrationResponse>,
+        content_handling: Option<String>,
     },
     /// AWS's non-proxy HTTP integration: the request through templates and
     /// parameter mappings, the answer through integration responses (DESIGN §10).

@@ -172,34 +172,9 @@ pub async fn call_action(
         Err(_) => return respond::error_after_body(ds, head, Error::LambdaRejected, rid),
     };
     ds.rec.integration_status = Some(reply.status);
-    if reply.status >= 400 {
-        let kind = reply
-            .header("x-amzn-errortype")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&reply.body)
-                    .ok()
-                    .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(str::to_string))
-            })
-            .unwrap_or_default();
-        // Query-protocol services answer with XML: the code is in the body
-        let in_body = matches!(reply.status, 401 | 403)
-            && AUTH_ERRORS
-                .iter()
-                .any(|e| memchr::memmem::find(&reply.body, e.as_bytes()).is_some());
-        if in_body || AUTH_ERRORS.iter().any(|e| kind.contains(e)) {
-            let id = reply
-                .header("x-amzn-requestid")
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            crate::warn!(
-                "aws {}: {} refused the gateway's credentials ({kind}; AWS request id {id})",
-                a.action.name,
-                svc.name
-            );
-            ds.rec.error = "the AWS service refused the gateway's credentials";
-            return respond::error_after_body(ds, head, Error::LambdaRejected, rid);
-        }
+    if refused_credentials(&reply, a.action.name, svc.name) {
+        ds.rec.error = "the AWS service refused the gateway's credentials";
+        return respond::error_after_body(ds, head, Error::LambdaRejected, rid);
     }
     let keep = head.keep_alive && !ds.draining;
     let mut h = ds.head(reply.status);
@@ -221,3 +196,39 @@ fn refuse(ds: &mut Downstream<'_>, head: &RequestHead, e: Error, rid: &[u8]) -> 
     super::respond::send_error(ds, head, e, rid, true);
     Outcome { keep_alive: false }
 }
+
+/// Whether an AWS service refused the gateway's own credentials (a configuration
+/// problem the client cannot fix: 500, and a warning naming AWS's request id).
+pub(super) fn refused_credentials(reply: &call::Reply, what: &str, service: &str) -> bool {
+    if reply.status < 400 {
+        return false;
+    }
+    let kind = reply
+        .header("x-amzn-errortype")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v.get("__type").and_then(|t| t.as_str()).map(str::to_string))
+        })
+        .unwrap_or_default();
+    // Query-protocol and REST-XML services answer with XML: the code is in the body
+    let in_body = matches!(reply.status, 401 | 403)
+        && AUTH_ERRORS
+            .iter()
+            .any(|e| memchr::memmem::find(&reply.body, e.as_bytes()).is_some());
+    if in_body || AUTH_ERRORS.iter().any(|e| kind.contains(e)) {
+        let id = reply
+            .header("x-amzn-requestid")
+            .or_else(|| reply.header("x-amz-request-id"))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        crate::warn!(
+            "aws {what}: {service} refused the gateway's credentials ({kind}; AWS request id {id})"
+        );
+        return true;
+    }
+    false
+}
+
+pub(super) const AWS_MAX_ANSWER: usize = MAX_ANSWER;

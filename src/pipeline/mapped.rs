@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use crate::aws::lambda;
 use crate::error::Error;
 use crate::plan::router::Params;
-use crate::plan::{HttpMapped, LambdaMapped, Mock, Plan, Route};
+use crate::plan::{AwsMapped, HttpMapped, LambdaMapped, Mock, Plan, Route};
 use crate::proto::h1::{BodyFraming, RequestHead};
 use crate::transform::jsonpath::Path;
 use crate::transform::mapping::{
@@ -35,6 +35,7 @@ pub enum Mapped<'p> {
     Mock(&'p Mock, &'p Mapping),
     Http(&'p HttpMapped),
     Lambda(&'p LambdaMapped),
+    Aws(&'p AwsMapped),
 }
 
 impl<'p> Mapped<'p> {
@@ -43,6 +44,7 @@ impl<'p> Mapped<'p> {
             Mapped::Mock(_, m) => m,
             Mapped::Http(h) => &h.mapping,
             Mapped::Lambda(l) => &l.mapping,
+            Mapped::Aws(a) => &a.mapping,
         }
     }
 }
@@ -204,6 +206,32 @@ async fn run(
                 e => e,
             })?;
             ds.rec.integration_status = Some(reply.status);
+            Answer {
+                status: reply.status,
+                selector: Some(reply.status.to_string()),
+                headers: reply.headers,
+                body: reply.body,
+            }
+        }
+        Mapped::Aws(a) => {
+            let request = aws_request(a, head, &req, &inputs, &context, &sent, sent_type)?;
+            let reply = crate::upstream::call::call(
+                &w.pools,
+                &a.service.endpoint,
+                &request,
+                route.timeout,
+                super::aws::AWS_MAX_ANSWER,
+            )
+            .await
+            .map_err(|e| match e {
+                Error::UpstreamTimeout | Error::UpstreamConnectTimeout => Error::UpstreamTimeout,
+                _ => Error::LambdaRejected,
+            })?;
+            ds.rec.integration_status = Some(reply.status);
+            if super::aws::refused_credentials(&reply, &route.key, a.service.name) {
+                ds.rec.error = "the AWS service refused the gateway's credentials";
+                return Err(Error::LambdaRejected);
+            }
             Answer {
                 status: reply.status,
                 selector: Some(reply.status.to_string()),
@@ -457,56 +485,13 @@ fn http_request(
     body_type: Option<&str>,
     ds: &Downstream<'_>,
 ) -> Result<Vec<u8>, Error> {
-    let mut path_values: Vec<(String, String)> = Vec::new();
-    let mut query: Vec<(String, String)> = Vec::new();
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for (target, source) in &h.mapping.request_parameters {
-        let Some(v) = source_value(source, req, inputs, context) else {
-            continue;
-        };
-        match target {
-            Target::Header(n) => headers.push((n.clone(), v)),
-            Target::Query(n) => query.push((n.clone(), v)),
-            Target::Path(n) => path_values.push((n.clone(), v)),
-        }
-    }
-    // $context.requestOverride, set by the request template
-    let over = context_path(context, &["requestOverride"]);
-    for (place, list) in [
-        ("header", &mut headers),
-        ("querystring", &mut query),
-        ("path", &mut path_values),
-    ] {
-        if let Value::Map(m) = context_path(&over, &[place]) {
-            for (k, v) in m.borrow().iter() {
-                list.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-                list.push((k.to_string(), v.to_text().to_string()));
-            }
-        }
-    }
+    let ToSend {
+        path: path_values,
+        query,
+        headers,
+    } = mapped_params(&h.mapping, req, inputs, context);
     let mut path = h.endpoint.path.clone();
-    let mut rest = h.path.as_str();
-    while let Some(open) = rest.find('{') {
-        path.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let name = rest[open + 1..open + close].trim_end_matches('+');
-        let value = path_values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| encode_path(v))
-            .or_else(|| {
-                req.path_params
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.clone())
-            })
-            .unwrap_or_default();
-        path.push_str(&value);
-        rest = &rest[open + close + 1..];
-    }
-    path.push_str(rest);
+    fill_path(&mut path, &h.path, &path_values, req);
     if path.is_empty() {
         path.push('/');
     }
@@ -572,6 +557,233 @@ fn http_request(
     if sends_body {
         out.extend_from_slice(body);
     }
+    Ok(out)
+}
+
+/// What `request_parameters` (and a template's `$context.requestOverride`) give
+/// the integration request.
+struct ToSend {
+    path: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+fn mapped_params(
+    mapping: &Mapping,
+    req: &crate::auth::authorizer::Request<'_>,
+    inputs: &Inputs<'_>,
+    context: &Value,
+) -> ToSend {
+    let mut p = ToSend {
+        path: Vec::new(),
+        query: Vec::new(),
+        headers: Vec::new(),
+    };
+    for (target, source) in &mapping.request_parameters {
+        let Some(v) = source_value(source, req, inputs, context) else {
+            continue;
+        };
+        match target {
+            Target::Header(n) => p.headers.push((n.clone(), v)),
+            Target::Query(n) => p.query.push((n.clone(), v)),
+            Target::Path(n) => p.path.push((n.clone(), v)),
+        }
+    }
+    let over = context_path(context, &["requestOverride"]);
+    for (place, list) in [
+        ("header", &mut p.headers),
+        ("querystring", &mut p.query),
+        ("path", &mut p.path),
+    ] {
+        if let Value::Map(m) = context_path(&over, &[place]) {
+            for (k, v) in m.borrow().iter() {
+                list.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+                list.push((k.to_string(), v.to_text().to_string()));
+            }
+        }
+    }
+    p
+}
+
+/// Appends `template` (a path with `{name}` placeholders) to `out`, each
+/// placeholder from the mapped path values, else the route parameter of its name.
+fn fill_path(
+    out: &mut String,
+    template: &str,
+    values: &[(String, String)],
+    req: &crate::auth::authorizer::Request<'_>,
+) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = rest[open + 1..open + close].trim_end_matches('+');
+        let value = values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| encode_path(v))
+            .or_else(|| {
+                req.path_params
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default();
+        out.push_str(&value);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// The signed request to an AWS service (REST style): the service's protocol, the
+/// mapped parameters, the template's output as the body.
+fn aws_request(
+    a: &AwsMapped,
+    head: &RequestHead,
+    req: &crate::auth::authorizer::Request<'_>,
+    inputs: &Inputs<'_>,
+    context: &Value,
+    body: &[u8],
+    body_type: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    use crate::aws::rest::Protocol;
+    let ToSend {
+        path: path_values,
+        query: mapped_query,
+        headers: mapped_headers,
+    } = mapped_params(&a.mapping, req, inputs, context);
+    let svc = &a.service;
+    let mut path = svc.endpoint.path.clone();
+    fill_path(&mut path, &a.path, &path_values, req);
+    if path.is_empty() {
+        path.push('/');
+    }
+    let mut query: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(String, String)> = vec![("host".into(), svc.endpoint.authority.clone())];
+    let content_type = match a.protocol {
+        Protocol::Json { version, target } => {
+            if let Some((action, _)) = &a.action {
+                headers.push(("x-amz-target".into(), format!("{target}.{action}")));
+            }
+            Some(format!("application/x-amz-json-{version}"))
+        }
+        Protocol::Query { version } => {
+            if let Some((action, extra)) = &a.action {
+                query.push(("Action".into(), action.clone()));
+                query.extend(extra.iter().cloned());
+            }
+            query.extend(mapped_query.iter().cloned());
+            if !query.iter().any(|(k, _)| k == "Version") {
+                query.push(("Version".into(), version.to_string()));
+            }
+            (!body.is_empty()).then(|| "application/x-www-form-urlencoded".to_string())
+        }
+        Protocol::RestXml => {
+            query.extend(mapped_query.iter().cloned());
+            headers.push((
+                "x-amz-content-sha256".into(),
+                crate::aws::sign::sha256_hex(body),
+            ));
+            body_type.map(str::to_string).or_else(|| {
+                head.header(b"content-type")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        }
+    };
+    if matches!(a.protocol, Protocol::Json { .. }) {
+        query.extend(mapped_query.iter().cloned());
+    }
+    if let Some(ct) = content_type {
+        headers.push(("content-type".into(), ct));
+    }
+    for (n, v) in mapped_headers {
+        let lower = n.to_ascii_lowercase();
+        if valid_value(&v)
+            && !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            && !matches!(
+                lower.as_str(),
+                "host" | "content-length" | "transfer-encoding" | "connection" | "authorization"
+            )
+            && !lower.starts_with("x-amz-date")
+        {
+            headers.retain(|(k, _)| *k != lower);
+            headers.push((lower, v));
+        }
+    }
+    let mut qs = String::new();
+    for (k, v) in &query {
+        if !qs.is_empty() {
+            qs.push('&');
+        }
+        crate::aws::sign::uri_encode(&mut qs, k, false);
+        qs.push('=');
+        crate::aws::sign::uri_encode(&mut qs, v, false);
+    }
+    // a Query-protocol call without a body of its own sends its parameters as the
+    // form body, as the SDKs do (the service reads either; some emulators only this)
+    // (a body passed through untemplated means nothing to a Query service: its
+    // parameters are mapped, `MessageBody = method.request.body` and the like)
+    let form;
+    let query_protocol = matches!(a.protocol, Protocol::Query { .. });
+    let body: &[u8] = if query_protocol && body_type.is_none() {
+        headers.retain(|(k, _)| k != "content-type");
+        &[]
+    } else {
+        body
+    };
+    let body: &[u8] = if query_protocol && body.is_empty() && !qs.is_empty() {
+        // form encoding: a space is `+` (a literal `%` is `%25`, so `%20` is only
+        // ever a space)
+        form = std::mem::take(&mut qs).replace("%20", "+").into_bytes();
+        headers.retain(|(k, _)| k != "content-type");
+        headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        &form
+    } else {
+        body
+    };
+    let signed_headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let signed = crate::aws::sign::sign(
+        &svc.credentials.load(),
+        &svc.keys,
+        &svc.region,
+        svc.name,
+        &a.method,
+        &path,
+        &qs,
+        &signed_headers,
+        body,
+        std::time::SystemTime::now(),
+    );
+    let mut out = Vec::with_capacity(512 + body.len());
+    out.extend_from_slice(a.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    if !qs.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(qs.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let length = body.len().to_string();
+    for (n, v) in signed_headers
+        .iter()
+        .copied()
+        .chain([("content-length", length.as_str())])
+        .chain(signed.iter().map(|(n, v)| (*n, v.as_str())))
+    {
+        crate::proto::head::push_line(&mut out, n.as_bytes(), v.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
     Ok(out)
 }
 

@@ -265,7 +265,38 @@ fn integration(
     let broken = &cfg.broken;
     let span = r.value.integration.span();
     match r.value.integration.get_ref() {
-        model::Integration::Aws { action, parameters } => {
+        model::Integration::Aws {
+            action,
+            parameters,
+            uri,
+            method,
+            request_templates,
+            passthrough,
+            request_parameters,
+            responses,
+            content_handling,
+        } => {
+            let action = match (action, uri) {
+                (Some(a), None) => a,
+                (None, Some(uri)) => {
+                    let spec = super::transform::Spec {
+                        request_templates,
+                        passthrough: passthrough.as_deref(),
+                        request_parameters: Some(request_parameters),
+                        responses,
+                        content_handling: content_handling.as_deref(),
+                    };
+                    return aws_rest(cx, cfg, r, span, uri, method.as_deref(), vars, &spec);
+                }
+                _ => {
+                    cx.err(
+                        at(r, span),
+                        "an aws integration takes `action` (HTTP API style) or `uri` (REST style)",
+                        Some("e.g. action = \"SQS-SendMessage\", or uri = \"arn:aws:apigateway:us-east-1:dynamodb:action/PutItem\""),
+                    );
+                    return None;
+                }
+            };
             let Some(a) = crate::aws::actions::find(action) else {
                 let names: Vec<&str> = crate::aws::actions::ACTIONS
                     .iter()
@@ -686,8 +717,11 @@ pub(super) fn validate_unmounted(
                         .any(|v| v.contains("stageVariables"))
             }
             model::Integration::Lambda { function, .. } => function.contains("${"),
-            model::Integration::Aws { parameters, .. } => {
+            model::Integration::Aws {
+                parameters, uri, ..
+            } => {
                 parameters.values().any(|v| v.contains("stageVariables"))
+                    || uri.as_deref().is_some_and(|u| u.contains("${"))
             }
             model::Integration::Http { uri, .. } => uri.contains("${"),
             model::Integration::Mock { .. } => false,
@@ -703,6 +737,86 @@ pub(super) fn validate_unmounted(
             );
         }
     }
+}
+
+/// `type = "aws"` with AWS's integration URI (REST style).
+#[allow(clippy::too_many_arguments)]
+fn aws_rest(
+    cx: &mut Ctx,
+    cfg: &Config,
+    r: &Entry<model::Route>,
+    span: std::ops::Range<usize>,
+    uri: &str,
+    method: Option<&str>,
+    vars: &std::collections::BTreeMap<String, String>,
+    spec: &super::transform::Spec<'_>,
+) -> Option<Integration> {
+    use crate::aws::rest::{parse_uri, Protocol, Target as RestTarget};
+    let uri = match expand_stage_variables(uri, vars) {
+        Ok(u) => u,
+        Err(msg) => {
+            cx.err(at(r, span), msg, None);
+            return None;
+        }
+    };
+    let parsed = match parse_uri(&uri) {
+        Ok(p) => p,
+        Err(msg) => {
+            cx.err(at(r, span), msg, None);
+            return None;
+        }
+    };
+    let method = match (method, parsed.service.protocol) {
+        (Some(m), _) if crate::plan::Method::from_bytes(m.as_bytes()).is_none() => {
+            cx.err(
+                at(r, span),
+                format!("method `{m}` is not an HTTP method"),
+                None,
+            );
+            return None;
+        }
+        (Some(m), _) => m.to_ascii_uppercase(),
+        (None, Protocol::RestXml) => {
+            cx.err(
+                at(r, span),
+                "an S3 integration needs its `method` (GET, PUT, DELETE, …)",
+                None,
+            );
+            return None;
+        }
+        (None, _) => "POST".to_string(),
+    };
+    let mapping = super::transform::mapping(cx, cfg, r, span.clone(), spec)?;
+    let service = super::aws::service_as(
+        cx,
+        cfg,
+        parsed.service.endpoint,
+        parsed.service.signing,
+        &at(r, span.clone()),
+    )?;
+    if service.region != parsed.region {
+        cx.err(
+            at(r, span),
+            format!(
+                "`{uri}` names region {}, but the gateway calls AWS in {} ([aws] region)",
+                parsed.region, service.region
+            ),
+            None,
+        );
+        return None;
+    }
+    let (action, path) = match parsed.target {
+        RestTarget::Action(a, extra) => (Some((a, extra)), String::new()),
+        RestTarget::Path(p) => (None, p),
+    };
+    Some(Integration::AwsMapped(Box::new(crate::plan::AwsMapped {
+        service,
+        protocol: parsed.service.protocol,
+        method,
+        action,
+        path,
+        mapping,
+    })))
 }
 
 /// A Lambda integration's function, stage variables expanded.
