@@ -308,3 +308,93 @@ fn refused_credentials_are_a_500_not_the_services_answer() {
         std::time::Duration::from_secs(5)
     ));
 }
+
+const WEB_IDENTITY: &str = r#"
+import json, os, sys, time
+# the setup below, then the gateway's own (unsigned) AssumeRoleWithWebIdentity;
+# everything after must be signed with the role's temporary credentials
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"
+import boto3
+from moto.server import ThreadedMotoServer
+s = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+s.start()
+host, port = s.get_host_and_port()
+url = f"http://{host}:{port}"
+kw = dict(region_name="us-east-1", endpoint_url=url, aws_access_key_id="setup", aws_secret_access_key="setup")
+iam = boto3.client("iam", **kw)
+role = iam.create_role(RoleName="gateway", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Federated": "oidc"}, "Action": "sts:AssumeRoleWithWebIdentity"}]}))["Role"]["Arn"]  # 1
+iam.put_role_policy(RoleName="gateway", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))   # 2
+q = boto3.client("sqs", **kw).create_queue(QueueName="wi")["QueueUrl"]                             # 3
+print(json.dumps({"url": url, "role": role, "queue": q}), flush=True)
+for line in sys.stdin:
+    # read back with moto's own backend (any signed client would need the role's keys)
+    from moto.sqs.models import sqs_backends
+    queue = sqs_backends["123456789012"]["us-east-1"].queues["wi"]
+    print(json.dumps([m.body for m in queue._messages]), flush=True)
+s.stop()
+"#;
+
+#[test]
+fn web_identity_credentials_come_from_sts_and_sign_the_calls() {
+    let deps = common::python::deps(PKGS);
+    let mut child = Command::new("python3")
+        .args(["-u", "-c", WEB_IDENTITY])
+        .env("PYTHONPATH", &deps)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let field = |k: &str| json_field(&line, k).unwrap_or_else(|| panic!("moto said {line:?}"));
+    let (url, role, queue) = (field("url"), field("role"), field("queue"));
+
+    let dir = TempDir::new("webid");
+    let token = dir.write("token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJnYXRld2F5In0.");
+    let cfg = config(
+        &format!(
+            r#"
+[aws]
+region = "us-east-1"
+credentials = "default"
+endpoints = {{ sqs = "{url}" }}
+
+[apis.w.routes."POST /q"]
+integration = {{ type = "aws", action = "SQS-SendMessage", parameters = {{ QueueUrl = "{queue}", MessageBody = "$request.body" }} }}
+
+[stages.prod]
+api = "w"
+"#
+        ),
+        None,
+    );
+    let path = dir.write("turnpike.toml", &cfg);
+    let token = token.to_str().unwrap().to_string();
+    let gw = Gateway::start_env(
+        dir,
+        path,
+        &["run", "-c"],
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", &token),
+            ("AWS_ROLE_ARN", &role),
+            ("AWS_ROLE_SESSION_NAME", "edge-1"),
+            ("AWS_ENDPOINT_URL_STS", &url),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let r = send(&gw, "POST", "/q", "from a web identity");
+    assert_eq!(r.status, 200, "{} {}", r.text(), gw.log());
+    writeln!(stdin, "read").unwrap();
+    let mut got = String::new();
+    out.read_line(&mut got).unwrap();
+    assert_eq!(got.trim(), r#"["from a web identity"]"#);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,7 +1,9 @@
 //! AWS credentials: static ones from the configuration, or the standard chain, read
 //! at compile time and again by the service's refresher thread (`aws::Service`):
-//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the shared
-//! credentials file and the shared config file for the profile (`AWS_PROFILE`, else
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then web identity
+//! (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN` exchanged with STS's
+//! `AssumeRoleWithWebIdentity`, at `AWS_ENDPOINT_URL_STS` or the regional endpoint
+//! over TLS), then the shared credentials file and the shared config file for the profile (`AWS_PROFILE`, else
 //! `default`), then the container endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
 //! `_RELATIVE_URI`, with `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`), then the
 //! instance metadata service (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT`, off with
@@ -9,7 +11,8 @@
 //! refresher fetches new ones in the last 5 minutes before it.
 //!
 //! Unit-tested below with files in a temporary directory; the container endpoint
-//! end to end in `tests/lambda.rs`.
+//! end to end in `tests/lambda.rs`, web identity against moto's STS in
+//! `tests/aws_rest.rs`.
 
 use std::path::PathBuf;
 
@@ -51,6 +54,43 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
             source: "the environment".into(),
             expires: None,
         });
+    }
+    // web identity (EKS, GitHub Actions, …): the token file exchanged with STS for
+    // a role's temporary credentials, as the SDKs do right after the environment
+    if let (Some(token_file), Some(role)) = (
+        nonempty("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        nonempty("AWS_ROLE_ARN"),
+    ) {
+        let token = std::fs::read_to_string(&token_file)
+            .map_err(|e| format!("AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: {e}"))?;
+        let session = nonempty("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "turnpike".into());
+        let region = nonempty("AWS_REGION").or_else(|| nonempty("AWS_DEFAULT_REGION"));
+        let endpoint = nonempty("AWS_ENDPOINT_URL_STS")
+            .or_else(|| nonempty("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| match &region {
+                Some(r) => format!("https://sts.{r}.amazonaws.com"),
+                None => "https://sts.amazonaws.com".into(),
+            });
+        let mut form = String::from("Action=AssumeRoleWithWebIdentity&Version=2011-06-15");
+        for (k, v) in [
+            ("RoleArn", role.as_str()),
+            ("RoleSessionName", session.as_str()),
+            ("WebIdentityToken", token.trim()),
+        ] {
+            form.push('&');
+            form.push_str(k);
+            form.push('=');
+            super::sign::uri_encode(&mut form, v, false);
+        }
+        let url = format!("{}/", endpoint.trim_end_matches('/'));
+        let body = http(
+            "POST",
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+        .map_err(|e| format!("web identity credentials from {url}: {e}"))?;
+        return sts_credentials(&body, &format!("the web identity role {role}"));
     }
     let profile = profile
         .map(str::to_string)
@@ -95,7 +135,7 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
             .iter()
             .map(|t| ("authorization", t.as_str()))
             .collect();
-        let body = http("GET", &url, &headers)
+        let body = http("GET", &url, &headers, b"")
             .map_err(|e| format!("container credentials from {url}: {e}"))?;
         return temporary(&body, &format!("the container endpoint {url}"));
     }
@@ -107,6 +147,7 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
             "PUT",
             &format!("{base}/latest/api/token"),
             &[("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
+            b"",
         ) {
             let token = String::from_utf8_lossy(&token).trim().to_string();
             let h = [("x-aws-ec2-metadata-token", token.as_str())];
@@ -114,6 +155,7 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
                 "GET",
                 &format!("{base}/latest/meta-data/iam/security-credentials/"),
                 &h,
+                b"",
             )
             .map_err(|e| format!("instance metadata: {e}"))?;
             let role = String::from_utf8_lossy(&role)
@@ -126,6 +168,7 @@ pub fn chain(env: Env<'_>, profile: Option<&str>) -> Result<Credentials, String>
                 "GET",
                 &format!("{base}/latest/meta-data/iam/security-credentials/{role}"),
                 &h,
+                b"",
             )
             .map_err(|e| format!("instance metadata: {e}"))?;
             return temporary(&body, &format!("the instance role `{role}`"));
@@ -154,6 +197,28 @@ fn temporary(body: &[u8], source: &str) -> Result<Credentials, String> {
     })
 }
 
+/// Temporary credentials as STS answers them (`AssumeRoleWithWebIdentityResult`).
+fn sts_credentials(body: &[u8], source: &str) -> Result<Credentials, String> {
+    let text = String::from_utf8_lossy(body);
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{t}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let (Some(access_key), Some(secret)) = (tag("AccessKeyId"), tag("SecretAccessKey")) else {
+        let why = tag("Message").unwrap_or_else(|| "no credentials in the answer".into());
+        return Err(format!("{source}: {why}"));
+    };
+    Ok(Credentials {
+        access_key,
+        secret,
+        session_token: tag("SessionToken"),
+        source: source.to_string(),
+        expires: tag("Expiration").as_deref().and_then(parse_rfc3339),
+    })
+}
+
 /// `2026-12-01T19:00:00Z` (what AWS's endpoints send) → a time.
 fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     let b = s.as_bytes();
@@ -172,30 +237,40 @@ fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
-/// A small blocking HTTP/1.1 request to a link-local or loopback credentials
-/// endpoint (`http://` only), 1 s to connect and 2 s in all; the body of a 2xx.
-fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, String> {
+/// A small blocking HTTP/1.1 request to a credentials endpoint: link-local or
+/// loopback over `http://`, STS over `https://` (the system's roots); 1 s to
+/// connect (3 s over TLS) and 5 s in all; the body of a 2xx (a 4xx/5xx's body is in
+/// the error, for STS's message).
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// endpoints are read")?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => return Err("only http:// and https:// endpoints are read".into()),
+    };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&if authority.contains(':') {
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let with_port = if authority.contains(':') {
         authority.to_string()
     } else {
-        format!("{authority}:80")
-    })
-    .map_err(|e| e.to_string())?
-    .next()
-    .ok_or("no address")?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        format!("{authority}:{}", if tls { 443 } else { 80 })
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tcp =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(if tls { 3 } else { 1 }))
+            .map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: 0\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (n, v) in headers {
         if v.contains(['\r', '\n']) {
             return Err("a header value with a line break".into());
@@ -203,16 +278,30 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, St
         req.push_str(&format!("{n}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn ReadWrite> = if tls {
+        let (config, _) = crate::upstream::tls::client_config(None)?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host}: {e}"))?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+        Box::new(rustls::StreamOwned::new(conn, tcp))
+    } else {
+        Box::new(tcp)
+    };
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| e.to_string())?;
+    stream.write_all(body).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         if Instant::now() > deadline || raw.len() > 64 << 10 {
             return Err("the endpoint took too long or said too much".into());
         }
-        match s.read(&mut buf) {
+        match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // a TLS peer that closes without close_notify: what was read counts
+            Err(e) if tls && e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -226,11 +315,21 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Vec<u8>, St
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or("no status")?;
     if !(200..300).contains(&status) {
-        return Err(format!("answered {status}"));
+        let text = String::from_utf8_lossy(&raw[end + 4..]);
+        let message = text
+            .split("<Message>")
+            .nth(1)
+            .and_then(|m| m.split("</Message>").next())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        return Err(format!("answered {status}{message}"));
     }
     // bodies here are small and sent with Content-Length or until close
     Ok(raw[end + 4..].to_vec())
 }
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 /// The keys of `[section]` in an INI-style AWS file; `Ok(None)` when the file or
 /// the section or its keys are absent.
@@ -336,6 +435,27 @@ mod tests {
             !format!("{c:?}").contains("s3cret"),
             "Debug never shows the secret"
         );
+    }
+
+    #[test]
+    fn sts_answers_become_credentials() {
+        let ok = br#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult><Credentials>
+    <SessionToken>tok</SessionToken><SecretAccessKey>sec</SecretAccessKey>
+    <Expiration>2026-12-01T20:00:00Z</Expiration><AccessKeyId>ASIAEXAMPLE</AccessKeyId>
+  </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"#;
+        let c = sts_credentials(ok, "sts").unwrap();
+        assert_eq!(
+            (c.access_key.as_str(), c.secret.as_str()),
+            ("ASIAEXAMPLE", "sec")
+        );
+        assert_eq!(c.session_token.as_deref(), Some("tok"));
+        assert!(c.expires.is_some());
+        let err = sts_credentials(
+            b"<ErrorResponse><Error><Message>Not authorized</Message></Error></ErrorResponse>",
+            "sts",
+        );
+        assert_eq!(err.unwrap_err(), "sts: Not authorized");
     }
 
     #[test]

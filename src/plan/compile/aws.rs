@@ -60,7 +60,7 @@ pub(super) fn service_as(
     let creds = match credentials_of(cfg, profile) {
         Ok(c) => c,
         Err((p, msg)) => {
-            cx.err(p.unwrap_or_else(|| pos.clone()), msg, Some("[aws] credentials = \"default\" reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then ~/.aws/credentials and ~/.aws/config"));
+            cx.err(p.unwrap_or_else(|| pos.clone()), msg, Some("[aws] credentials = \"default\" reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, then ~/.aws/credentials and ~/.aws/config"));
             return None;
         }
     };
