@@ -473,6 +473,8 @@ pub struct Proxy {
     pub tls: Option<crate::upstream::TlsPeer>,
     /// HTTP API parameter mapping (`None`: the request goes as it came).
     pub mapping: Option<Box<crate::transform::params::ParamMapping>>,
+    /// HTTP API response mapping by status (`None`: the answer goes as it came).
+    pub response_mapping: Option<Box<crate::transform::params::ResponseMapping>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -625,7 +625,10 @@ identity = ["$request.header.X-Token"]
 function = {{ type = "http", uri = "http://{up}/never" }}
 
 [apis.h.routes."GET /users/{{id}}"]
-integration = {{ type = "http_proxy", uri = "http://{up}/", parameter_mapping = {{ "overwrite:path" = "/v2/people/${{request.path.id}}", "append:header.x-request" = "$context.requestId", "overwrite:header.x-user" = "user-$request.path.id", "remove:header.cookie" = "''", "overwrite:querystring.page" = "$request.header.x-page", "append:querystring.v" = "2", "remove:querystring.debug" = "''", "overwrite:header.x-env" = "$stageVariables.env" }} }}
+integration = {{ type = "http_proxy", uri = "http://{up}/", parameter_mapping = {{ "overwrite:path" = "/v2/people/${{request.path.id}}", "append:header.x-request" = "$context.requestId", "overwrite:header.x-user" = "user-$request.path.id", "remove:header.cookie" = "''", "overwrite:querystring.page" = "$request.header.x-page", "append:querystring.v" = "2", "remove:querystring.debug" = "''", "overwrite:header.x-env" = "$stageVariables.env" }}, response_parameters = {{ "200" = {{ "overwrite:header.x-served-by" = "upstream $response.header.x-upstream", "remove:header.set-cookie" = "''", "append:header.x-upstream" = "mapped" }} }} }}
+
+[apis.h.routes."GET /broken"]
+integration = {{ type = "http_proxy", uri = "http://{up}/status/500", response_parameters = {{ "500" = {{ "overwrite:statuscode" = "403", "append:header.x-error" = "$context.requestId" }} }} }}
 
 [apis.h.routes."GET /plain"]
 integration = {{ type = "http_proxy", uri = "http://{up}/plain" }}
@@ -661,8 +664,18 @@ variables = {{ env = "staging" }}
         v["headers"]["x-request"],
         format!("client,{}", r.header("x-request-id").unwrap())
     );
+    // the response mapping for 200
+    assert_eq!(r.header("x-served-by"), Some("upstream echo"));
+    assert_eq!(r.header("x-upstream"), Some("echo,mapped"));
+    assert_eq!(r.header("set-cookie"), None);
+    // overwrite:statuscode for the upstream's 500
+    let r = send(&gw, "GET", "/broken", &[], "");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.header("x-error"), r.header("x-request-id"));
+    assert_eq!(json(&r)["code"], 500, "the body is the upstream's");
     // a route without a mapping forwards what it got
     let r = send(&gw, "GET", "/plain?debug=1", &[("Cookie", "s=1")], "");
+    assert_eq!(r.header("x-upstream"), Some("echo"));
     let v = json(&r);
     assert_eq!(v["path"], "/plain");
     assert_eq!(v["headers"]["cookie"], "s=1");

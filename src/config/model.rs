@@ -330,6 +330,9 @@ pub enum Integration {
         /// HTTP API parameter mapping: `overwrite:header.x` = "$context.requestId" …
         #[serde(default)]
         parameter_mapping: BTreeMap<String, String>,
+        /// HTTP API response mapping: `"500" = { "overwrite:statuscode" = "403", … }`.
+        #[serde(default)]
+        response_parameters: BTreeMap<String, BTreeMap<String, String>>,
     },
     /// An AWS service action with parameters from the request (DESIGN §9.3).
     ///

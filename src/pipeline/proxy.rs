@@ -246,7 +246,42 @@ async fn forward_with(
     }
     // Until something of this response is flushed, a failure can still become a 502.
     let mark = ds.wbuf.len();
-    let framing = write_response_head(ds, head, &conn, resp, rid, &mut keep, &extra);
+    // HTTP API response mapping for this status (routes with one only)
+    let changes = p.response_mapping.as_deref().and_then(|m| {
+        let facts = MappingFacts {
+            head,
+            plan,
+            route,
+            params,
+            rid,
+            peer_ip: ds.peer_ip,
+            rec: ds.rec,
+        };
+        let buf = conn.rbuf.data();
+        let header = |name: &str| {
+            let all: Vec<&[u8]> = resp
+                .headers
+                .iter()
+                .filter(|(n, _)| buf[n.0..n.1].eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| &buf[v.0..v.1])
+                .collect();
+            (!all.is_empty()).then(|| String::from_utf8_lossy(&all.join(&b","[..])).into_owned())
+        };
+        m.render(resp.status, &facts, &header)
+    });
+    if let Some(s) = changes.as_ref().and_then(|c| c.status) {
+        ds.rec.status = s;
+    }
+    let framing = write_response_head(
+        ds,
+        head,
+        &conn,
+        resp,
+        rid,
+        &mut keep,
+        &extra,
+        changes.as_ref(),
+    );
     conn.rbuf.consume(resp.head_len);
     // A small body already read with the head is copied without an await.
     let streamed = match framing {

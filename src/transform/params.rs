@@ -59,6 +59,8 @@ pub enum Piece {
     WholePath,
     /// `$context.NAME` (dotted).
     Context(String),
+    /// `$response.header.NAME` (response mappings only; lower-case).
+    ResponseHeader(String),
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +208,8 @@ pub fn parse_value(
             Piece::Path(i)
         } else if let Some(c) = name.strip_prefix("context.") {
             Piece::Context(c.to_string())
+        } else if let Some(h) = name.strip_prefix("response.header.") {
+            Piece::ResponseHeader(h.to_ascii_lowercase())
         } else if name.starts_with("request.body") {
             return Err(format!(
                 "`{v}`: $request.body values are not mapped on proxy routes (the body streams)"
@@ -228,6 +232,114 @@ pub fn parse_value(
     Ok(out)
 }
 
+/// HTTP API response mappings (`response_parameters`): per status, `overwrite:statuscode`
+/// and `append|overwrite|remove:header.NAME`, values as for requests plus
+/// `$response.header.NAME`.
+#[derive(Debug, Default)]
+pub struct ResponseMapping {
+    /// (status, operations), as configured.
+    pub by_status: Vec<(u16, Vec<ResponseOp>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResponseOp {
+    pub action: Action,
+    /// `None`: the status code.
+    pub header: Option<String>,
+    pub value: Vec<Piece>,
+}
+
+/// A response mapping's key: `overwrite:statuscode` or `ACTION:header.NAME`.
+pub fn parse_response_key(key: &str) -> Result<(Action, Option<String>), String> {
+    if key == "overwrite:statuscode" {
+        return Ok((Action::Overwrite, None));
+    }
+    match parse_key(key)? {
+        (action, Place::Header(h)) => Ok((action, Some(h))),
+        _ => Err(format!(
+            "`{key}`: a response maps header.NAME or overwrite:statuscode"
+        )),
+    }
+}
+
+/// What a response mapping changes.
+#[derive(Debug, Default)]
+pub struct ResponseChanges {
+    pub status: Option<u16>,
+    /// Lower-case names of the upstream's headers not to pass on.
+    pub drop: Vec<String>,
+    pub add: Vec<(String, String)>,
+}
+
+impl ResponseChanges {
+    pub fn drops(&self, name: &[u8]) -> bool {
+        self.drop
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d.as_bytes()))
+    }
+}
+
+impl ResponseMapping {
+    /// The changes for a response of `status`; `header` reads the upstream's
+    /// response headers. `None`: no mapping for this status.
+    pub fn render(
+        &self,
+        status: u16,
+        f: &dyn Facts,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<ResponseChanges> {
+        let (_, ops) = self.by_status.iter().find(|(s, _)| *s == status)?;
+        let mut c = ResponseChanges::default();
+        for op in ops {
+            let mut v = String::new();
+            for p in &op.value {
+                match p {
+                    Piece::Text(t) => v.push_str(t),
+                    Piece::ResponseHeader(h) => v.push_str(&header(h).unwrap_or_default()),
+                    Piece::Header(h) => v.push_str(&f.header(h).unwrap_or_default()),
+                    Piece::Query(q) => v.push_str(&f.query(q).unwrap_or_default()),
+                    Piece::Path(i) => v.push_str(&f.path_param(*i)),
+                    Piece::WholePath => v.push_str(&f.path()),
+                    Piece::Context(n) => v.push_str(&f.context(n).unwrap_or_default()),
+                }
+            }
+            match &op.header {
+                None => {
+                    if let Ok(s @ 100..=599) = v.trim().parse::<u16>() {
+                        c.status = Some(s);
+                    }
+                }
+                Some(name) => {
+                    if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+                        continue;
+                    }
+                    let existing = c
+                        .add
+                        .iter()
+                        .position(|(n, _)| n == name)
+                        .map(|i| c.add.remove(i).1)
+                        .or_else(|| (!c.drop.contains(name)).then(|| header(name)).flatten());
+                    if !c.drop.contains(name) {
+                        c.drop.push(name.clone());
+                    }
+                    match op.action {
+                        Action::Remove => {}
+                        Action::Overwrite => c.add.push((name.clone(), v)),
+                        Action::Append => c.add.push((
+                            name.clone(),
+                            match existing {
+                                Some(e) if !e.is_empty() => format!("{e},{v}"),
+                                _ => v,
+                            },
+                        )),
+                    }
+                }
+            }
+        }
+        Some(c)
+    }
+}
+
 impl ParamMapping {
     /// The changes for one request; `query` is the request's query string.
     pub fn render(&self, f: &dyn Facts, query: &str) -> Changes {
@@ -244,6 +356,8 @@ impl ParamMapping {
                         Piece::Path(i) => s.push_str(&f.path_param(*i)),
                         Piece::WholePath => s.push_str(&f.path()),
                         Piece::Context(n) => s.push_str(&f.context(n).unwrap_or_default()),
+                        // refused at load in request mappings
+                        Piece::ResponseHeader(_) => {}
                     }
                 }
                 s
@@ -381,6 +495,48 @@ mod tests {
                 ("x-env".to_string(), "prod/prod".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn responses_map_by_status() {
+        let vars = Default::default();
+        let op = |k: &str, v: &str| {
+            let (action, header) = parse_response_key(k).unwrap();
+            ResponseOp {
+                action,
+                header,
+                value: parse_value(v, &[], &vars).unwrap(),
+            }
+        };
+        // AWS's example: {"500": {"append:header.header1": "$context.requestId", "overwrite:statuscode": "403"}}
+        let m = ResponseMapping {
+            by_status: vec![
+                (
+                    500,
+                    vec![
+                        op("append:header.header1", "$context.requestId"),
+                        op("overwrite:statuscode", "403"),
+                    ],
+                ),
+                (
+                    404,
+                    vec![
+                        op("overwrite:header.x-up", "$response.header.server"),
+                        op("remove:header.server", ""),
+                    ],
+                ),
+            ],
+        };
+        let up = |n: &str| (n == "server").then(|| "nginx".to_string());
+        let c = m.render(500, &F, &up).unwrap();
+        assert_eq!(c.status, Some(403));
+        assert_eq!(c.add, vec![("header1".to_string(), "r-1".to_string())]);
+        let c = m.render(404, &F, &up).unwrap();
+        assert_eq!(c.add, vec![("x-up".to_string(), "nginx".to_string())]);
+        assert!(c.drops(b"Server"));
+        assert!(m.render(200, &F, &up).is_none());
+        assert!(parse_response_key("overwrite:querystring.a").is_err());
+        assert!(parse_response_key("append:statuscode").is_err());
     }
 
     #[test]

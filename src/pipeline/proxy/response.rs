@@ -40,6 +40,7 @@ pub(super) fn write_response_head(
     rid: &[u8],
     keep: &mut bool,
     extra: &[u8],
+    changes: Option<&crate::transform::params::ResponseChanges>,
 ) -> Out {
     let buf = conn.rbuf.data();
     let s = |r: (usize, usize)| &buf[r.0..r.1];
@@ -70,10 +71,14 @@ pub(super) fn write_response_head(
     };
     // the API's CORS policy alone speaks (AWS drops the backend's CORS headers)
     let cors_on = ds.scratch.cors_on;
-    let mut h = ds.head(resp.status);
+    let status = changes.and_then(|c| c.status).unwrap_or(resp.status);
+    let mut h = ds.head(status);
     let mut has_rid = false;
     for (n, v) in &resp.headers {
         let name = s(*n);
+        if changes.is_some_and(|c| c.drops(name)) {
+            continue;
+        }
         if is_hop_by_hop(name)
             || (name.eq_ignore_ascii_case(b"content-length") && !pass_length)
             || crate::proto::h1::has_token(conn_tokens, name)
@@ -83,6 +88,11 @@ pub(super) fn write_response_head(
         }
         has_rid |= name.eq_ignore_ascii_case(b"x-request-id");
         h.field(name, s(*v));
+    }
+    if let Some(c) = changes {
+        for (n, v) in &c.add {
+            h.field(n.as_bytes(), v.as_bytes());
+        }
     }
     if !has_rid {
         h.field(b"x-request-id", rid);

@@ -523,7 +523,51 @@ fn integration(
         model::Integration::HttpProxy {
             uri,
             parameter_mapping,
+            response_parameters,
         } => {
+            let response_mapping = if response_parameters.is_empty() {
+                None
+            } else {
+                use crate::transform::params::{
+                    parse_response_key, parse_value, ResponseMapping, ResponseOp,
+                };
+                let mut by_status = Vec::new();
+                for (status, ops) in response_parameters {
+                    let Ok(code @ 200..=599) = status.parse::<u16>() else {
+                        cx.err(
+                            at(r, span.clone()),
+                            format!(
+                                "response_parameters: `{status}` is not a status from 200 to 599"
+                            ),
+                            None,
+                        );
+                        return None;
+                    };
+                    let mut list = Vec::new();
+                    for (k, v) in ops {
+                        let parsed = parse_response_key(k).and_then(|(action, header)| {
+                            Ok(ResponseOp {
+                                action,
+                                header,
+                                value: parse_value(v, params, vars)?,
+                            })
+                        });
+                        match parsed {
+                            Ok(op) => list.push(op),
+                            Err(msg) => {
+                                cx.err(
+                                    at(r, span.clone()),
+                                    format!("response_parameters.{status}: {msg}"),
+                                    None,
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    by_status.push((code, list));
+                }
+                Some(Box::new(ResponseMapping { by_status }))
+            };
             let mapping = if parameter_mapping.is_empty() {
                 None
             } else {
@@ -531,10 +575,18 @@ fn integration(
                 let mut ops = Vec::new();
                 for (k, v) in parameter_mapping {
                     let parsed = parse_key(k).and_then(|(action, place)| {
+                        let value = parse_value(v, params, vars)?;
+                        if value.iter().any(|p| {
+                            matches!(p, crate::transform::params::Piece::ResponseHeader(_))
+                        }) {
+                            return Err(format!(
+                                "`{v}`: $response values belong to response_parameters"
+                            ));
+                        }
                         Ok(Op {
                             action,
                             place,
-                            value: parse_value(v, params, vars)?,
+                            value,
                         })
                     });
                     match parsed {
@@ -625,6 +677,7 @@ fn integration(
                 host: parsed.authority,
                 tls,
                 mapping,
+                response_mapping,
             }))
         }
     }
@@ -710,10 +763,12 @@ pub(super) fn validate_unmounted(
             model::Integration::HttpProxy {
                 uri,
                 parameter_mapping,
+                response_parameters,
             } => {
                 uri.contains("${")
                     || parameter_mapping
                         .values()
+                        .chain(response_parameters.values().flat_map(|m| m.values()))
                         .any(|v| v.contains("stageVariables"))
             }
             model::Integration::Lambda { function, .. } => function.contains("${"),
