@@ -32,6 +32,7 @@ pub(super) enum Out {
 /// Writes the response head for the client, in its protocol (`proto::head`: HTTP/1.1
 /// text, or fields handed to its HTTP/2 stream). Returns how the body will be framed
 /// towards the client.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_response_head(
     ds: &mut Downstream<'_>,
     head: &RequestHead,
