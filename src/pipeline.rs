@@ -287,7 +287,10 @@ pub async fn handle(
     // integrate → respond
     match integration {
         Integration::Mock(mock) => match &mock.mapping {
-            None => respond::mock(ds, head, mock, rid, plan.gateway.max_body).await,
+            None => {
+                let v = route.validate.as_deref();
+                respond::mock(ds, head, mock, rid, plan.gateway.max_body, v).await
+            }
             Some(m) => {
                 let m = mapped::Mapped::Mock(mock, m);
                 Box::pin(mapped::serve(ds, head, plan, route, &params, m, rid, w)).await

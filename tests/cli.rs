@@ -31,6 +31,7 @@ fn check_accepts_every_shipped_config() {
         "configs/examples/grpc.toml",
         "configs/examples/jwt.toml",
         "configs/examples/lambda.toml",
+        "configs/examples/templates.toml",
     ] {
         let (code, out, err) = turnpike(&["check", "-c", f]);
         assert_eq!(code, 0, "{f}: {err}");

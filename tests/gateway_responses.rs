@@ -107,6 +107,16 @@ integration = {{ type = "http_proxy", uri = "http://127.0.0.1:9/" }}
 integration = {{ type = "http_proxy", uri = "http://{{UP}}/orders" }}
 validate = {{ body = "Order", params = ["header.x-tenant", "query.page", "path.shop"] }}
 
+[apis.shop.routes."POST /mocked"]
+integration = {{ type = "mock", status = 201, body = "ok" }}
+validate = {{ body = "Order" }}
+
+[apis.shop.routes."POST /templated".integration]
+type = "mock"
+request_templates = {{ "application/json" = '{{"statusCode": 202}}' }}
+[apis.shop.routes."POST /templated"]
+validate = {{ body = "Order" }}
+
 [apis.shop.routes."GET /plain"]
 integration = {{ type = "mock", body = "plain" }}
 validate = {{ params = ["querystring.q"] }}

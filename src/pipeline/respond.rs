@@ -335,8 +335,7 @@ pub fn error_after_body(
     rid: &[u8],
 ) -> Outcome {
     let keep = head.keep_alive && !ds.draining && !err.closes_connection();
-    write_error(ds.head(err.status()), head.is_head(), err, rid, !keep);
-    ds.rec.gateway_answer(err, head.is_head());
+    send_error(ds, head, err, rid, !keep);
     Outcome { keep_alive: keep }
 }
 
@@ -391,14 +390,39 @@ pub async fn mock(
     m: &Mock,
     rid: &[u8],
     max_body: u64,
+    validate: Option<&crate::plan::Validation>,
 ) -> Outcome {
-    match drain_body(ds, head, max_body).await {
-        Ok(()) => {}
-        Err(Some(e)) => {
-            send_error(ds, head, e, rid, true);
-            return Outcome { keep_alive: false };
+    // a body model: the body is read whole and checked instead of dropped
+    if let Some(v) = validate.filter(|v| v.body.is_some()) {
+        let mut body = Vec::new();
+        if head.body != BodyFraming::Empty {
+            let read = match BodyReader::new(head, max_body) {
+                Ok(mut r) => Box::pin(r.buffer(ds, &mut body, max_body)).await,
+                Err(e) => Err(e),
+            };
+            let e = match read {
+                Ok(true) => None,
+                Ok(false) | Err(BodyError::TooLarge) => Some(Error::BodyTooLarge),
+                Err(BodyError::Malformed) => Some(Error::BadRequest),
+                Err(BodyError::Gone) => return Outcome { keep_alive: false },
+            };
+            if let Some(e) = e {
+                send_error(ds, head, e, rid, true);
+                return Outcome { keep_alive: false };
+            }
         }
-        Err(None) => return Outcome { keep_alive: false },
+        if let Err(e) = super::validate::body(ds, head, v, &body) {
+            return error_after_body(ds, head, e, rid);
+        }
+    } else {
+        match drain_body(ds, head, max_body).await {
+            Ok(()) => {}
+            Err(Some(e)) => {
+                send_error(ds, head, e, rid, true);
+                return Outcome { keep_alive: false };
+            }
+            Err(None) => return Outcome { keep_alive: false },
+        }
     }
     let keep = head.keep_alive && !ds.draining;
     ds.rec.status = m.status;
