@@ -151,15 +151,8 @@ pub fn send_error(
     let Some((g, c, t)) = chosen else {
         match own {
             Some((body, kind)) => {
-                let mut h = ds.head(err.status());
-                h.field(b"content-type", b"application/json");
-                h.field(b"x-request-id", rid);
-                h.field(b"x-amzn-errortype", kind.as_bytes());
-                let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
-                if !is_head {
-                    out.extend_from_slice(body.as_bytes());
-                }
-                ds.rec.bytes = if is_head { 0 } else { body.len() as u64 };
+                let n = write_own(ds.head(err.status()), &body, kind, rid, is_head, close);
+                ds.rec.bytes = if is_head { 0 } else { n as u64 };
             }
             None => write_error(ds.head(err.status()), is_head, err, rid, close),
         }
@@ -214,16 +207,7 @@ pub fn send_error(
             body.len()
         }
         None => match own {
-            Some((body, kind)) => {
-                h.field(b"content-type", b"application/json");
-                h.field(b"x-request-id", rid);
-                h.field(b"x-amzn-errortype", kind.as_bytes());
-                let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
-                if !is_head {
-                    out.extend_from_slice(body.as_bytes());
-                }
-                body.len()
-            }
+            Some((body, kind)) => write_own(h, &body, kind, rid, is_head, close),
             None => {
                 write_error(h, is_head, err, rid, close);
                 err.body_len()
@@ -232,6 +216,26 @@ pub fn send_error(
     };
     ds.rec.status = status;
     ds.rec.bytes = if is_head { 0 } else { body_len as u64 };
+}
+
+/// Writes an error's own JSON body (AWS's IAM and validation refusals) with its
+/// `x-amzn-ErrorType`; returns the body's length.
+fn write_own(
+    mut h: ResponseHead<'_>,
+    body: &str,
+    kind: &str,
+    rid: &[u8],
+    is_head: bool,
+    close: bool,
+) -> usize {
+    h.field(b"content-type", b"application/json");
+    h.field(b"x-request-id", rid);
+    h.field(b"x-amzn-errortype", kind.as_bytes());
+    let (out, _) = h.end(BodyFraming::Length(body.len() as u64), close);
+    if !is_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    body.len()
 }
 
 /// A gateway-response template's variable.

@@ -286,23 +286,12 @@ impl ResponseMapping {
         &self,
         status: u16,
         f: &dyn Facts,
-        header: &dyn Fn(&str) -> Option<String>,
+        header: ResponseHeaders<'_>,
     ) -> Option<ResponseChanges> {
         let (_, ops) = self.by_status.iter().find(|(s, _)| *s == status)?;
         let mut c = ResponseChanges::default();
         for op in ops {
-            let mut v = String::new();
-            for p in &op.value {
-                match p {
-                    Piece::Text(t) => v.push_str(t),
-                    Piece::ResponseHeader(h) => v.push_str(&header(h).unwrap_or_default()),
-                    Piece::Header(h) => v.push_str(&f.header(h).unwrap_or_default()),
-                    Piece::Query(q) => v.push_str(&f.query(q).unwrap_or_default()),
-                    Piece::Path(i) => v.push_str(&f.path_param(*i)),
-                    Piece::WholePath => v.push_str(&f.path()),
-                    Piece::Context(n) => v.push_str(&f.context(n).unwrap_or_default()),
-                }
-            }
+            let v = render_value(&op.value, f, Some(header));
             match &op.header {
                 None => {
                     if let Ok(s @ 100..=599) = v.trim().parse::<u16>() {
@@ -310,33 +299,71 @@ impl ResponseMapping {
                     }
                 }
                 Some(name) => {
-                    if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
-                        continue;
-                    }
-                    let existing = c
-                        .add
-                        .iter()
-                        .position(|(n, _)| n == name)
-                        .map(|i| c.add.remove(i).1)
-                        .or_else(|| (!c.drop.contains(name)).then(|| header(name)).flatten());
-                    if !c.drop.contains(name) {
-                        c.drop.push(name.clone());
-                    }
-                    match op.action {
-                        Action::Remove => {}
-                        Action::Overwrite => c.add.push((name.clone(), v)),
-                        Action::Append => c.add.push((
-                            name.clone(),
-                            match existing {
-                                Some(e) if !e.is_empty() => format!("{e},{v}"),
-                                _ => v,
-                            },
-                        )),
-                    }
+                    header_op(&mut c.add, &mut c.drop, name, op.action, v, || header(name));
                 }
             }
         }
         Some(c)
+    }
+}
+
+/// Reads a header of the upstream's response (response mappings).
+type ResponseHeaders<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A value's text; `response` reads the upstream's headers (response mappings).
+fn render_value(pieces: &[Piece], f: &dyn Facts, response: Option<ResponseHeaders<'_>>) -> String {
+    let mut s = String::new();
+    for p in pieces {
+        let part = match p {
+            Piece::Text(t) => {
+                s.push_str(t);
+                continue;
+            }
+            Piece::Header(h) => f.header(h),
+            Piece::Query(q) => f.query(q),
+            Piece::Path(i) => Some(f.path_param(*i)),
+            Piece::WholePath => Some(f.path()),
+            Piece::Context(n) => f.context(n),
+            // refused at load in request mappings
+            Piece::ResponseHeader(h) => response.and_then(|r| r(h)),
+        };
+        s.push_str(&part.unwrap_or_default());
+    }
+    s
+}
+
+/// One header operation on the headers to add and the names to drop; `current`
+/// reads the header as it came (for `append`).
+fn header_op(
+    add: &mut Vec<(String, String)>,
+    drop: &mut Vec<String>,
+    name: &str,
+    action: Action,
+    v: String,
+    current: impl FnOnce() -> Option<String>,
+) {
+    // a value with control characters never reaches the head
+    if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+        return;
+    }
+    let existing = add
+        .iter()
+        .position(|(n, _)| n == name)
+        .map(|i| add.remove(i).1)
+        .or_else(|| (!drop.iter().any(|d| d == name)).then(current).flatten());
+    if !drop.iter().any(|d| d == name) {
+        drop.push(name.to_string());
+    }
+    match action {
+        Action::Remove => {}
+        Action::Overwrite => add.push((name.to_string(), v)),
+        Action::Append => add.push((
+            name.to_string(),
+            match existing {
+                Some(e) if !e.is_empty() => format!("{e},{v}"),
+                _ => v,
+            },
+        )),
     }
 }
 
@@ -346,50 +373,13 @@ impl ParamMapping {
         let mut c = Changes::default();
         let mut pairs: Option<Vec<(String, String)>> = None;
         for op in &self.ops {
-            let value = || {
-                let mut s = String::new();
-                for p in &op.value {
-                    match p {
-                        Piece::Text(t) => s.push_str(t),
-                        Piece::Header(h) => s.push_str(&f.header(h).unwrap_or_default()),
-                        Piece::Query(q) => s.push_str(&f.query(q).unwrap_or_default()),
-                        Piece::Path(i) => s.push_str(&f.path_param(*i)),
-                        Piece::WholePath => s.push_str(&f.path()),
-                        Piece::Context(n) => s.push_str(&f.context(n).unwrap_or_default()),
-                        // refused at load in request mappings
-                        Piece::ResponseHeader(_) => {}
-                    }
-                }
-                s
-            };
+            let value = || render_value(&op.value, f, None);
             match &op.place {
                 Place::Path => c.path = Some(value()),
                 Place::Header(name) => {
-                    let v = value();
-                    // a value with control characters never reaches the head
-                    if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
-                        continue;
-                    }
-                    let existing = c
-                        .add
-                        .iter()
-                        .position(|(n, _)| n == name)
-                        .map(|i| c.add.remove(i).1)
-                        .or_else(|| (!c.drop.contains(name)).then(|| f.header(name)).flatten());
-                    if !c.drop.contains(name) {
-                        c.drop.push(name.clone());
-                    }
-                    match op.action {
-                        Action::Remove => {}
-                        Action::Overwrite => c.add.push((name.clone(), v)),
-                        Action::Append => c.add.push((
-                            name.clone(),
-                            match existing {
-                                Some(e) if !e.is_empty() => format!("{e},{v}"),
-                                _ => v,
-                            },
-                        )),
-                    }
+                    header_op(&mut c.add, &mut c.drop, name, op.action, value(), || {
+                        f.header(name)
+                    });
                 }
                 Place::Query(name) => {
                     let v = value();
