@@ -69,6 +69,13 @@ impl Value {
 
     /// Appends Java's `toString()` of the value (`null` renders as nothing).
     pub fn render(&self, out: &mut String) {
+        self.render_within(out, usize::MAX);
+    }
+
+    /// `render`, stopping once `out` is longer than `limit` (a list holding the
+    /// same list twice, doubled 40 times, is short to build and endless to print):
+    /// `false` when it stopped.
+    pub fn render_within(&self, out: &mut String, limit: usize) -> bool {
         match self {
             Value::Null => {}
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -80,13 +87,16 @@ impl Value {
             Value::List(l) => {
                 out.push('[');
                 for (i, v) in l.borrow().iter().enumerate() {
+                    if out.len() > limit {
+                        return false;
+                    }
                     if i > 0 {
                         out.push_str(", ");
                     }
                     if v.is_null() {
                         out.push_str("null");
-                    } else {
-                        v.render(out);
+                    } else if !v.render_within(out, limit) {
+                        return false;
                     }
                 }
                 out.push(']');
@@ -94,6 +104,9 @@ impl Value {
             Value::Map(m) => {
                 out.push('{');
                 for (i, (k, v)) in m.borrow().iter().enumerate() {
+                    if out.len() > limit {
+                        return false;
+                    }
                     if i > 0 {
                         out.push_str(", ");
                     }
@@ -101,8 +114,8 @@ impl Value {
                     out.push('=');
                     if v.is_null() {
                         out.push_str("null");
-                    } else {
-                        v.render(out);
+                    } else if !v.render_within(out, limit) {
+                        return false;
                     }
                 }
                 out.push('}');
@@ -113,6 +126,7 @@ impl Value {
                 let _ = write!(out, "{{index={index}, hasNext={has_next}}}");
             }
         }
+        out.len() <= limit
     }
 
     /// Java's `toString()` as a new string.
@@ -129,6 +143,11 @@ impl Value {
 
     /// Appends the value as JSON text (what `$input.json(…)` returns).
     pub fn write_json(&self, out: &mut String) {
+        self.write_json_within(out, usize::MAX);
+    }
+
+    /// `write_json`, stopping once `out` is longer than `limit`: `false` then.
+    pub fn write_json_within(&self, out: &mut String, limit: usize) -> bool {
         match self {
             Value::Null | Value::Input | Value::Util => out.push_str("null"),
             Value::Bool(_) | Value::Int(_) => self.render(out),
@@ -141,7 +160,9 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    v.write_json(out);
+                    if out.len() > limit || !v.write_json_within(out, limit) {
+                        return false;
+                    }
                 }
                 out.push(']');
             }
@@ -153,12 +174,15 @@ impl Value {
                     }
                     json_string(k, out);
                     out.push(':');
-                    v.write_json(out);
+                    if out.len() > limit || !v.write_json_within(out, limit) {
+                        return false;
+                    }
                 }
                 out.push('}');
             }
             Value::Loop { .. } => out.push_str("{}"),
         }
+        out.len() <= limit
     }
 
     /// Parses JSON text, keeping object key order; `None` when it is not JSON.

@@ -24,6 +24,8 @@ pub const MAX_OUTPUT: usize = 10 << 20;
 pub const MAX_STEPS: u64 = 2_000_000;
 /// Bytes of strings one evaluation may build (output included).
 pub const MAX_BUILT: usize = 64 << 20;
+/// How deep lists and maps a template builds may nest (JSON bodies: serde_json's 128).
+pub const MAX_NESTING: usize = 160;
 
 /// What a template reads from the request.
 #[derive(Debug, Default)]
@@ -142,12 +144,10 @@ impl Eval<'_, '_> {
                         }
                     } else {
                         let start = out.len();
-                        v.render(out);
-                        let n = out.len() - start;
-                        if out.len() > MAX_OUTPUT {
+                        if !v.render_within(out, MAX_OUTPUT) {
                             return Err(EvalError::TooLarge);
                         }
-                        self.build(n)?;
+                        self.build(out.len() - start)?;
                     }
                 }
                 Node::Set(target, e) => {
@@ -234,15 +234,19 @@ impl Eval<'_, '_> {
         }
         match (last, &cur) {
             (Part::Prop(name), Value::Map(m)) => {
+                self.admit(&v, Some(&cur))?;
                 m.borrow_mut().insert(Rc::from(&**name), v);
             }
             (Part::Index(e), Value::Map(m)) => {
-                let k = self.expr(e)?.to_text();
+                let k = self.expr(e)?;
+                let k = self.text(&k)?;
+                self.admit(&v, Some(&cur))?;
                 m.borrow_mut().insert(k, v);
             }
             (Part::Index(e), Value::List(l)) => {
                 if let Some(i) = self.expr(e)?.number() {
                     let i = i.as_f64() as i64;
+                    self.admit(&v, Some(&cur))?;
                     let mut l = l.borrow_mut();
                     if (0..l.len() as i64).contains(&i) {
                         l[i as usize] = v;
@@ -309,7 +313,9 @@ impl Eval<'_, '_> {
             Expr::List(items) => {
                 let mut v = Vec::with_capacity(items.len());
                 for i in items {
-                    v.push(self.expr(i)?);
+                    let x = self.expr(i)?;
+                    self.admit(&x, None)?;
+                    v.push(x);
                 }
                 Value::new_list(v)
             }
@@ -334,8 +340,10 @@ impl Eval<'_, '_> {
             Expr::Map(entries) => {
                 let mut m = IndexMap::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let k = self.expr(k)?.to_text();
+                    let k = self.expr(k)?;
+                    let k = self.text(&k)?;
                     let v = self.expr(v)?;
+                    self.admit(&v, None)?;
                     m.insert(k, v);
                 }
                 Value::new_map(m)
@@ -362,8 +370,8 @@ impl Eval<'_, '_> {
     fn binary(&mut self, op: Op, a: Value, b: Value) -> R<Value> {
         use std::cmp::Ordering;
         Ok(match op {
-            Op::Eq => Value::Bool(equal(&a, &b)),
-            Op::Ne => Value::Bool(!equal(&a, &b)),
+            Op::Eq => Value::Bool(self.equal(&a, &b)?),
+            Op::Ne => Value::Bool(!self.equal(&a, &b)?),
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                 let ord = match (&a, &b) {
                     (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
@@ -384,7 +392,7 @@ impl Eval<'_, '_> {
                 if a.is_null() || b.is_null() {
                     return Ok(Value::Null);
                 }
-                let (x, y) = (a.to_text(), b.to_text());
+                let (x, y) = (self.text(&a)?, self.text(&b)?);
                 self.build(x.len() + y.len())?;
                 let mut s = String::with_capacity(x.len() + y.len());
                 s.push_str(&x);
@@ -426,7 +434,7 @@ impl Eval<'_, '_> {
                 Ok(if v.is_null() {
                     None
                 } else {
-                    Some(Cow::Owned(v.to_text().to_string()))
+                    Some(Cow::Owned(self.text(&v)?.to_string()))
                 })
             }
         }
@@ -493,7 +501,9 @@ impl Eval<'_, '_> {
                 "json" => match self.json_path(c)? {
                     Some(v) => {
                         let mut s = String::new();
-                        v.write_json(&mut s);
+                        if !v.write_json_within(&mut s, MAX_OUTPUT) {
+                            return Err(EvalError::TooLarge);
+                        }
                         self.build(s.len())?;
                         Value::Str(Rc::from(s))
                     }
@@ -536,24 +546,22 @@ impl Eval<'_, '_> {
                 }
                 "contains" => {
                     let x = self.arg(args.first())?;
-                    Value::Bool(l.borrow().iter().any(|v| equal(v, &x)))
+                    Value::Bool(self.position(l, &x)?.is_some())
                 }
                 "indexOf" => {
                     let x = self.arg(args.first())?;
-                    Value::Int(
-                        l.borrow()
-                            .iter()
-                            .position(|v| equal(v, &x))
-                            .map_or(-1, |i| i as i64),
-                    )
+                    Value::Int(self.position(l, &x)?.map_or(-1, |i| i as i64))
                 }
                 "add" => {
                     let x = self.arg(args.first())?;
+                    self.admit(&x, Some(&target))?;
                     l.borrow_mut().push(x);
                     Value::Bool(true)
                 }
                 "addAll" => {
-                    if let Value::List(other) = self.arg(args.first())? {
+                    let x = self.arg(args.first())?;
+                    if let Value::List(other) = &x {
+                        self.admit(&x, Some(&target))?;
                         let items: Vec<Value> = other.borrow().clone();
                         l.borrow_mut().extend(items);
                     }
@@ -562,6 +570,7 @@ impl Eval<'_, '_> {
                 "set" => {
                     let i = self.int_arg(args.first())?;
                     let x = self.arg(args.get(1))?;
+                    self.admit(&x, Some(&target))?;
                     let mut l = l.borrow_mut();
                     match i.and_then(|i| usize::try_from(i).ok()) {
                         Some(i) if i < l.len() => std::mem::replace(&mut l[i], x),
@@ -576,27 +585,39 @@ impl Eval<'_, '_> {
                             _ => Value::Null,
                         }
                     }
-                    x => {
-                        let mut l = l.borrow_mut();
-                        let at = l.iter().position(|v| equal(v, &x));
-                        Value::Bool(at.map(|i| l.remove(i)).is_some())
-                    }
+                    x => match self.position(l, &x)? {
+                        Some(i) => {
+                            l.borrow_mut().remove(i);
+                            Value::Bool(true)
+                        }
+                        None => Value::Bool(false),
+                    },
                 },
-                "toString" => Value::Str(target.to_text()),
+                "toString" => Value::Str(self.text(&target)?),
                 _ => Value::Null,
             },
             Value::Map(m) => match name {
                 "get" => {
-                    let k = self.arg(args.first())?.to_text();
+                    let k = self.arg(args.first())?;
+                    let k = self.text(&k)?;
                     m.borrow().get(&*k).cloned().unwrap_or_default()
                 }
                 "containsKey" => {
-                    let k = self.arg(args.first())?.to_text();
+                    let k = self.arg(args.first())?;
+                    let k = self.text(&k)?;
                     Value::Bool(m.borrow().contains_key(&*k))
                 }
                 "containsValue" => {
                     let x = self.arg(args.first())?;
-                    Value::Bool(m.borrow().values().any(|v| equal(v, &x)))
+                    let values: Vec<Value> = m.borrow().values().cloned().collect();
+                    let mut found = false;
+                    for v in &values {
+                        if self.equal(v, &x)? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    Value::Bool(found)
                 }
                 "keySet" => {
                     Value::new_list(m.borrow().keys().map(|k| Value::Str(k.clone())).collect())
@@ -616,12 +637,16 @@ impl Eval<'_, '_> {
                 "size" => Value::Int(m.borrow().len() as i64),
                 "isEmpty" => Value::Bool(m.borrow().is_empty()),
                 "put" => {
-                    let k = self.arg(args.first())?.to_text();
+                    let k = self.arg(args.first())?;
+                    let k = self.text(&k)?;
                     let v = self.arg(args.get(1))?;
+                    self.admit(&v, Some(&target))?;
                     m.borrow_mut().insert(k, v).unwrap_or_default()
                 }
                 "putAll" => {
-                    if let Value::Map(other) = self.arg(args.first())? {
+                    let x = self.arg(args.first())?;
+                    self.admit(&x, Some(&target))?;
+                    if let Value::Map(other) = x {
                         let items: Vec<(Rc<str>, Value)> = other
                             .borrow()
                             .iter()
@@ -632,10 +657,11 @@ impl Eval<'_, '_> {
                     Value::Null
                 }
                 "remove" => {
-                    let k = self.arg(args.first())?.to_text();
+                    let k = self.arg(args.first())?;
+                    let k = self.text(&k)?;
                     m.borrow_mut().shift_remove(&*k).unwrap_or_default()
                 }
-                "toString" => Value::Str(target.to_text()),
+                "toString" => Value::Str(self.text(&target)?),
                 _ => Value::Null,
             },
             Value::Loop { .. } => match name {
@@ -647,17 +673,130 @@ impl Eval<'_, '_> {
                 _ => Value::Null,
             },
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => match (name, target.number()) {
-                ("toString", _) => Value::Str(target.to_text()),
+                ("toString", _) => Value::Str(self.text(&target)?),
                 ("intValue" | "longValue", Some(n)) => Value::Int(n.as_f64() as i64),
                 ("doubleValue" | "floatValue", Some(n)) => Value::Float(n.as_f64()),
                 ("equals", _) => {
                     let x = self.arg(args.first())?;
-                    Value::Bool(equal(&target, &x))
+                    Value::Bool(self.equal(&target, &x)?)
                 }
                 _ => Value::Null,
             },
             Value::Null => Value::Null,
         })
+    }
+
+    /// Java's `toString()`, within the byte budget (and charged to it).
+    fn text(&mut self, v: &Value) -> R<Rc<str>> {
+        if let Value::Str(s) = v {
+            return Ok(s.clone());
+        }
+        let mut out = String::new();
+        if !v.render_within(&mut out, MAX_BUILT.saturating_sub(self.built)) {
+            return Err(EvalError::TooLarge);
+        }
+        self.build(out.len())?;
+        Ok(Rc::from(out))
+    }
+
+    /// Velocity's `==`: numbers by value, strings and booleans as such, lists and
+    /// maps element by element (each element a step), anything else by its
+    /// `toString()`.
+    fn equal(&mut self, a: &Value, b: &Value) -> R<bool> {
+        self.step()?;
+        Ok(match (a, b) {
+            (Value::Null, Value::Null) => true,
+            (Value::Null, _) | (_, Value::Null) => false,
+            (Value::Str(x), Value::Str(y)) => x == y,
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::List(x), Value::List(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                let (x, y) = (x.borrow().clone(), y.borrow().clone());
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (p, q) in x.iter().zip(y.iter()) {
+                    if !self.equal(p, q)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            (Value::Map(x), Value::Map(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                let x: Vec<(Rc<str>, Value)> = x
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let y = y.borrow().clone();
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (k, v) in &x {
+                    match y.get(k) {
+                        Some(w) if self.equal(v, w)? => {}
+                        _ => return Ok(false),
+                    }
+                }
+                true
+            }
+            _ => match (a.number(), b.number()) {
+                (Some(x), Some(y)) => x.as_f64() == y.as_f64(),
+                _ => {
+                    let (x, y) = (self.text(a)?, self.text(b)?);
+                    x == y
+                }
+            },
+        })
+    }
+
+    /// Where `x` is in the list (each comparison a step).
+    fn position(&mut self, l: &crate::transform::value::List, x: &Value) -> R<Option<usize>> {
+        let items = l.borrow().clone();
+        for (i, v) in items.iter().enumerate() {
+            if self.equal(v, x)? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `v` may go into a list or map (`into`: the one it goes into): it must
+    /// not nest deeper than `MAX_NESTING` nor hold `into` itself (a cycle would
+    /// outlive the evaluation and never end when printed). The walk is charged to
+    /// the step budget.
+    fn admit(&mut self, v: &Value, into: Option<&Value>) -> R<()> {
+        fn same(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+                (Value::Map(x), Value::Map(y)) => Rc::ptr_eq(x, y),
+                _ => false,
+            }
+        }
+        fn walk(ev: &mut Eval<'_, '_>, v: &Value, into: Option<&Value>, depth: usize) -> R<()> {
+            if !matches!(v, Value::List(_) | Value::Map(_)) {
+                return Ok(());
+            }
+            ev.step()?;
+            if depth >= MAX_NESTING || into.is_some_and(|c| same(v, c)) {
+                return Err(EvalError::TooLarge);
+            }
+            let children: Vec<Value> = match v {
+                Value::List(l) => l.borrow().clone(),
+                Value::Map(m) => m.borrow().values().cloned().collect(),
+                _ => Vec::new(),
+            };
+            for c in &children {
+                walk(ev, c, into, depth + 1)?;
+            }
+            Ok(())
+        }
+        walk(self, v, into, 1)
     }
 
     fn arg(&mut self, e: Option<&Expr>) -> R<Value> {
@@ -849,21 +988,6 @@ fn property(v: &Value, name: &str, ev: &mut Eval<'_, '_>) -> Value {
         Value::List(l) if name == "empty" => Value::Bool(l.borrow().is_empty()),
         Value::Str(s) if name == "empty" => Value::Bool(s.is_empty()),
         _ => Value::Null,
-    }
-}
-
-/// Velocity's `==`: numbers by value, strings and booleans as such, anything else
-/// by its `toString()`.
-fn equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Null, _) | (_, Value::Null) => false,
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        _ => match (a.number(), b.number()) {
-            (Some(x), Some(y)) => x.as_f64() == y.as_f64(),
-            _ => a.to_text() == b.to_text(),
-        },
     }
 }
 

@@ -296,6 +296,26 @@ fn limits_bound_every_template() {
     )
     .unwrap();
     assert_eq!(t.eval(&Inputs::default()).unwrap_err(), EvalError::TooLarge);
+    // a list that holds itself is refused (it would never end printing, nor be freed)
+    for t in [
+        "#set($a = [])#set($x = $a.add($a))$a",
+        "#set($m = {})#set($x = $m.put('self', $m))$m",
+        "#set($m = {})#set($m.self = $m)$m",
+        "#set($a = [1])#set($b = [$a])#set($x = $a.add($b))$a",
+    ] {
+        let t = Template::compile(t).unwrap();
+        assert_eq!(t.eval(&Inputs::default()).unwrap_err(), EvalError::TooLarge);
+    }
+    // a list of itself doubled 60 times is quick to build and refused when printed
+    let t = Template::compile("#set($a = [1, 2])#foreach($i in [1..60])#set($a = [$a, $a])#end$a")
+        .unwrap();
+    assert!(t.eval(&Inputs::default()).is_err());
+    // and compared element by element within the step budget
+    let t = Template::compile("#set($a = [1])#set($b = [1])#foreach($i in [1..60])#set($a = [$a, $a])#set($b = [$b, $b])#end#if($a == $b)same#end").unwrap();
+    assert!(t.eval(&Inputs::default()).is_err());
+    // wrapping a list in itself 1,000 times stops at the nesting limit
+    let t = Template::compile("#set($l = [])#foreach($i in [1..1000])#set($l = [$l])#end").unwrap();
+    assert_eq!(t.eval(&Inputs::default()).unwrap_err(), EvalError::TooLarge);
     // deep nesting is a compile error, not a stack overflow
     let deep = "#if(true)".repeat(200);
     assert!(Template::compile(&deep).is_err());
