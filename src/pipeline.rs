@@ -1,4 +1,4 @@
-//! The request stages, in order: route → auth → throttle → cache →
+//! The request stages, in order: route → auth → throttle → validate → cache →
 //! integrate → respond. `handle` is the whole pipeline in one screen; each stage lives
 //! in its own file. The pipeline never owns the connection: it borrows the client's
 //! socket and buffers through [`Downstream`] and says in [`Outcome`] whether the

@@ -24,7 +24,7 @@ headers = {{ "Retry-After" = "'7'", "x-trace" = "method.request.header.x-trace" 
 template = '{{"error": "slow down", "type": "$context.error.responseType", "id": "$context.requestId"}}'
 
 [apis.shop.gateway_responses.INVALID_API_KEY]
-template = '{{"error": $context.error.messageString, "stage": "$context.stage", "env": "$stageVariables.env"}}'
+template = '{{"error": $context.error.messageString, "stage": "$context.stage", "env": "$stageVariables.env", "v": "$context.error.validationErrorString"}}'
 
 [apis.shop.gateway_responses.UNAUTHORIZED]
 status = 401
@@ -187,7 +187,7 @@ fn customised_gateway_responses_answer_real_failures() {
         assert_eq!(r.status, 403);
         assert_eq!(
             r.text(),
-            r#"{"error": "Forbidden", "stage": "prod", "env": "production"}"#
+            r#"{"error": "Forbidden", "stage": "prod", "env": "production", "v": ""}"#
         );
     }
     assert_eq!(
@@ -333,6 +333,21 @@ fn requests_are_validated_against_models_and_required_parameters() {
         before + 1,
         "no invalid body reached the upstream"
     );
+    // a refusal's reasons do not outlive their request on a kept-alive connection
+    let mut c = Client::connect(gw.addr);
+    let bad = r#"{"qty": 0}"#;
+    c.send(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nx-tenant: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{bad}",
+            bad.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.read_response(false).unwrap().status, 400);
+    c.send(b"GET /keyed HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.text().ends_with(r#""v": ""}"#), "{}", r.text());
     // a body that is not JSON by its content type has no model to meet
     let r = send(
         &gw,

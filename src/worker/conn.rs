@@ -282,6 +282,9 @@ async fn busy(c: &mut Conn, scheme: &'static str, st: &Rc<WorkerState>) -> Busy 
         rec.iam_refusal = None;
         rec.auth_error = "";
         rec.auth = None;
+        if rec.validation.is_some() {
+            rec.validation = None;
+        }
         let mut ds = Downstream {
             io,
             scheme,
