@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 const APP: &str = "https://app.example.com";
@@ -169,13 +167,8 @@ integration = { type = "mock" }
 api = "a"
 "#,
     );
-    let out = Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = check(&path);
+    assert!(!ok);
     assert!(
         err.contains("t.toml:3:18") && err.contains("allow_credentials"),
         "{err}"

@@ -400,13 +400,8 @@ validate = { body = "Remote" }
 api = "a"
 "#;
     let path = dir.write("t.toml", text);
-    let out = Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = check(&path);
+    assert!(!ok);
     for needle in [
         "model `Bad`: the schema does not compile",
         "model `Remote`: the schema does not compile",

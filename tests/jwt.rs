@@ -507,13 +507,8 @@ scopes = ["s"]
 api = "a"
 "#;
     let path = dir.write("t.toml", text);
-    let out = Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = check(&path);
+    assert!(!ok);
     assert!(
         err.contains("t.toml:9:8") && err.contains("jwks: cannot read"),
         "{err}"

@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use common::*;
 
@@ -597,13 +596,8 @@ pattern = "(unclosed"
 api = "a"
 "#;
     let path = dir.write("t.toml", text);
-    let out = Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = check(&path);
+    assert!(!ok);
     // line 12 of the file, the column of the missing operand
     assert!(
         err.contains("t.toml:12:18") && err.contains("line 3 column 18 of the template"),
@@ -694,12 +688,7 @@ integration = { type = "http_proxy", uri = "http://127.0.0.1:9/", parameter_mapp
 api = "h"
 "#;
     let path = dir.write("t.toml", bad);
-    let out = Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (_, err) = check(&path);
     assert!(err.contains("header `authorization` is reserved"), "{err}");
     assert!(
         err.contains("the route has no path parameter `nope`"),

@@ -518,6 +518,19 @@ pub fn config(rest: &str, up: Option<SocketAddr>) -> String {
     s
 }
 
+/// Runs `turnpike check -c PATH`: whether it passed, and what it printed on stderr.
+pub fn check(path: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .expect("turnpike check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// How many requests the Python upstream has served (asking counts as one).
 pub fn upstream_count(up: SocketAddr) -> u64 {
     get(up, "/count")
