@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,9 +16,7 @@ const PKGS: &[&str] = &["moto[server]==5.2.5", "boto3==1.44.8"];
 /// moto with signature checking, and a line-oriented reader for the test to ask
 /// it what arrived (`sqs QUEUE`, `kinesis`, `sfn`).
 struct Moto {
-    child: Child,
-    stdin: ChildStdin,
-    out: BufReader<std::process::ChildStdout>,
+    script: common::python::Script,
     url: String,
     key: String,
     secret: String,
@@ -82,45 +78,20 @@ s.stop()
 
 impl Moto {
     fn start() -> Moto {
-        let deps = common::python::deps(PKGS);
-        let mut child = Command::new("python3")
-            .args(["-u", "-c", SCRIPT])
-            .env("PYTHONPATH", &deps)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let field = |k: &str| json_field(&line, k).unwrap_or_else(|| panic!("moto said {line:?}"));
+        let script = common::python::Script::start(PKGS, SCRIPT);
         Moto {
-            url: field("url"),
-            key: field("key"),
-            secret: field("secret"),
-            queue: field("queue"),
-            events_queue: field("events_queue"),
-            machine: field("machine"),
-            child,
-            stdin,
-            out,
+            url: script.field("url"),
+            key: script.field("key"),
+            secret: script.field("secret"),
+            queue: script.field("queue"),
+            events_queue: script.field("events_queue"),
+            machine: script.field("machine"),
+            script,
         }
     }
 
     fn ask(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        let mut line = String::new();
-        self.out.read_line(&mut line).unwrap();
-        line
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.script.ask(cmd)
     }
 }
 

@@ -8,9 +8,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-
 use common::*;
 
 const PKGS: &[&str] = &["moto[server]==5.2.5", "boto3==1.44.8"];
@@ -64,52 +61,21 @@ for line in sys.stdin:
 s.stop()
 "#;
 
-struct Moto {
-    child: Child,
-    stdin: ChildStdin,
-    out: BufReader<std::process::ChildStdout>,
-    line: String,
-}
+/// moto, asked line by line what arrived (`sqs URL`, `ddb`, `s3 KEY`).
+struct Moto(common::python::Script);
 
 impl Moto {
     fn start() -> Moto {
-        let deps = common::python::deps(PKGS);
-        let mut child = Command::new("python3")
-            .args(["-u", "-c", SCRIPT])
-            .env("PYTHONPATH", &deps)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        Moto {
-            child,
-            stdin,
-            out,
-            line,
-        }
+        Moto(common::python::Script::start(PKGS, SCRIPT))
     }
 
     fn field(&self, k: &str) -> String {
-        json_field(&self.line, k).unwrap_or_else(|| panic!("moto said {:?}", self.line))
+        self.0.field(k)
     }
 
     fn ask(&mut self, cmd: &str) -> serde_json::Value {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        let mut line = String::new();
-        self.out.read_line(&mut line).unwrap();
+        let line = self.0.ask(cmd);
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -338,20 +304,8 @@ s.stop()
 
 #[test]
 fn web_identity_credentials_come_from_sts_and_sign_the_calls() {
-    let deps = common::python::deps(PKGS);
-    let mut child = Command::new("python3")
-        .args(["-u", "-c", WEB_IDENTITY])
-        .env("PYTHONPATH", &deps)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let field = |k: &str| json_field(&line, k).unwrap_or_else(|| panic!("moto said {line:?}"));
+    let mut moto = common::python::Script::start(PKGS, WEB_IDENTITY);
+    let field = |k: &str| moto.field(k);
     let (url, role, queue) = (field("url"), field("role"), field("queue"));
 
     let dir = TempDir::new("webid");
@@ -391,10 +345,6 @@ api = "w"
     );
     let r = send(&gw, "POST", "/q", "from a web identity");
     assert_eq!(r.status, 200, "{} {}", r.text(), gw.log());
-    writeln!(stdin, "read").unwrap();
-    let mut got = String::new();
-    out.read_line(&mut got).unwrap();
+    let got = moto.ask("read");
     assert_eq!(got.trim(), r#"["from a web identity"]"#);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -115,3 +115,60 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A Python script (`python3 -u -c SCRIPT`, `packages` importable) talked to a line
+/// at a time: its first line is read at start (`first`), `ask` writes a line and
+/// reads the answer. Killed when dropped.
+pub struct Script {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    pub first: String,
+}
+
+impl Script {
+    pub fn start(packages: &[&str], script: &str) -> Script {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args(["-u", "-c", script])
+            .env("PYTHONPATH", deps(packages))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        out.read_line(&mut first).expect("the script's first line");
+        Script {
+            child,
+            stdin,
+            out,
+            first,
+        }
+    }
+
+    /// A field of the first line (a JSON object).
+    pub fn field(&self, key: &str) -> String {
+        super::json_field(&self.first, key)
+            .unwrap_or_else(|| panic!("the script said {:?}", self.first))
+    }
+
+    pub fn ask(&mut self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{line}").expect("the script's stdin");
+        let mut answer = String::new();
+        self.out
+            .read_line(&mut answer)
+            .expect("the script's answer");
+        answer
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
